@@ -1,0 +1,20 @@
+export { loadConfig, parseYamlFile } from './load.js';
+export type { LoadedConfig, LoadOptions } from './load.js';
+export { validateConfig, defaultConfig, envOverrides } from './validate.js';
+export { SCHEMA, isLeaf } from './schema.js';
+export type { Config, Schema, Leaf } from './schema.js';
+export { resolveRepo, targetDir } from './repo.js';
+export type { RepoPaths } from './repo.js';
+export {
+  slotId,
+  slotNumber,
+  slotNames,
+  checkName,
+  checkTask,
+  checkDatabaseName,
+  templateDatabase,
+  poolRoot,
+  urlWithPath,
+  SLOT_ID,
+} from './naming.js';
+export type { SlotNames } from './naming.js';

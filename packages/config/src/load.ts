@@ -1,0 +1,87 @@
+import { readFileSync, mkdirSync, writeFileSync, renameSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { configError, errno, notFoundError } from '@wtpool/core';
+import { validateConfig } from './validate.js';
+import { resolveRepo, targetDir, mtimeKey, type RepoPaths } from './repo.js';
+import type { Config } from './schema.js';
+
+export interface LoadedConfig {
+  config: Config;
+  repo: RepoPaths;
+  /** The config file read, or null when none exists (all defaults). */
+  file: string | null;
+}
+
+export interface LoadOptions {
+  /** --repo */
+  repo?: string | undefined;
+  /** --config */
+  config?: string | undefined;
+  env?: NodeJS.ProcessEnv;
+}
+
+/**
+ * Loads and validates the configuration of the repository a command targets. The parsed YAML
+ * is cached as JSON in the state dir, keyed by the file's size, mtime and inode, so hot
+ * commands do not pay for the YAML parser.
+ */
+export function loadConfig(opts: LoadOptions = {}): LoadedConfig {
+  const env = opts.env ?? process.env;
+  const repo = resolveRepo(targetDir(opts.repo, env));
+  const explicit = opts.config !== undefined;
+  const file = explicit ? path.resolve(opts.config!) : path.join(repo.mainRoot, 'pool.config.yaml');
+  const key = mtimeKey(file);
+  if (key === undefined) {
+    if (explicit) throw notFoundError(`config file not found: ${file}`, { hint: 'check --config' });
+    return { config: validateConfig({}, 'defaults', env), repo, file: null };
+  }
+  const raw = readCachedYaml(file, key, repo.stateDir);
+  return { config: validateConfig(raw, file, env), repo, file };
+}
+
+function readCachedYaml(file: string, key: string, stateDir: string): unknown {
+  const cacheFile = path.join(stateDir, 'config-cache.json');
+  try {
+    const cached = JSON.parse(readFileSync(cacheFile, 'utf8')) as {
+      file: string;
+      key: string;
+      raw: unknown;
+    };
+    if (cached.file === file && cached.key === key) return cached.raw;
+  } catch {
+    // no cache yet, or unreadable: parse
+  }
+  const raw = parseYamlFile(file);
+  try {
+    mkdirSync(stateDir, { recursive: true });
+    const tmp = `${cacheFile}.${process.pid}.tmp`;
+    writeFileSync(tmp, JSON.stringify({ file, key, raw }));
+    renameSync(tmp, cacheFile);
+  } catch {
+    // the cache is an optimisation only
+  }
+  return raw;
+}
+
+// Loaded lazily: the YAML parser costs ~20 ms of start-up and is only needed on a cache miss.
+const require = createRequire(import.meta.url);
+
+export function parseYamlFile(file: string): unknown {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    if (errno(e) === 'ENOENT') throw notFoundError(`config file not found: ${file}`);
+    throw e;
+  }
+  const YAML = require('yaml') as typeof import('yaml');
+  const doc = YAML.parseDocument(text, { prettyErrors: true, uniqueKeys: true });
+  if (doc.errors.length) {
+    const err = doc.errors[0]!;
+    throw configError(`${file}: invalid YAML: ${err.message.split('\n')[0]}`, {
+      hint: `fix the syntax of ${file}`,
+    });
+  }
+  return doc.toJS();
+}

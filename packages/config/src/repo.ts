@@ -1,0 +1,79 @@
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import path from 'node:path';
+import { notFoundError } from '@wtpool/core';
+
+export interface RepoPaths {
+  /** Top of the worktree the command was pointed at (may be a linked worktree). */
+  worktree: string;
+  /** The repository's git common dir (shared by all worktrees). */
+  commonDir: string;
+  /** The main checkout (parent of the common dir for a non-bare repository). */
+  mainRoot: string;
+  /** `<commonDir>/wtpool`: the pool's state, shared by every worktree, never committed. */
+  stateDir: string;
+}
+
+/**
+ * Finds the git repository containing `start` without spawning git (this runs on every
+ * command, including hot ones): walk up to a `.git` directory or a `.git` file (a linked
+ * worktree: `gitdir: …`, whose `commondir` names the shared directory).
+ */
+export function resolveRepo(start: string): RepoPaths {
+  let dir = path.resolve(start);
+  if (!existsSync(dir)) throw notFoundError(`no such directory: ${dir}`);
+  for (;;) {
+    const dotgit = path.join(dir, '.git');
+    let st;
+    try {
+      st = statSync(dotgit);
+    } catch {
+      st = undefined;
+    }
+    if (st?.isDirectory()) return paths(dir, dotgit);
+    if (st?.isFile()) {
+      const m = /^gitdir:\s*(.+)\s*$/m.exec(readFileSync(dotgit, 'utf8'));
+      if (m) {
+        const gitdir = path.resolve(dir, m[1]!.trim());
+        let common = gitdir;
+        try {
+          common = path.resolve(
+            gitdir,
+            readFileSync(path.join(gitdir, 'commondir'), 'utf8').trim(),
+          );
+        } catch {
+          // a submodule-style gitdir without commondir: it is its own common dir
+        }
+        return paths(dir, common);
+      }
+    }
+    const parent = path.dirname(dir);
+    if (parent === dir) {
+      throw notFoundError(`not inside a git repository: ${path.resolve(start)}`, {
+        hint: 'run the command inside a git repository, or pass --repo PATH',
+      });
+    }
+    dir = parent;
+  }
+}
+
+function paths(worktree: string, commonDir: string): RepoPaths {
+  const mainRoot = path.basename(commonDir) === '.git' ? path.dirname(commonDir) : worktree;
+  return { worktree, commonDir, mainRoot, stateDir: path.join(commonDir, 'wtpool') };
+}
+
+/** The directory a command targets: --repo, else pnpm's INIT_CWD (where the user ran `pnpm pool`), else cwd. */
+export function targetDir(
+  repoOption: string | undefined,
+  env: NodeJS.ProcessEnv = process.env,
+): string {
+  return repoOption ?? env.INIT_CWD ?? process.cwd();
+}
+
+export function mtimeKey(file: string): string | undefined {
+  try {
+    const st = statSync(file);
+    return `${st.size}:${st.mtimeMs}:${st.ino}`;
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,322 @@
+/**
+ * The configuration schema: one declarative table giving every key, its type, its default and
+ * what it means. Validation, defaults and docs/config.md all come from here.
+ */
+
+export type LeafType = 'string' | 'int' | 'number' | 'boolean' | 'duration' | 'string[]' | 'enum';
+
+export interface Leaf {
+  type: LeafType;
+  default: unknown;
+  description: string;
+  nullable?: boolean;
+  values?: readonly string[];
+  min?: number;
+  max?: number;
+  /** Environment variable that overrides this key. */
+  env?: string;
+  pattern?: RegExp;
+  patternHint?: string;
+}
+
+export type Schema = { [key: string]: Leaf | Schema };
+
+export const isLeaf = (x: Leaf | Schema): x is Leaf =>
+  typeof (x as Leaf).type === 'string' && 'description' in x;
+
+const THRESHOLD = (def: number, env: string, description: string): Leaf => ({
+  type: 'number',
+  default: def,
+  min: 0,
+  env,
+  description,
+});
+
+export const SCHEMA = {
+  pool: {
+    enabled: {
+      type: 'boolean',
+      default: true,
+      env: 'WORKTREE_POOL_ENABLED',
+      description:
+        'master switch; when false, commands that lease slots refuse with a clear message',
+    },
+    root: {
+      type: 'string',
+      default: null,
+      nullable: true,
+      env: 'WORKTREE_BASE_PATH',
+      description:
+        'directory holding the slot worktrees (default: <repo>.worktrees beside the main checkout); relative to the repository root',
+    },
+    base: {
+      type: 'string',
+      default: 'main',
+      description: 'branch every lease starts from and every release returns to',
+      pattern: /^[A-Za-z0-9][A-Za-z0-9._/-]{0,199}$/,
+      patternHint: 'a branch name',
+    },
+    branchPrefix: {
+      type: 'string',
+      default: 'pool',
+      description: 'lease branches are <branchPrefix>/<slot>/<task-slug>',
+      pattern: /^[a-z0-9][a-z0-9_-]{0,31}$/,
+      patternHint: 'lowercase letters, digits, - and _, at most 32',
+    },
+    keep: {
+      type: 'string[]',
+      default: ['node_modules'],
+      description: 'ignored caches that survive a release (paths relative to the worktree)',
+    },
+    leaseTtl: {
+      type: 'duration',
+      default: '2h',
+      description: 'a lease expires when not renewed for this long',
+    },
+    waitTimeout: {
+      type: 'duration',
+      default: '30m',
+      description: 'default --timeout of a blocking acquire',
+    },
+    cleanupOnStartup: {
+      type: 'boolean',
+      default: false,
+      env: 'WORKTREE_CLEANUP_ON_STARTUP',
+      description: '`pool init` first prunes drift (expired leases, missing worktrees)',
+    },
+  },
+  scale: {
+    min: {
+      type: 'int',
+      default: 3,
+      min: 0,
+      max: 1000,
+      env: 'WORKTREE_POOL_SIZE',
+      description: 'ready slots kept at least (and the default size of `pool init`)',
+    },
+    max: {
+      type: 'int',
+      default: 10,
+      min: 1,
+      max: 1000,
+      description: 'the pool never grows past this',
+    },
+    step: {
+      type: 'int',
+      default: 2,
+      min: 1,
+      max: 100,
+      description: 'slots added per growth while waiters are queued',
+    },
+    idleShrinkAfter: {
+      type: 'duration',
+      default: '30m',
+      description: 'ready slots above min idle for this long are retired',
+    },
+  },
+  postgres: {
+    url: {
+      type: 'string',
+      default: null,
+      nullable: true,
+      description:
+        'admin connection URL (enables per-slot databases), e.g. postgres://user:pass@127.0.0.1:5432/postgres',
+    },
+    migrate: {
+      type: 'string',
+      default: null,
+      nullable: true,
+      description: 'command that migrates the template; run with DATABASE_URL pointing at it',
+    },
+    migrations: {
+      type: 'string',
+      default: null,
+      nullable: true,
+      description:
+        'glob of migration files whose contents name the template (rebuilt when they change)',
+    },
+    dbPrefix: {
+      type: 'string',
+      default: 'app',
+      description: 'slot databases are <dbPrefix>_wt<n>',
+      pattern: /^[a-z][a-z0-9_]{0,39}$/,
+      patternHint: 'lowercase letters, digits and _, starting with a letter, at most 40',
+    },
+    connectionLimit: {
+      type: 'int',
+      default: 5,
+      min: 1,
+      max: 10000,
+      description: 'CONNECTION LIMIT of each slot database',
+    },
+  },
+  redis: {
+    url: {
+      type: 'string',
+      default: null,
+      nullable: true,
+      description: 'Redis URL (enables per-slot logical databases), e.g. redis://127.0.0.1:6379',
+    },
+    bandStart: {
+      type: 'int',
+      default: 1,
+      min: 0,
+      description: 'first DB index the pool may use; lower ones belong to the app',
+    },
+    floor: { type: 'int', default: 20, min: 1, description: 'size the band idles at' },
+    step: {
+      type: 'int',
+      default: 10,
+      min: 1,
+      description: 'the band grows and shrinks by this many DBs',
+    },
+    provisionTarget: {
+      type: 'int',
+      default: 64,
+      min: 1,
+      description: 'databases set by `pool scale --provision`',
+    },
+    confFile: {
+      type: 'string',
+      default: null,
+      nullable: true,
+      description: 'redis.conf rewritten by --provision',
+    },
+    restartCommand: {
+      type: 'string',
+      default: null,
+      nullable: true,
+      description: 'command that restarts Redis, run once by --provision',
+    },
+  },
+  ports: {
+    base: {
+      type: 'int',
+      default: null,
+      nullable: true,
+      min: 1,
+      max: 65535,
+      description: 'first port of slot 0 (enables port blocks)',
+    },
+    stride: {
+      type: 'int',
+      default: 10,
+      min: 1,
+      max: 1000,
+      description: 'ports per slot; slot n owns base + n*stride …',
+    },
+  },
+  beads: {
+    prefix: {
+      type: 'string',
+      default: null,
+      nullable: true,
+      description: 'issue prefix (default: read from .beads/config.yaml when present)',
+      pattern: /^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$/,
+      patternHint: 'letters, digits, - and _',
+    },
+  },
+  deps: {
+    strategy: {
+      type: 'enum',
+      default: 'auto',
+      values: ['auto', 'hardlink', 'pnpm', 'npm', 'command', 'none'],
+      description: 'how a slot gets its dependencies',
+    },
+    command: {
+      type: 'string',
+      default: null,
+      nullable: true,
+      description: 'install command for strategy `command`',
+    },
+  },
+  gates: {
+    format: {
+      type: 'string',
+      default: 'prettier --check',
+      description: 'format check; staged files are appended in pre-commit, `.` in ci',
+    },
+    build: {
+      type: 'string',
+      default: 'pnpm -s build',
+      description: 'build command (mandatory gate)',
+    },
+    test: { type: 'string', default: 'pnpm -s test', description: 'test command' },
+  },
+  monitor: {
+    interval: { type: 'duration', default: '30s', description: 'daemon sampling interval' },
+    leaseAlertAfter: {
+      type: 'duration',
+      default: '20m',
+      description: 'leases older than this are reported',
+    },
+    thresholds: {
+      DB_CONN_WARN: THRESHOLD(40, 'DB_CONN_WARN', 'PostgreSQL connections: warning level'),
+      DB_CONN_ERROR: THRESHOLD(50, 'DB_CONN_ERROR', 'PostgreSQL connections: error level'),
+      DISK_WARN: THRESHOLD(
+        2_800_000_000,
+        'DISK_WARN',
+        "bytes used by the pool's worktrees: warning level",
+      ),
+      DISK_ERROR: THRESHOLD(
+        3_000_000_000,
+        'DISK_ERROR',
+        "bytes used by the pool's worktrees: error level",
+      ),
+      FD_WARN_PCT: THRESHOLD(
+        80,
+        'FD_WARN_PCT',
+        'file descriptors in use, percent of the limit: warning level',
+      ),
+    },
+  },
+} satisfies Schema;
+
+/** The validated configuration, durations in milliseconds. */
+export interface Config {
+  pool: {
+    enabled: boolean;
+    root: string | null;
+    base: string;
+    branchPrefix: string;
+    keep: string[];
+    leaseTtl: number;
+    waitTimeout: number;
+    cleanupOnStartup: boolean;
+  };
+  scale: { min: number; max: number; step: number; idleShrinkAfter: number };
+  postgres: {
+    url: string | null;
+    migrate: string | null;
+    migrations: string | null;
+    dbPrefix: string;
+    connectionLimit: number;
+  };
+  redis: {
+    url: string | null;
+    bandStart: number;
+    floor: number;
+    step: number;
+    provisionTarget: number;
+    confFile: string | null;
+    restartCommand: string | null;
+  };
+  ports: { base: number | null; stride: number };
+  beads: { prefix: string | null };
+  deps: {
+    strategy: 'auto' | 'hardlink' | 'pnpm' | 'npm' | 'command' | 'none';
+    command: string | null;
+  };
+  gates: { format: string; build: string; test: string };
+  monitor: {
+    interval: number;
+    leaseAlertAfter: number;
+    thresholds: {
+      DB_CONN_WARN: number;
+      DB_CONN_ERROR: number;
+      DISK_WARN: number;
+      DISK_ERROR: number;
+      FD_WARN_PCT: number;
+    };
+  };
+}

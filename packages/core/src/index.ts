@@ -1,0 +1,3 @@
+export * from './errors.js';
+export * from './duration.js';
+export * from './cli.js';

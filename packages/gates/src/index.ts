@@ -1,0 +1,2 @@
+// Public surface of @wtpool/gates (filled in by its issue).
+export {};

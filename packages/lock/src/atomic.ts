@@ -1,0 +1,73 @@
+import { randomBytes } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { errno } from '@wtpool/core';
+
+/** A temp name in the same directory (rename and link only are atomic within a filesystem). */
+export function tempPath(target: string): string {
+  return path.join(
+    path.dirname(target),
+    `.${path.basename(target)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`,
+  );
+}
+
+/** Writes `data` to a new temp file beside `target` and fsyncs it. Returns the temp path. */
+export async function writeTemp(target: string, data: string): Promise<string> {
+  const tmp = tempPath(target);
+  const fh = await fs.open(tmp, 'wx', 0o644);
+  try {
+    await fh.writeFile(data);
+    await fh.sync();
+  } catch (e) {
+    await fh.close().catch(() => {});
+    await fs.rm(tmp, { force: true });
+    throw e;
+  }
+  await fh.close();
+  return tmp;
+}
+
+/**
+ * Replaces `target` with `data` atomically: temp file, fsync, rename. A reader sees the old
+ * or the new content, never a torn file, even if this process is killed at any instant.
+ */
+export async function writeFileAtomic(target: string, data: string): Promise<void> {
+  const tmp = await writeTemp(target, data);
+  try {
+    await fs.rename(tmp, target);
+  } catch (e) {
+    await fs.rm(tmp, { force: true });
+    throw e;
+  }
+}
+
+/**
+ * Creates `target` with `data` only if it does not exist yet. Among any number of racing
+ * processes exactly one gets `true`. The content is complete the instant the name appears
+ * (written to a temp file first, then hard-linked into place, which fails with EEXIST).
+ */
+export async function createExclusive(target: string, data: string | object): Promise<boolean> {
+  const text = typeof data === 'string' ? data : JSON.stringify(data, null, 2) + '\n';
+  const tmp = await writeTemp(target, text);
+  try {
+    await fs.link(tmp, target);
+    return true;
+  } catch (e) {
+    if (errno(e) === 'EEXIST') return false;
+    throw e;
+  } finally {
+    await fs.rm(tmp, { force: true });
+  }
+}
+
+/** Reads and parses a JSON file; undefined when it does not exist. */
+export async function readJsonFile<T>(file: string): Promise<T | undefined> {
+  let text: string;
+  try {
+    text = await fs.readFile(file, 'utf8');
+  } catch (e) {
+    if (errno(e) === 'ENOENT') return undefined;
+    throw e;
+  }
+  return JSON.parse(text) as T;
+}

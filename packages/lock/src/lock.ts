@@ -1,0 +1,220 @@
+import { promises as fs } from 'node:fs';
+import os from 'node:os';
+import lockfile from 'proper-lockfile';
+import { WtpoolError, ExitCode, errno, formatDuration } from '@wtpool/core';
+
+export interface LockOptions {
+  /** How long to wait for the lock before failing (ms). Default 30 s. */
+  timeout?: number;
+  /**
+   * Age (ms) after which a lock whose holder stopped refreshing it is considered abandoned.
+   * Must be well above any plausible pause of a live holder. Default 20 s (minimum 2 s).
+   */
+  stale?: number;
+  /** Longest sleep between two attempts (ms). Default 25 ms. */
+  maxBackoff?: number;
+  /** Called once when another process is found holding the lock (for "waiting for…" output). */
+  onWait?: (holder: LockHolder | undefined) => void;
+}
+
+export interface LockHolder {
+  pid: number;
+  host: string;
+  since: string;
+  /** What the holder is doing, when it said so. */
+  purpose?: string;
+}
+
+/** What the critical section gets: an abort signal raised if the lock is compromised. */
+export interface LockHandle {
+  readonly signal: AbortSignal;
+  readonly compromised: boolean;
+  /** Throws LockCompromisedError if the lock was lost (e.g. this process stalled past `stale`). */
+  assertHeld(): void;
+}
+
+export class LockTimeoutError extends WtpoolError {
+  constructor(
+    target: string,
+    waitedMs: number,
+    readonly holder: LockHolder | undefined,
+  ) {
+    const who = holder
+      ? `held by pid ${holder.pid} on ${holder.host} since ${holder.since}${holder.purpose ? ` (${holder.purpose})` : ''}`
+      : 'holder unknown';
+    super(
+      'ERR_LOCK_TIMEOUT',
+      ExitCode.FAILURE,
+      `timed out after ${formatDuration(waitedMs)} waiting for the lock on ${target}: ${who}`,
+      {
+        hint: holder
+          ? `if pid ${holder.pid} is stuck, stop it; a dead holder's lock is reclaimed automatically`
+          : "retry; a dead holder's lock is reclaimed automatically after the stale period",
+        details: { target, holder },
+      },
+    );
+  }
+}
+
+export class LockCompromisedError extends WtpoolError {
+  constructor(target: string, cause?: unknown) {
+    super(
+      'ERR_LOCK_COMPROMISED',
+      ExitCode.CONFLICT,
+      `lost the lock on ${target} (this process stalled or the lock was removed); nothing was written`,
+      {
+        hint: 'retry the command',
+        cause,
+      },
+    );
+  }
+}
+
+const HOST = os.hostname();
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const lockDir = (target: string) => `${target}.lock`;
+const ownerFile = (target: string) => `${target}.lock.owner`;
+
+/** Is `pid` alive on this host? (EPERM means it exists but is not ours.) */
+export function pidAlive(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return errno(e) === 'EPERM';
+  }
+}
+
+/** The process currently holding the lock on `target`, as it recorded itself. */
+export async function readLockHolder(target: string): Promise<LockHolder | undefined> {
+  try {
+    return JSON.parse(await fs.readFile(ownerFile(target), 'utf8')) as LockHolder;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Information about a lock on disk, for the monitor's stale-lock check. */
+export async function inspectLock(
+  target: string,
+): Promise<{ held: boolean; ageMs?: number; holder?: LockHolder; holderAlive?: boolean }> {
+  try {
+    const st = await fs.stat(lockDir(target));
+    const holder = await readLockHolder(target);
+    return {
+      held: true,
+      ageMs: Date.now() - st.mtimeMs,
+      ...(holder
+        ? { holder, holderAlive: holder.host === HOST ? pidAlive(holder.pid) : true }
+        : {}),
+    };
+  } catch {
+    return { held: false };
+  }
+}
+
+/**
+ * A lock whose recorded holder is a dead process on this host can be taken over at once,
+ * without waiting for `stale`. Renaming the lock directory away is atomic, so of several
+ * processes that see the same dead holder only one removes it.
+ */
+async function reclaimIfHolderDead(
+  target: string,
+  holder: LockHolder | undefined,
+): Promise<boolean> {
+  if (!holder || holder.host !== HOST || pidAlive(holder.pid)) return false;
+  // Someone may have reclaimed it and taken the lock since we read the holder: re-check.
+  const now = await readLockHolder(target);
+  if (!now || now.pid !== holder.pid || now.since !== holder.since) return false;
+  const graveyard = `${lockDir(target)}.dead-${process.pid}-${Date.now()}`;
+  try {
+    await fs.rename(lockDir(target), graveyard);
+  } catch {
+    return false;
+  }
+  await fs.rm(graveyard, { recursive: true, force: true });
+  await fs.rm(ownerFile(target), { force: true });
+  return true;
+}
+
+/**
+ * Runs `fn` while holding an exclusive lock on `target` (a path; the file itself need not
+ * exist). Waits with jittered exponential backoff (1 ms growing to `maxBackoff`) up to
+ * `timeout`, then fails naming the holder. If the lock is compromised while `fn` runs, the
+ * handle's signal is aborted and withLock rejects with LockCompromisedError instead of
+ * crashing the process.
+ */
+export async function withLock<T>(
+  target: string,
+  fn: (lock: LockHandle) => Promise<T> | T,
+  opts: LockOptions & { purpose?: string } = {},
+): Promise<T> {
+  const timeout = opts.timeout ?? 30_000;
+  const stale = Math.max(opts.stale ?? 20_000, 2000);
+  const maxBackoff = opts.maxBackoff ?? 25;
+  const controller = new AbortController();
+  let compromisedBy: unknown;
+  const started = Date.now();
+  let release: (() => Promise<void>) | undefined;
+  let attempt = 0;
+  let announced = false;
+  let holderChecked = false;
+
+  while (!release) {
+    try {
+      release = await lockfile.lock(target, {
+        realpath: false,
+        stale,
+        retries: 0,
+        onCompromised: (err: Error) => {
+          compromisedBy = err;
+          controller.abort(err);
+        },
+      });
+    } catch (e) {
+      if (errno(e) !== 'ELOCKED') throw e;
+      attempt++;
+      // Every few attempts, look at who holds it: a dead local holder is reclaimed at once.
+      if (!holderChecked || attempt % 16 === 0) {
+        holderChecked = true;
+        const holder = await readLockHolder(target);
+        if (!announced) {
+          announced = true;
+          opts.onWait?.(holder);
+        }
+        if (await reclaimIfHolderDead(target, holder)) continue;
+      }
+      const waited = Date.now() - started;
+      if (waited >= timeout)
+        throw new LockTimeoutError(target, waited, await readLockHolder(target));
+      const cap = Math.min(maxBackoff, 2 ** Math.min(attempt, 10));
+      await sleep(Math.min(Math.random() * cap + 0.5, Math.max(1, timeout - waited)));
+    }
+  }
+
+  const holder: LockHolder = { pid: process.pid, host: HOST, since: new Date().toISOString() };
+  if (opts.purpose) holder.purpose = opts.purpose;
+  await fs.writeFile(ownerFile(target), JSON.stringify(holder)).catch(() => {});
+
+  const handle: LockHandle = {
+    signal: controller.signal,
+    get compromised() {
+      return controller.signal.aborted;
+    },
+    assertHeld() {
+      if (controller.signal.aborted) throw new LockCompromisedError(target, compromisedBy);
+    },
+  };
+
+  try {
+    const result = await fn(handle);
+    handle.assertHeld();
+    return result;
+  } finally {
+    if (!controller.signal.aborted) {
+      await fs.rm(ownerFile(target), { force: true }).catch(() => {});
+      await release().catch(() => {});
+    }
+  }
+}

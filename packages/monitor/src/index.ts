@@ -1,0 +1,2 @@
+// Public surface of @wtpool/monitor (filled in by its issue).
+export {};

@@ -1,0 +1,2 @@
+// Public surface of @wtpool/pool (filled in by its issue).
+export {};

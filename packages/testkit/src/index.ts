@@ -1,0 +1,6 @@
+export { makeTempRepo, tempDir, PROJECT_ROOT, GIT_ENV } from './repo.js';
+export type { TempRepo, TempRepoOptions } from './repo.js';
+export { runCli } from './cli.js';
+export type { CliResult, RunOptions } from './cli.js';
+export { startRedis, startPostgres, freePort, waitForPort } from './services.js';
+export type { RedisServer, PostgresServer } from './services.js';

@@ -1,0 +1,2 @@
+// Public surface of @wtpool/tracks (filled in by its issue).
+export {};
