@@ -1,3 +1,4 @@
+/* global performance */
 // A real OS process for the lock library's race tests. Uses the compiled library (dist/).
 // Usage: node worker.mjs <mode> <args…>; prints one JSON line per event on stdout.
 import { existsSync, readFileSync } from 'node:fs';
@@ -22,6 +23,15 @@ try {
       });
       for (let i = 0; i < Number(rest[0]); i++) await store.update((d) => void d.n++);
       say({ done: true });
+      break;
+    }
+    case 'increment-timed': {
+      // increment-timed <file> <count> <barrier>: wait for the barrier, then time the updates
+      const store = new JsonStore(file, { initial: { n: 0 }, timeout: 120000 });
+      await waitFor(rest[1]);
+      const start = performance.timeOrigin + performance.now();
+      for (let i = 0; i < Number(rest[0]); i++) await store.update((d) => void d.n++);
+      say({ start, end: performance.timeOrigin + performance.now() });
       break;
     }
     case 'hold': {
