@@ -112,3 +112,43 @@ export function bvPlan(g: Graph): BvPlan {
       : { highest_impact: '', impact_reason: '', unblocks_count: 0 },
   };
 }
+
+/** A bv-shaped plan from our analysis (for `--from-bv … --format bv` round trips). */
+export function toBvPlan(a: {
+  tracks: { track_id: string; reason: string; items: BvPlanItem[] }[];
+  total_actionable: number;
+  total_blocked: number;
+}): BvPlan {
+  const all = a.tracks.flatMap((t) => t.items).sort((x, y) => byId(x.id, y.id));
+  const top = all.reduce<BvPlanItem | undefined>(
+    (best, i) => (!best || i.unblocks.length > best.unblocks.length ? i : best),
+    undefined,
+  );
+  return {
+    tracks: a.tracks.map((t) => ({
+      track_id: t.track_id,
+      reason: t.reason,
+      items: t.items.map((i) => ({
+        id: i.id,
+        title: i.title,
+        priority: i.priority,
+        status: i.status,
+        unblocks: i.unblocks,
+      })),
+    })),
+    total_actionable: a.total_actionable,
+    total_blocked: a.total_blocked,
+    summary: top
+      ? {
+          highest_impact: top.id,
+          impact_reason:
+            top.unblocks.length === 0
+              ? 'No downstream dependencies'
+              : top.unblocks.length === 1
+                ? 'Unblocks 1 task'
+                : 'Unblocks multiple tasks',
+          unblocks_count: top.unblocks.length,
+        }
+      : { highest_impact: '', impact_reason: '', unblocks_count: 0 },
+  };
+}

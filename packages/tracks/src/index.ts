@@ -5,3 +5,5 @@ export * from './bv.js';
 export * from './evidence.js';
 export * from './tracks.js';
 export * from './analyze.js';
+export * from './recommend.js';
+export * from './format.js';
