@@ -1,21 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { buildGraph, bvPlan, trackName, type Issue } from '@wtpool/tracks';
-
-export function issue(id: string, deps: [string, string][] = [], o: Partial<Issue> = {}): Issue {
-  return {
-    id,
-    title: `title ${id}`,
-    status: 'open',
-    priority: 2,
-    issueType: 'task',
-    labels: [],
-    deps: deps.map(([type, target]) => ({ type, target })),
-    text: {},
-    metadataFiles: [],
-    ephemeral: false,
-    ...o,
-  };
-}
+import { buildGraph, bvPlan, trackName } from '@wtpool/tracks';
+import { issue } from './helpers.test-util.js';
 
 describe('--format bv follows bv --robot-plan', () => {
   it('names tracks A…Z, AA…', () => {

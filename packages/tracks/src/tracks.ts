@@ -85,8 +85,13 @@ const cmp = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 /** Min-heap of issue indexes by (priority, id): Kahn's order with priority tie-breaks. */
 class IssueHeap {
   private a: number[] = [];
-  constructor(private readonly g: Graph) {}
+  constructor(
+    private readonly g: Graph,
+    private readonly late: Set<number> = new Set(),
+  ) {}
   private less(x: number, y: number): boolean {
+    const lx = this.late.has(x);
+    if (lx !== this.late.has(y)) return !lx;
     const ix = this.g.issues[x]!;
     const iy = this.g.issues[y]!;
     return ix.priority !== iy.priority ? ix.priority < iy.priority : ix.id < iy.id;
@@ -126,20 +131,19 @@ class IssueHeap {
 }
 
 /**
- * Orders open issues: blockers before what they block, children before their epic, then by
- * priority and id. Members of a cycle come last, by priority.
+ * Orders open issues: blockers before what they block (Kahn), then an epic after its open
+ * children when that is free to choose (a blocker inside the epic's tree can force otherwise),
+ * then priority and id. Members of a cycle come last, by priority.
  */
 export function orderIssues(g: Graph, members: number[]): number[] {
   const inSet = new Set(members);
   const indeg = new Map<number, number>();
   // edges u → v meaning "u before v"
-  const next = (u: number): number[] => [
-    ...g.dependents[u]!.filter((v) => inSet.has(v)),
-    ...g.parents[u]!.filter((v) => inSet.has(v)),
-  ];
+  const next = (u: number): number[] => g.dependents[u]!.filter((v) => inSet.has(v));
+  const epics = new Set(members.filter((m) => g.children[m]!.some((c) => inSet.has(c))));
   for (const u of members) indeg.set(u, indeg.get(u) ?? 0);
   for (const u of members) for (const v of next(u)) indeg.set(v, (indeg.get(v) ?? 0) + 1);
-  const heap = new IssueHeap(g);
+  const heap = new IssueHeap(g, epics);
   for (const u of members) if (indeg.get(u) === 0) heap.push(u);
   const out: number[] = [];
   while (heap.length) {
