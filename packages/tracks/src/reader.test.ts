@@ -1,16 +1,10 @@
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { PROJECT_ROOT, tempDir } from '@wtpool/testkit';
-import { resolveRepo } from '@wtpool/config';
+import { tempDir } from '@wtpool/testkit';
+import { FIXTURES } from './helpers.test-util.js';
 import { buildGraph, findIssueFile, readIssueFile, readIssueLines } from '@wtpool/tracks';
 
-// shared/ sits beside the repository's main checkout (CI: a fresh clone; here: beside a worktree's main).
-const candidates = [PROJECT_ROOT, resolveRepo(PROJECT_ROOT).mainRoot].map((r) =>
-  path.resolve(r, '../shared/fixtures/beads'),
-);
-export const FIXTURES = candidates.find((c) => existsSync(c))!;
-if (!FIXTURES) throw new Error(`beads fixtures missing: looked in ${candidates.join(', ')}`);
 const fx = (name: string) => path.join(FIXTURES, name);
 
 const line = (o: Record<string, unknown>) =>
