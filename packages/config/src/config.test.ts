@@ -100,6 +100,17 @@ describe('repository discovery', () => {
   });
 });
 
+describe('targetDir', () => {
+  it('trusts INIT_CWD only under a `pnpm <family>` script', () => {
+    expect(targetDir('/x', { INIT_CWD: '/y', npm_lifecycle_event: 'pool' })).toBe('/x');
+    expect(targetDir(undefined, { INIT_CWD: '/y', npm_lifecycle_event: 'pool' })).toBe('/y');
+    expect(targetDir(undefined, { INIT_CWD: '/y', npm_lifecycle_event: 'test' })).toBe(
+      process.cwd(),
+    );
+    expect(targetDir(undefined, { INIT_CWD: '/y' })).toBe(process.cwd());
+  });
+});
+
 describe('the naming function', () => {
   const repo = {
     worktree: '/r/app',
