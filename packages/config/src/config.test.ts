@@ -3,6 +3,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { makeTempRepo } from '@wtpool/testkit';
 import {
+  targetDir,
   loadConfig,
   validateConfig,
   slotNames,
