@@ -61,12 +61,23 @@ function paths(worktree: string, commonDir: string): RepoPaths {
   return { worktree, commonDir, mainRoot, stateDir: path.join(commonDir, 'wtpool') };
 }
 
-/** The directory a command targets: --repo, else pnpm's INIT_CWD (where the user ran `pnpm pool`), else cwd. */
+/** Root scripts that run a command family (`pnpm pool …`); see targetDir(). */
+const FAMILY_SCRIPTS = new Set(['pool', 'monitor', 'tracks', 'gates', 'integrate']);
+
+/**
+ * The directory a command targets: --repo; else, when run as `pnpm pool …` (pnpm moves the
+ * process to the workspace root and says where the user was in INIT_CWD), that directory;
+ * else the current directory. INIT_CWD alone is not trusted: every process below any pnpm
+ * script inherits it, e.g. a bin spawned by a test run or by an agent's own `pnpm dev`.
+ */
 export function targetDir(
   repoOption: string | undefined,
   env: NodeJS.ProcessEnv = process.env,
 ): string {
-  return repoOption ?? env.INIT_CWD ?? process.cwd();
+  if (repoOption !== undefined) return repoOption;
+  const event = env.npm_lifecycle_event;
+  if (env.INIT_CWD && event && FAMILY_SCRIPTS.has(event)) return env.INIT_CWD;
+  return process.cwd();
 }
 
 export function mtimeKey(file: string): string | undefined {
