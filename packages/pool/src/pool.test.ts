@@ -165,20 +165,24 @@ describe('WorktreePool', () => {
   it('renews with heartbeat, checks the holder, and reclaims an expired lease with its work rescued', async () => {
     const { repo, pool } = await setup('scale:\n  min: 1\n  max: 1\n');
     await pool.initialize();
-    const lease = await pool.lease({ agent: 'ag', task: 't', ttlMs: 400 });
-    await sleep(250);
-    const hb = await pool.heartbeat({ slot: lease.slot, agent: 'ag' });
-    expect(Date.parse(hb.expiresAt)).toBeGreaterThan(Date.parse(lease.expiresAt));
-    await expect(pool.heartbeat({ slot: lease.slot, agent: 'intruder' })).rejects.toMatchObject({
+    const long = await pool.lease({ agent: 'ag', task: 't', ttlMs: 60_000 });
+    await sleep(20);
+    const hb = await pool.heartbeat({ slot: long.slot, agent: 'ag' });
+    expect(Date.parse(hb.expiresAt)).toBeGreaterThan(Date.parse(long.expiresAt));
+    expect((await pool.readState()).slots['wt-1']!.lease!.heartbeatAt).toBe(hb.heartbeatAt);
+    await expect(pool.heartbeat({ slot: long.slot, agent: 'intruder' })).rejects.toMatchObject({
       exitCode: 5,
     });
     await expect(pool.heartbeat({ slot: 'wt-9', agent: 'ag' })).rejects.toMatchObject({
       exitCode: 4,
     });
-    await sleep(250);
-    expect((await pool.getStatus()).slots[0]!.state).toBe('leased'); // renewed: not expired yet
+    expect((await pool.getStatus()).slots[0]!.state).toBe('leased');
+    await pool.release({ slot: long.slot, agent: 'ag' });
+
+    // A lease not renewed within its TTL is reclaimed by the next command that looks.
+    const lease = await pool.lease({ agent: 'ag', task: 't', ttlMs: 200 });
     await fs.writeFile(path.join(lease.path, 'wip.txt'), 'unsaved\n');
-    await sleep(500);
+    await sleep(400);
     const st = await pool.getStatus(); // looking reclaims
     expect(st.slots[0]).toMatchObject({ state: 'ready', lease: null });
     const rescues = await pool.rescueList();
