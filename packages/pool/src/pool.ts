@@ -74,13 +74,15 @@ import {
   ensureExcludes,
   isDirty,
   listRefs,
+  readBranchCommit,
   removeWorktree,
   resetToBase,
   saveRescue,
   switchToNewBranch,
   worktreeExists,
-  worktreeGitDir,
+  worktreeStatus,
   type OwnerMarker,
+  type WorktreeStatus,
   type RefInfo,
 } from './worktree.js';
 
@@ -745,14 +747,6 @@ export class WorktreePool {
    */
   async release(o: ReleaseOptions): Promise<ReleaseResult> {
     const { id, slot, lease } = await this.holderCheck(o.slot, o.agent);
-    if (!o.force && worktreeExists(slot.path) && (await isDirty(slot.path))) {
-      throw conflictError(
-        `${id} has uncommitted changes or untracked files; nothing was released`,
-        {
-          hint: `commit them in ${slot.path}, or run \`pool release ${id} ${lease.agent} --force\` to save them to refs/wtpool/rescue/${id}/… and release`,
-        },
-      );
-    }
     const { plan } = await this.tx(
       (draft) => {
         const s = draft.slots[id];
@@ -761,13 +755,30 @@ export class WorktreePool {
             hint: 'see `pool status`',
           });
         }
+        // Reserved: no reclaim or second release can reset this worktree while we do.
         s.state = 'releasing';
         s.owner = procRef();
       },
       { shrink: true },
     );
     const background = this.runPlan(plan);
-    const r = await this.resetSlot(id, lease, 'release');
+    const st = worktreeExists(slot.path)
+      ? await worktreeStatus(slot.path, this.config.pool.keep).catch(async (e) => {
+          await this.unreserve(id, lease);
+          throw e;
+        })
+      : null;
+    if (st?.dirty && !o.force) {
+      await this.unreserve(id, lease);
+      await background;
+      throw conflictError(
+        `${id} has uncommitted changes or untracked files; nothing was released`,
+        {
+          hint: `commit them in ${slot.path}, or run \`pool release ${id} ${lease.agent} --force\` to save them to refs/wtpool/rescue/${id}/… and release`,
+        },
+      );
+    }
+    const r = await this.resetSlot(id, lease, 'release', st);
     await this.event('release', {
       slot: id,
       agent: lease.agent,
@@ -787,6 +798,21 @@ export class WorktreePool {
       kept: r.kept,
       rescueRef: r.rescueRef,
     };
+  }
+
+  /** Gives a slot reserved for release back to its lease (a refused release changes nothing). */
+  private async unreserve(id: string, lease: Lease): Promise<void> {
+    await this.store.update((draft) => {
+      const s = draft.slots[id];
+      if (
+        s?.state === 'releasing' &&
+        s.owner?.pid === process.pid &&
+        s.lease?.token === lease.token
+      ) {
+        s.state = 'leased';
+        s.owner = null;
+      }
+    });
   }
 
   /** Renews a lease's TTL (heartbeat). */
@@ -841,18 +867,18 @@ export class WorktreePool {
     id: string,
     lease: Lease,
     reason: string,
+    known: WorktreeStatus | null = null,
   ): Promise<{ rescueRef: string | null; kept: boolean }> {
     const names = this.names(id);
     const dir = names.path;
-    const base = this.config.pool.base;
+    const { base, keep } = this.config.pool;
     let rescueRef: string | null = null;
-    let ahead = 0;
+    let ahead: number;
     const branchRef = `refs/heads/${lease.branch}`;
     if (worktreeExists(dir)) {
-      const head = await fs
-        .readFile(path.join(worktreeGitDir(dir), 'HEAD'), 'utf8')
-        .catch(() => '');
-      const onBranch = head.trim() === `ref: ${branchRef}`;
+      const st = known ?? (await worktreeStatus(dir, keep));
+      const onBranch = st.branch === lease.branch;
+      const baseCommit = await readBranchCommit(this.repo.commonDir, base);
       const save = async () => {
         rescueRef = await saveRescue(
           dir,
@@ -868,18 +894,21 @@ export class WorktreePool {
           reason,
         });
       };
-      if (await isDirty(dir)) await save();
+      const headAhead = async () =>
+        st.head === null || st.head === baseCommit ? 0 : commitsAhead(dir, base, 'HEAD');
+      if (st.dirty) await save();
       // Commits made off the lease branch (detached HEAD, another branch) are saved too.
-      else if (!onBranch && (await commitsAhead(dir, base, 'HEAD')) > 0) await save();
-      ahead = await commitsAhead(dir, base, onBranch ? 'HEAD' : branchRef);
-      await resetToBase(dir, base, this.config.pool.keep);
+      else if (!onBranch && (await headAhead()) > 0) await save();
+      ahead = onBranch ? await headAhead() : await commitsAhead(dir, base, branchRef);
+      await resetToBase(dir, base, keep, st.needsClean);
     } else {
       ahead = await commitsAhead(this.repo.mainRoot, base, branchRef);
     }
-    if (ahead === 0)
+    if (ahead === 0) {
       await withGitLock(this.repo.stateDir, 'refs', () =>
         deleteBranch(this.repo.mainRoot, lease.branch),
       );
+    }
     await this.eachProvider(id, 'release');
     const lf = await readJsonFile<LeaseFile>(names.leaseFile).catch(() => undefined);
     if (lf?.token === lease.token) await fs.rm(names.leaseFile, { force: true });
