@@ -583,8 +583,14 @@ export class WorktreePool {
       holderPid: lease.holder?.pid ?? null,
     };
     await fs.mkdir(path.dirname(names.leaseFile), { recursive: true });
-    if (!(await createExclusive(names.leaseFile, doc)))
-      await this.replaceStaleLeaseFile(id, lease, doc);
+    if (!(await createExclusive(names.leaseFile, doc))) {
+      try {
+        await this.replaceStaleLeaseFile(id, lease, doc);
+      } catch (e) {
+        await this.giveBack(id, lease, e);
+        throw e;
+      }
+    }
     try {
       const env = await this.leaseEnv(id, lease);
       let branch = lease.branch;
@@ -644,21 +650,29 @@ export class WorktreePool {
         env,
       };
     } catch (e) {
-      // Give the slot back (reset, providers released, lease file removed), then report.
-      await this.store.update((draft) => {
-        const s = draft.slots[id];
-        if (s?.lease?.token === lease.token) {
-          s.state = 'releasing';
-          s.owner = procRef();
-        }
-      });
-      await this.reclaim({
-        slot: { id } as SlotRecord,
-        lease,
-        reason: `claim failed: ${errMessage(e)}`,
-      }).catch(() => {});
+      await this.giveBack(id, lease, e);
       throw e;
     }
+  }
+
+  /**
+   * A claim failed: if the slot is still ours in the registry, reset it (providers released,
+   * lease file removed) and publish it ready. A slot the registry gave to someone else is left alone.
+   */
+  private async giveBack(id: string, lease: Lease, e: unknown): Promise<void> {
+    const ours = await this.store.update((draft) => {
+      const s = draft.slots[id];
+      if (s?.state !== 'leased' || s.lease?.token !== lease.token) return false;
+      s.state = 'releasing';
+      s.owner = procRef();
+      return true;
+    });
+    if (!ours) return;
+    await this.reclaim({
+      slot: { id } as SlotRecord,
+      lease,
+      reason: `claim failed: ${errMessage(e)}`,
+    }).catch(() => {});
   }
 
   /** The lease file exists: a leftover of a crash (registry says the slot is ours) or a lost race. */
