@@ -503,17 +503,7 @@ export class WorktreePool {
         hint: 'raise --timeout, or grow the pool (`pool scale out`, scale.max)',
       });
     }
-    const slot = Object.values((await this.readState()).slots).find(
-      (s) => s.lease?.token === lease!.token,
-    );
-    if (!slot) {
-      await Promise.allSettled(background);
-      throw conflictError(
-        'the slot granted to this acquire was taken back before it could be claimed',
-        { hint: 'retry the acquire' },
-      );
-    }
-    const result = await this.claim(slot.id, lease, started);
+    const result = await this.claim(lease.slot, lease, started);
     await Promise.allSettled(background);
     return result;
   }
@@ -592,6 +582,13 @@ export class WorktreePool {
       }
     }
     try {
+      // The grant may have been taken back (expired before we got here): then it is not ours.
+      if ((await this.readState()).slots[id]?.lease?.token !== lease.token) {
+        await fs.rm(names.leaseFile, { force: true });
+        throw conflictError(`${id} was taken back before this acquire could claim it`, {
+          hint: 'retry the acquire (with a longer --ttl if it keeps happening)',
+        });
+      }
       const env = await this.leaseEnv(id, lease);
       let branch = lease.branch;
       if (!(await switchToNewBranch(names.path, branch, this.config.pool.base))) {
