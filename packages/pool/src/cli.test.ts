@@ -318,6 +318,31 @@ describe('pool CLI races (real processes)', () => {
     expect(await repo.git(['show', `${rescue!.ref}:started.txt`])).toBe('started');
   });
 
+  it('targets the repository pnpm was run from (INIT_CWD) and honours environment overrides', async () => {
+    const { repo } = await setup('scale:\n  max: 5\n');
+    const elsewhere = repo.sandbox; // not a git repository
+    const env = { INIT_CWD: repo.dir, WORKTREE_POOL_SIZE: '2' };
+    const init = await runCli(BIN, ['init', '--json'], { cwd: elsewhere, env });
+    expect(init.code, init.stderr).toBe(0);
+    expect(init.json<PoolStatus>().pool).toMatchObject({ min: 2, size: 2, ready: 2 });
+    const off = await runCli(BIN, ['acquire', 'ag', 't', '--no-wait'], {
+      cwd: elsewhere,
+      env: { ...env, WORKTREE_POOL_ENABLED: 'false' },
+    });
+    expect(off.code).toBe(1);
+    expect(off.stderr).toMatch(/disabled/);
+    const base = path.join(repo.sandbox, 'slots');
+    const moved = await runCli(BIN, ['acquire', 'ag', 't', '--json'], {
+      cwd: elsewhere,
+      env: { ...env, WORKTREE_BASE_PATH: base },
+    });
+    // A new pool root (WORKTREE_BASE_PATH): slots move there when next used.
+    expect(moved.code, moved.stderr).toBe(0);
+    const lease = moved.json<AcquireResult>();
+    expect(lease.path).toBe(path.join(base, lease.slot));
+    expect(existsSync(path.join(repo.sandbox, 'repo.worktrees', lease.slot))).toBe(false);
+  });
+
   it('config errors exit 3 naming the file, key and expected type; --help comes from the option table', async () => {
     const { pool } = await setup('scale:\n  max: lots\n');
     const r = await pool('status');

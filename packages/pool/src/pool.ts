@@ -134,6 +134,7 @@ export class WorktreePool {
 
   private readonly branchFor = (slot: string, slug: string) => this.names(slot).branch(slug);
   private readonly pathOf = (n: number) => this.names(n).path;
+  private readonly pathOfId = (id: string) => this.names(id).path;
   private readonly leaseFileOf = (slot: string) => this.names(slot).leaseFile;
 
   /** The registry as it is now (no lock: files are replaced atomically). */
@@ -163,7 +164,7 @@ export class WorktreePool {
       const result = fn(draft, plan, now);
       if (o.grow) reserveGrowth(draft, this.config, this.pathOf, now, plan);
       if (o.shrink) retireIdle(draft, this.config, this.config.scale.idleShrinkAfter, now, plan);
-      dispatch(draft, plan, this.branchFor, now);
+      dispatch(draft, plan, this.branchFor, this.pathOfId, now);
       return { result, plan };
     });
     await this.logPlan(out.plan);
@@ -262,7 +263,10 @@ export class WorktreePool {
     const { plan } = await this.tx((draft, plan, now) => {
       for (const s of slotList(draft)) {
         // Self-healing: a registered idle or broken slot whose worktree is gone is recreated.
-        if ((s.state === 'ready' || s.state === 'broken') && !worktreeExists(s.path)) {
+        if (
+          (s.state === 'ready' || s.state === 'broken') &&
+          (s.path !== this.pathOfId(s.id) || !worktreeExists(s.path))
+        ) {
           s.state = 'provisioning';
           s.owner = procRef();
           plan.provision.push(s);
@@ -290,10 +294,13 @@ export class WorktreePool {
   private async provision(ids: string[]): Promise<void> {
     await ensureExcludes(this.repo.commonDir);
     const made: string[] = [];
+    const registered = (await this.readState()).slots;
     await withGitLock(this.repo.stateDir, 'worktrees', async () => {
       for (const id of ids) {
         this.reporter.progress(`creating worktree ${id}…`);
         try {
+          const old = registered[id]?.path;
+          if (old && old !== this.names(id).path) await this.removeMoved(id, old);
           await this.createWorktree(id);
           made.push(id);
         } catch (e) {
@@ -314,6 +321,21 @@ export class WorktreePool {
     );
     for (const id of ready) await this.event('provision', { slot: id, path: this.names(id).path });
     await this.publish(ready);
+  }
+
+  /** pool.root changed: the slot's old worktree goes (its work saved first). Under the worktrees lock. */
+  private async removeMoved(id: string, old: string): Promise<void> {
+    if (worktreeExists(old)) {
+      if (await isDirty(old)) {
+        const ref = await saveRescue(
+          old,
+          this.names(id).rescueRefPrefix,
+          `wtpool rescue of ${id} (moved from ${old})`,
+        );
+        await this.event('rescue', { slot: id, ref, reason: 'moved' });
+      }
+      await removeWorktree(this.repo.mainRoot, old);
+    }
   }
 
   private async createWorktree(id: string): Promise<void> {
@@ -368,6 +390,7 @@ export class WorktreePool {
           (s.state === 'provisioning' || s.state === 'releasing')
         ) {
           markReady(s, now);
+          s.path = this.names(id).path;
         }
       }
       draft.kept.push(...kept);
@@ -446,7 +469,7 @@ export class WorktreePool {
             ticket = null; // our ticket vanished (should not happen): queue again
           }
           if (!draft.queue.length) {
-            const slot = pickReady(draft, identity, plan);
+            const slot = pickReady(draft, identity, plan, this.pathOfId);
             if (slot) return grant(draft, slot, req, this.branchFor, now);
           }
           if (!wait || final) return undefined;
