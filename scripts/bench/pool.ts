@@ -29,6 +29,13 @@ const GIT_ENV = {
   GIT_COMMITTER_EMAIL: 'bench@wtpool.invalid',
 };
 
+/** Runs the pool CLI (compiled bin) and returns its stdout, trimmed; throws on a non-zero exit. */
+function runPool(args: string[]): string {
+  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(r.stderr);
+  return r.stdout.trim();
+}
+
 /** A repository with a few hundred small files (a realistic checkout is larger; this keeps git cost modest). */
 function makeRepo(root: string, config: string): string {
   const dir = path.join(root, 'repo');
@@ -118,13 +125,7 @@ async function cliAcquireOnly(tmpfs: boolean): Promise<Row[]> {
       let out = '';
       acq.push(
         await time(() => {
-          const r = spawnSync(
-            process.execPath,
-            [BIN, 'acquire', 'bench', `t${i}`, '--no-wait', '--repo', dir],
-            { encoding: 'utf8' },
-          );
-          if (r.status !== 0) throw new Error(r.stderr);
-          out = r.stdout.trim();
+          out = runPool(['acquire', 'bench', `t${i}`, '--no-wait', '--repo', dir]);
         }),
       );
       await pool.release({ slot: path.basename(out), agent: 'bench' });
@@ -164,10 +165,7 @@ async function init(tmpfs: boolean): Promise<Row[]> {
       const a = fresh();
       samples['pool init --size 10'].push(
         await time(() => {
-          const x = spawnSync(process.execPath, [BIN, 'init', '--size', '10', '--repo', a], {
-            encoding: 'utf8',
-          });
-          if (x.status !== 0) throw new Error(x.stderr);
+          runPool(['init', '--size', '10', '--repo', a]);
         }),
       );
       const b = fresh();
