@@ -207,6 +207,19 @@ describe('pool CLI races (real processes)', () => {
     });
   });
 
+  it('a blocking acquire gives up after --timeout with exit 75 and leaves the queue', async () => {
+    const { pool, repo } = await setup('scale:\n  min: 1\n  max: 1\n');
+    expect((await pool('init')).code).toBe(0);
+    expect((await pool('acquire', 'holder', 'h')).code).toBe(0);
+    const r = await pool('acquire', 'patient', 'p', '--timeout', '300ms', '--json');
+    expect(r.code).toBe(75);
+    expect(r.json<{ error: { code: string; message: string } }>().error.message).toMatch(/within/);
+    expect((await status(pool)).queue).toEqual([]);
+    const types = (await readEvents(path.join(repo.dir, '.git/wtpool'))).map((e) => e.type);
+    expect(types).toContain('enqueue');
+    expect(types.filter((t) => t === 'acquire')).toHaveLength(1);
+  });
+
   it('a waiter that dies leaves no ghost ticket', async () => {
     const { pool, repo } = await setup('scale:\n  min: 1\n  max: 1\n');
     expect((await pool('init')).code).toBe(0);
