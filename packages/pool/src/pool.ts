@@ -515,7 +515,10 @@ export class WorktreePool {
       throw poolFullError(
         `no free slot: ${c.leased} of ${c.size} leased (max ${this.config.scale.max})`,
         {
-          hint: 'retry later, wait in the queue (without --no-wait), or grow the pool with `pool scale out`',
+          hint:
+            c.size === 0
+              ? 'the pool has no slots yet: run `pool init`'
+              : 'retry later, wait in the queue (without --no-wait), or grow the pool with `pool scale out`',
         },
       );
     }
