@@ -323,17 +323,31 @@ export class WorktreePool {
     await this.publish(ready);
   }
 
+  /**
+   * Before a worktree is reset or removed outside a release: uncommitted work, or commits on a
+   * HEAD not in the base (a detached HEAD's commits would become unreachable), go to a rescue ref.
+   */
+  async rescueUnsaved(
+    dir: string,
+    refPrefix: string,
+    details: { slot?: string; path?: string; reason: string },
+  ): Promise<string | null> {
+    const unsaved =
+      (await isDirty(dir)) || (await commitsAhead(dir, this.config.pool.base, 'HEAD')) > 0;
+    if (!unsaved) return null;
+    const ref = await saveRescue(
+      dir,
+      refPrefix,
+      `wtpool rescue of ${details.slot ?? dir} (${details.reason})`,
+    );
+    await this.event('rescue', { ...details, ref });
+    return ref;
+  }
+
   /** pool.root changed: the slot's old worktree goes (its work saved first). Under the worktrees lock. */
   private async removeMoved(id: string, old: string): Promise<void> {
     if (worktreeExists(old)) {
-      if (await isDirty(old)) {
-        const ref = await saveRescue(
-          old,
-          this.names(id).rescueRefPrefix,
-          `wtpool rescue of ${id} (moved from ${old})`,
-        );
-        await this.event('rescue', { slot: id, ref, reason: 'moved' });
-      }
+      await this.rescueUnsaved(old, this.names(id).rescueRefPrefix, { slot: id, reason: 'moved' });
       await removeWorktree(this.repo.mainRoot, old);
     }
   }
@@ -341,15 +355,11 @@ export class WorktreePool {
   private async createWorktree(id: string): Promise<void> {
     const dir = this.names(id).path;
     if (worktreeExists(dir)) {
-      // A worktree is already there (registry lost or recreated): keep nothing of it unsaved.
-      if (await isDirty(dir)) {
-        const ref = await saveRescue(
-          dir,
-          this.names(id).rescueRefPrefix,
-          `wtpool rescue of ${id} (found dirty while provisioning)`,
-        );
-        await this.event('rescue', { slot: id, ref, reason: 'provision' });
-      }
+      // A worktree is already there (registry lost, refresh): keep nothing of it unsaved.
+      await this.rescueUnsaved(dir, this.names(id).rescueRefPrefix, {
+        slot: id,
+        reason: 'provision',
+      });
       await resetToBase(dir, this.config.pool.base, this.config.pool.keep);
       return;
     }
@@ -1005,15 +1015,7 @@ export class WorktreePool {
     const names = this.names(id);
     try {
       if (worktreeExists(names.path)) {
-        const dirty = await isDirty(names.path);
-        if (dirty || (await commitsAhead(names.path, this.config.pool.base, 'HEAD')) > 0) {
-          const ref = await saveRescue(
-            names.path,
-            names.rescueRefPrefix,
-            `wtpool rescue of ${id} (retire)`,
-          );
-          await this.event('rescue', { slot: id, ref, reason: 'retire' });
-        }
+        await this.rescueUnsaved(names.path, names.rescueRefPrefix, { slot: id, reason: 'retire' });
       }
       await this.eachProvider(id, 'destroy');
       await withGitLock(this.repo.stateDir, 'worktrees', () =>
