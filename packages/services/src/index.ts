@@ -1,6 +1,7 @@
 // Public surface of @wtpool/services.
 export type { SlotProvider, ProviderContext, LeaseInfo } from './provider.js';
 import type { LoadedConfig } from '@wtpool/config';
+import { failure } from '@wtpool/core';
 import type { SlotProvider } from './provider.js';
 
 /**
@@ -25,4 +26,25 @@ export interface Capacity {
 
 export async function redisCapacity(_loaded: LoadedConfig): Promise<Capacity | null> {
   return null;
+}
+
+/**
+ * Raises Redis `databases` to `target` with exactly one restart (`pool scale --provision`).
+ * Stub until the services issue lands.
+ */
+export async function provisionRedis(
+  _loaded: LoadedConfig,
+  _opts: {
+    target?: number | undefined;
+    yes: boolean;
+    out: { warn(m: string): void; info(m: string): void };
+  },
+): Promise<{ restarted: boolean; before: number; after: number }> {
+  throw failure(
+    'ERR_NOT_CONFIGURED',
+    'redis is not configured (redis.url, redis.confFile, redis.restartCommand)',
+    {
+      hint: 'set them in pool.config.yaml',
+    },
+  );
 }
