@@ -195,11 +195,26 @@ export async function ensureTemplate(
         await c.query(
           `ALTER DATABASE ${quoteIdent(name)} IS_TEMPLATE true ALLOW_CONNECTIONS false`,
         );
+        await dropStaleTemplates(c, config.postgres.dbPrefix, name);
         await hooks.event?.('template-build', { template: name, hash });
         return { name, hash, built: true };
       }),
     { purpose: `building PostgreSQL template ${name}`, timeout: 30 * 60_000 },
   );
+}
+
+/**
+ * Drops the templates of earlier migrations (best effort: one still being cloned from is left
+ * for the next build). Slot databases cloned from them are re-cloned at their next lease.
+ */
+async function dropStaleTemplates(c: pg.Client, prefix: string, keep: string): Promise<void> {
+  const r = await c.query<{ datname: string }>(
+    `SELECT datname FROM pg_database WHERE datistemplate AND datname LIKE $1 AND datname <> $2`,
+    [`${prefix}\\_tpl\\_%`, keep],
+  );
+  for (const { datname } of r.rows) {
+    await dropDatabase(c, datname).catch(() => {});
+  }
 }
 
 const marker = (template: string) => `wtpool:${template}`;

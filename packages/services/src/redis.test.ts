@@ -57,6 +57,8 @@ describe('Redis elastic band (own redis-server, databases 64)', () => {
     // Keys written during the lease are gone after release.
     const env1 = JSON.parse(leased[0]!.stdout) as Record<string, string>;
     await redisPipeline(env1.REDIS_URL!, [['SET', 'k', 'v']]);
+    const [, before] = await redisPipeline(redis.url, [['SELECT', env1.REDIS_DB!], ['DBSIZE']]);
+    expect(before).toBe(1);
     const released = await Promise.all(
       slots.map((n) => runWorker(['release', f.repo.dir, String(n), events])),
     );
