@@ -4,6 +4,7 @@
 //   worker.mjs stress <repo> <slots> <cycles> <log>    random lease/release cycles
 import { appendFileSync, mkdirSync, promises as fs } from 'node:fs';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { loadConfig, slotNames } from '@wtpool/config';
 import { createExclusive } from '@wtpool/lock';
 import pg from 'pg';
@@ -50,7 +51,7 @@ async function stress(slots, cycles, log) {
       await client.end();
       await redisPipeline(env.REDIS_URL, [['SET', 'mark', String(process.pid)]]);
       write({ op: 'state', slot: n, keys: size, rows });
-      await new Promise((r) => setTimeout(r, Math.random() * 15));
+      await sleep(Math.random() * 15);
       write({ op: 'free', slot: n, redis: env.REDIS_DB, db: env.DATABASE_NAME, port: env.PORT });
       await releaseSlot(providers, cx);
     } finally {
