@@ -96,7 +96,14 @@ describe('env file, ports, beads', () => {
     );
     const wt = await addWorktree(f, 3);
     const providers = await createProviders(f.loaded);
-    expect(providers.map((p) => p.name)).toEqual(['hooks', 'redis', 'ports', 'beads', 'env']);
+    expect(providers.map((p) => p.name)).toEqual([
+      'hooks',
+      'deps',
+      'redis',
+      'ports',
+      'beads',
+      'env',
+    ]);
     await provisionSlot(providers, f.ctx(3));
     const err = await leaseSlot(providers, f.ctx(3), lease).catch((e: unknown) => e);
     // The shared test Redis has no password: AUTH is refused → exit 6, nothing allocated.
