@@ -22,6 +22,8 @@ export interface ProvisionRedisOptions {
   confirm?: (question: string) => Promise<boolean>;
   warn?: (message: string) => void;
   progress?: (message: string) => void;
+  /** A CLI output (ctx.out): used for warn/progress when those are not given. */
+  out?: { warn(message: string): void; progress(message: string): void };
   event?: (type: string, details: Record<string, unknown>) => Promise<void>;
   /** How long to wait for Redis to answer after the restart (ms, default 30 s). */
   waitMs?: number;
@@ -76,6 +78,8 @@ export async function provisionRedis(
       hint: 'set redis.url in pool.config.yaml',
     });
   }
+  const warn = opts.warn ?? ((m: string) => opts.out?.warn(m));
+  const progress = opts.progress ?? ((m: string) => opts.out?.progress(m));
   const target = opts.target ?? r.provisionTarget;
   if (!Number.isInteger(target) || target < 1 || target > 100_000) {
     throw usageError(`invalid --target ${target}`, { hint: 'a number of databases, e.g. 128' });
@@ -105,7 +109,7 @@ export async function provisionRedis(
       }
       const confFile = path.resolve(loaded.repo.mainRoot, r.confFile);
       const question = `This restarts Redis at ${redact(url)} once to raise databases ${before} → ${target}; every client of that Redis is disconnected. Continue?`;
-      opts.warn?.(
+      warn(
         `raising Redis databases ${before} → ${target} restarts Redis once: every client of ${redact(url)} is disconnected`,
       );
       if (!opts.yes) {
@@ -129,7 +133,7 @@ export async function provisionRedis(
       const mode = (await fs.stat(confFile)).mode & 0o777;
       await writeFileAtomic(confFile, withDatabases(conf, target));
       await fs.chmod(confFile, mode);
-      opts.progress?.(`restarting Redis (${r.restartCommand})…`);
+      progress(`restarting Redis (${r.restartCommand})…`);
       const runIdBefore = await redisInfo(url, 'run_id').catch(() => undefined);
       const res = await runShell(r.restartCommand);
       if (res.code !== 0) {

@@ -93,6 +93,15 @@ describe('Redis elastic band (own redis-server, databases 64)', () => {
     const run0 = await redisInfo(redis.url, 'run_id');
     const refused = await provisionRedis(f.loaded, { target: 128 }).catch((e: unknown) => e);
     expect(refused).toMatchObject({ exitCode: 2 });
+    const questions: string[] = [];
+    const declined = await provisionRedis(f.loaded, {
+      target: 128,
+      interactive: true,
+      confirm: async (q) => (questions.push(q), false),
+    }).catch((e: unknown) => e);
+    expect(declined).toMatchObject({ code: 'ERR_ABORTED' });
+    expect(questions[0]).toMatch(/restarts Redis .* once .*64 → 128/);
+    expect(readFileSync(redis.confFile, 'utf8')).toMatch(/^databases 64$/m);
     expect(await redisInfo(redis.url, 'run_id')).toBe(run0);
 
     const first = await provisionRedis(f.loaded, { target: 128, yes: true });
