@@ -17,8 +17,9 @@ export interface ProvisionRedisOptions {
   target?: number;
   /** --yes: do not ask. */
   yes?: boolean;
-  /** A human is at a terminal and can answer `confirm`. */
+  /** A human is at a terminal and can answer `confirm` (default: stdin and stderr are TTYs). */
   interactive?: boolean;
+  /** Asks the question (default: a y/N prompt on stderr). */
   confirm?: (question: string) => Promise<boolean>;
   warn?: (message: string) => void;
   progress?: (message: string) => void;
@@ -54,6 +55,16 @@ function runShell(command: string): Promise<{ code: number; output: string }> {
     child.on('error', reject);
     child.on('close', (code) => resolve({ code: code ?? 1, output }));
   });
+}
+
+async function askOnTerminal(question: string): Promise<boolean> {
+  const { createInterface } = await import('node:readline/promises');
+  const rl = createInterface({ input: process.stdin, output: process.stderr });
+  try {
+    return /^y(es)?$/i.test((await rl.question(`${question} [y/N] `)).trim());
+  } finally {
+    rl.close();
+  }
 }
 
 async function waitForDatabases(url: string, waitMs: number): Promise<number> {
@@ -113,12 +124,13 @@ export async function provisionRedis(
         `raising Redis databases ${before} → ${target} restarts Redis once: every client of ${redact(url)} is disconnected`,
       );
       if (!opts.yes) {
-        if (!opts.interactive || !opts.confirm) {
+        const interactive = opts.interactive ?? (!!process.stdin.isTTY && !!process.stderr.isTTY);
+        if (!interactive) {
           throw usageError('refusing to restart Redis without confirmation (no terminal)', {
             hint: 'run `pool scale --provision --yes` to confirm',
           });
         }
-        if (!(await opts.confirm(question))) {
+        if (!(await (opts.confirm ?? askOnTerminal)(question))) {
           throw failure('ERR_ABORTED', 'Redis provisioning aborted; nothing was changed');
         }
       }

@@ -91,7 +91,9 @@ describe('Redis elastic band (own redis-server, databases 64)', () => {
 
   it('provision --target 128 restarts exactly once; running it again does not restart', async () => {
     const run0 = await redisInfo(redis.url, 'run_id');
-    const refused = await provisionRedis(f.loaded, { target: 128 }).catch((e: unknown) => e);
+    const refused = await provisionRedis(f.loaded, { target: 128, interactive: false }).catch(
+      (e: unknown) => e,
+    );
     expect(refused).toMatchObject({ exitCode: 2 });
     const questions: string[] = [];
     const declined = await provisionRedis(f.loaded, {
