@@ -13,7 +13,7 @@
  * relative links into node_modules/.pnpm, so they resolve inside the slot). The `.bin` shims,
  * which name the main checkout's absolute path, are rewritten for the slot.
  */
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
@@ -21,6 +21,7 @@ import { promisify } from 'node:util';
 import { failure, errno } from '@wtpool/core';
 import type { Config } from '@wtpool/config';
 import type { SlotProvider } from './provider.js';
+import { lastLine, runCaptured } from './exec.js';
 
 const execFileP = promisify(execFile);
 
@@ -52,30 +53,19 @@ export async function lockfileHash(dir: string): Promise<{ file: string; hash: s
   return null;
 }
 
-function run(cmd: string, args: string[], cwd: string): Promise<{ code: number; output: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { cwd, stdio: ['ignore', 'pipe', 'pipe'], env: process.env });
-    let output = '';
-    const keep = (d: Buffer) => (output = (output + d.toString()).slice(-4000));
-    child.stdout.on('data', keep);
-    child.stderr.on('data', keep);
-    child.on('error', (e) =>
-      errno(e) === 'ENOENT' ? resolve({ code: 127, output: `${cmd}: not found` }) : reject(e),
-    );
-    child.on('close', (code) => resolve({ code: code ?? 1, output }));
-  });
-}
-
 async function runOrFail(what: string, attempts: [string, string[]][], cwd: string) {
   let last = { code: 0, output: '' };
   for (const [cmd, args] of attempts) {
-    last = await run(cmd, args, cwd);
+    last = await runCaptured(cmd, args, { cwd });
     if (last.code === 0) return;
   }
-  const line = last.output.trim().split('\n').slice(-1)[0] ?? '';
-  throw failure('ERR_DEPS', `${what} failed in ${cwd} (exit ${last.code}): ${line}`, {
-    hint: 'fix the install (or set deps.strategy), then run `pool refresh`',
-  });
+  throw failure(
+    'ERR_DEPS',
+    `${what} failed in ${cwd} (exit ${last.code}): ${lastLine(last.output)}`,
+    {
+      hint: 'fix the install (or set deps.strategy), then run `pool refresh`',
+    },
+  );
 }
 
 /** Directories (relative) holding a package.json tracked in the worktree. */

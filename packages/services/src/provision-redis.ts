@@ -3,7 +3,6 @@
  * restart. Idempotent (already there → no restart), serialized by a lock so two concurrent
  * provisioners restart Redis once, and refused without `yes` when nobody can confirm.
  */
-import { spawn } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { configError, failure, redact, usageError, errno } from '@wtpool/core';
@@ -11,6 +10,7 @@ import type { LoadedConfig } from '@wtpool/config';
 import { withLock, writeFileAtomic } from '@wtpool/lock';
 import { physicalDatabases, redisInfo } from './resp.js';
 import { bandStore } from './redis.js';
+import { lastLine, runCaptured } from './exec.js';
 
 export interface ProvisionRedisOptions {
   /** Target `databases` (default redis.provisionTarget). */
@@ -43,18 +43,6 @@ export function withDatabases(conf: string, n: number): string {
   const re = /^[ \t]*databases[ \t]+\S+[ \t]*$/gm;
   if (re.test(conf)) return conf.replace(re, `databases ${n}`);
   return `${conf}${conf === '' || conf.endsWith('\n') ? '' : '\n'}databases ${n}\n`;
-}
-
-function runShell(command: string): Promise<{ code: number; output: string }> {
-  return new Promise((resolve, reject) => {
-    // The restart command comes from pool.config.yaml (the operator's own file), not from a user.
-    const child = spawn('sh', ['-c', command], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let output = '';
-    child.stdout.on('data', (d: Buffer) => (output += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (output += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code: code ?? 1, output }));
-  });
 }
 
 async function askOnTerminal(question: string): Promise<boolean> {
@@ -147,11 +135,12 @@ export async function provisionRedis(
       await fs.chmod(confFile, mode);
       progress(`restarting Redis (${r.restartCommand})…`);
       const runIdBefore = await redisInfo(url, 'run_id').catch(() => undefined);
-      const res = await runShell(r.restartCommand);
+      // The restart command comes from pool.config.yaml (the operator's own file), not a user.
+      const res = await runCaptured('sh', ['-c', r.restartCommand]);
       if (res.code !== 0) {
         throw failure(
           'ERR_REDIS_RESTART',
-          `redis.restartCommand exited ${res.code}: ${redact(res.output.trim().split('\n').slice(-1)[0] ?? '')}`,
+          `redis.restartCommand exited ${res.code}: ${redact(lastLine(res.output))}`,
           { hint: `${confFile} now says databases ${target}; restart Redis by hand` },
         );
       }
