@@ -1,0 +1,78 @@
+/** `monitor`: resource health, leak detection and cleanup, daemon. Thin: parse, call, print. */
+import { runCli, type CliSpec, type CommandContext } from '@wtpool/core';
+import { loadConfig } from '@wtpool/config';
+import { daemonLine, formatStatus } from './format.js';
+import { collectHealth } from './health.js';
+import { daemonStatus, startDaemon, stopDaemon } from './daemon.js';
+import { exitCodeFor } from './thresholds.js';
+import { buildReport, formatReport } from './report.js';
+
+const load = (ctx: CommandContext) => loadConfig({ repo: ctx.repo, config: ctx.config });
+
+export const spec: CliSpec = {
+  bin: 'monitor',
+  summary: 'Resource monitor of the worktree pool: health, leaks, cleanup, daemon',
+  footer:
+    'Exit codes: 0 ok · 20 warning · 21 error (status) · 1 failure · 2 usage · 3 config · 5 conflict · 6 service down.\nDocs: docs/monitor.md',
+  commands: [
+    {
+      name: 'status',
+      summary:
+        'one-screen health: DB connections, file descriptors, disk, Redis, pool (exit 0/20/21)',
+      async run(ctx) {
+        const loaded = load(ctx);
+        const [health, daemon] = await Promise.all([collectHealth(loaded), daemonStatus(loaded)]);
+        ctx.out.result({ ...health, daemon }, () => formatStatus(health, daemon));
+        return exitCodeFor(health.level);
+      },
+    },
+    {
+      name: 'report',
+      summary: 'detailed per-slot, per-database and per-worktree report',
+      async run(ctx) {
+        const report = await buildReport(load(ctx));
+        ctx.out.result(report, () => formatReport(report));
+      },
+    },
+    {
+      name: 'start',
+      summary: 'start the background daemon (pidfile and JSONL log in the state dir)',
+      options: [
+        {
+          name: 'interval',
+          type: 'duration',
+          value: 'DUR',
+          description: 'time between samples (default: config monitor.interval, 30s)',
+        },
+      ],
+      async run(ctx) {
+        const loaded = load(ctx);
+        const intervalMs =
+          (ctx.opts.interval as number | undefined) ?? loaded.config.monitor.interval;
+        const st = await startDaemon(loaded, {
+          intervalMs,
+          repoArg: ctx.repo,
+          configArg: ctx.config,
+        });
+        ctx.out.result(st, `monitor daemon started: ${daemonLine(st)}\nlog: ${st.log}`);
+      },
+    },
+    {
+      name: 'stop',
+      summary: 'stop the background daemon',
+      async run(ctx) {
+        const r = await stopDaemon(load(ctx));
+        ctx.out.result(
+          r,
+          r.stopped
+            ? `monitor daemon (pid ${r.pid}) stopped`
+            : 'the monitor daemon was not running',
+        );
+      },
+    },
+  ],
+};
+
+export function main(argv: string[]): Promise<number> {
+  return runCli(spec, argv);
+}
