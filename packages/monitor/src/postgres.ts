@@ -10,7 +10,7 @@ export interface PgConnections {
   max: number;
   /** superuser_reserved_connections: ordinary roles get max - reserved. */
   reserved: number;
-  /** Client connections, all databases. */
+  /** Client connections, all databases (not counting the monitor's own). */
   total: number;
   /** Client connections per database name. */
   byDatabase: Record<string, number>;
@@ -45,7 +45,7 @@ export async function pgSnapshot(client: PgClient): Promise<PgSnapshot> {
        WHERE name IN ('max_connections', 'superuser_reserved_connections')
      UNION ALL
      SELECT 'conn', datname, count(*)::text FROM pg_stat_activity
-       WHERE backend_type = 'client backend' GROUP BY datname
+       WHERE backend_type = 'client backend' AND pid <> pg_backend_pid() GROUP BY datname
      UNION ALL
      SELECT 'db', datname, '0' FROM pg_database WHERE datname NOT IN ('template0', 'template1')`,
   );
