@@ -1,28 +1,35 @@
 // Public surface of @wtpool/services.
-export type { SlotProvider, ProviderContext, LeaseInfo } from './provider.js';
 import type { LoadedConfig } from '@wtpool/config';
 import type { SlotProvider } from './provider.js';
+import { beadsBasePrefix, beadsProvider } from './beads.js';
+import { portsProvider } from './ports.js';
+import { envFileProvider, hooksProvider } from './slot-env.js';
+
+export type { SlotProvider, ProviderContext, LeaseInfo } from './provider.js';
+export type { Capacity, BandState, BandEvent } from './redis.js';
+export { redisCapacity, bandStore, flushIndex } from './redis.js';
+export { provisionRedis, withDatabases } from './provision-redis.js';
+export type { ProvisionRedisOptions, ProvisionRedisResult } from './provision-redis.js';
+export { ensureTemplate, migrationsHash, quoteIdent } from './postgres.js';
+export { writeEnvFile, readEnvFile, excludeFromGit, ENV_FILE } from './envfile.js';
+export { armHooks } from './hooks.js';
+export type { ArmResult } from './hooks.js';
+export { boundPorts } from './ports.js';
+export { beadsBasePrefix } from './beads.js';
+export { leaseSlot, releaseSlot, provisionSlot, destroySlot, checkSlot } from './lifecycle.js';
 
 /**
- * The providers enabled by the configuration, in the order the pool runs them. With no
- * service configured this is empty and the pool works with worktrees alone.
- * (Filled in by the services issue; service clients are imported lazily so hot commands
- * do not pay for pg/ioredis when they are not configured.)
+ * The providers enabled by the configuration, in the order the pool runs them: hooks (always),
+ * PostgreSQL, Redis, ports, beads (each when configured), and the env file last. pg is
+ * imported only when PostgreSQL is configured; Redis uses a socket-level client (D21).
  */
-export async function createProviders(_loaded: LoadedConfig): Promise<SlotProvider[]> {
-  return [];
-}
-
-/** The Redis band's capacity block for status/snapshot (`null` when Redis is disabled). */
-export interface Capacity {
-  floor: number;
-  step: number;
-  current: number;
-  used: number;
-  free: number;
-  physical_max: number;
-}
-
-export async function redisCapacity(_loaded: LoadedConfig): Promise<Capacity | null> {
-  return null;
+export async function createProviders(loaded: LoadedConfig): Promise<SlotProvider[]> {
+  const { config, repo } = loaded;
+  const services: SlotProvider[] = [];
+  if (config.postgres.url) services.push((await import('./postgres.js')).postgresProvider(config));
+  if (config.redis.url) services.push((await import('./redis.js')).redisProvider(config));
+  if (config.ports.base !== null) services.push(portsProvider());
+  const beads = beadsBasePrefix(config, repo);
+  if (beads) services.push(beadsProvider(beads));
+  return [hooksProvider(), ...services, envFileProvider(services)];
 }

@@ -1,0 +1,264 @@
+/**
+ * PostgreSQL per slot: a template database built once per migrations hash (under a lock that
+ * concurrent provisioners respect, marked IS_TEMPLATE only after the migrations succeeded), and
+ * one database per slot cloned from it with CREATE DATABASE … TEMPLATE … CONNECTION LIMIT.
+ * Release drops the slot database WITH (FORCE) and clones it again.
+ *
+ * Every identifier in SQL comes from slotNames()/templateDatabase(), is validated again by
+ * checkDatabaseName() and double-quoted by quoteIdent(); values travel as query parameters.
+ */
+import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { failure, redact, serviceUnavailableError, errno } from '@wtpool/core';
+import type { Config, LoadedConfig } from '@wtpool/config';
+import { checkDatabaseName, templateDatabase, urlWithPath } from '@wtpool/config';
+import { withLock } from '@wtpool/lock';
+import type pg from 'pg';
+import type { ProviderContext, SlotProvider } from './provider.js';
+
+/** "name" for SQL, only for names that pass checkDatabaseName (so no quote can be inside). */
+export function quoteIdent(name: string): string {
+  return `"${checkDatabaseName(name).replace(/"/g, '""')}"`;
+}
+
+/** 'text' for SQL literals where a parameter cannot be used (COMMENT ON). */
+export function quoteLiteral(text: string): string {
+  if (text.includes('\0')) throw new Error('NUL in SQL literal');
+  return `'${text.replace(/'/g, "''")}'`;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function isConnectionError(e: unknown): boolean {
+  const code = errno(e);
+  if (code && /^E[A-Z]+$/.test(code)) return true; // ECONNREFUSED, ENOTFOUND, ETIMEDOUT…
+  if (code && (code.startsWith('08') || code.startsWith('57P'))) return true; // connection, shutdown
+  const msg = e instanceof Error ? e.message : '';
+  return /Connection terminated|timeout expired|connect ECONN/i.test(msg);
+}
+
+function unavailable(url: string, e: unknown) {
+  const why = errno(e) ?? (e instanceof Error ? e.message.split('\n')[0] : String(e));
+  return serviceUnavailableError(`PostgreSQL at ${redact(url)} is unreachable: ${redact(why!)}`, {
+    hint: 'start PostgreSQL (or fix postgres.url in pool.config.yaml), then retry',
+    cause: e,
+  });
+}
+
+let pgModule: Promise<typeof pg> | undefined;
+// pg is loaded only when PostgreSQL is configured and used.
+const loadPg = () =>
+  (pgModule ??= import('pg').then((m) => (m as unknown as { default: typeof pg }).default));
+
+/** Runs fn with an admin connection; connection failures become exit 6. */
+export async function withAdmin<T>(url: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
+  const { Client } = await loadPg();
+  const client = new Client({ connectionString: url, connectionTimeoutMillis: 5000 });
+  client.on('error', () => {}); // a dropped connection surfaces on the next query
+  try {
+    await client.connect();
+  } catch (e) {
+    throw unavailable(url, e);
+  }
+  try {
+    return await fn(client);
+  } catch (e) {
+    if (isConnectionError(e)) throw unavailable(url, e);
+    throw e;
+  } finally {
+    await client.end().catch(() => {});
+  }
+}
+
+/** Hash of the migration files (paths and contents) and the migrate command. */
+export async function migrationsHash(config: Config, root: string): Promise<string> {
+  const h = createHash('sha256');
+  h.update(`migrate:${config.postgres.migrate ?? ''}\0`);
+  if (config.postgres.migrations) {
+    const { glob } = await import('tinyglobby');
+    const files = (
+      await glob(config.postgres.migrations, {
+        cwd: root,
+        onlyFiles: true,
+        ignore: ['**/node_modules/**', '**/.git/**'],
+      })
+    ).sort();
+    for (const f of files) {
+      h.update(`${f}\0`);
+      h.update(await fs.readFile(path.join(root, f)));
+      h.update('\0');
+    }
+  }
+  return h.digest('hex');
+}
+
+interface DbRow {
+  datname: string;
+  datistemplate: boolean;
+  comment: string | null;
+}
+
+async function dbInfo(c: pg.Client, name: string): Promise<DbRow | undefined> {
+  const r = await c.query<DbRow>(
+    `SELECT datname, datistemplate, shobj_description(oid, 'pg_database') AS comment
+       FROM pg_database WHERE datname = $1`,
+    [name],
+  );
+  return r.rows[0];
+}
+
+async function terminateBackends(c: pg.Client, name: string): Promise<void> {
+  await c.query(
+    'SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()',
+    [name],
+  );
+}
+
+async function dropDatabase(c: pg.Client, name: string): Promise<void> {
+  const info = await dbInfo(c, name);
+  if (!info) return;
+  if (info.datistemplate) await c.query(`ALTER DATABASE ${quoteIdent(name)} IS_TEMPLATE false`);
+  await c.query(`DROP DATABASE IF EXISTS ${quoteIdent(name)} WITH (FORCE)`);
+}
+
+function runMigrate(
+  command: string,
+  cwd: string,
+  databaseUrl: string,
+): Promise<{ code: number; output: string }> {
+  return new Promise((resolve, reject) => {
+    // postgres.migrate is the operator's command from pool.config.yaml; the URL goes in the env.
+    const child = spawn('sh', ['-c', command], {
+      cwd,
+      env: { ...process.env, DATABASE_URL: databaseUrl },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let output = '';
+    const keep = (d: Buffer) => (output = (output + d.toString()).slice(-4000));
+    child.stdout.on('data', keep);
+    child.stderr.on('data', keep);
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code: code ?? 1, output }));
+  });
+}
+
+export interface TemplateResult {
+  name: string;
+  hash: string;
+  built: boolean;
+}
+
+/**
+ * The template for the current migrations, built if missing. Fast path: one query when it
+ * exists. Otherwise, under a lock in the state dir: drop a half-built leftover, create, migrate
+ * with DATABASE_URL pointing at it, then mark it IS_TEMPLATE (and closed to connections, so
+ * nobody can be connected to it while cloning).
+ */
+export async function ensureTemplate(
+  loaded: Pick<LoadedConfig, 'config' | 'repo'>,
+  hooks: Partial<Pick<ProviderContext, 'event' | 'progress'>> = {},
+): Promise<TemplateResult> {
+  const { config, repo } = loaded;
+  const url = config.postgres.url!;
+  const hash = await migrationsHash(config, repo.mainRoot);
+  const name = templateDatabase(config, hash);
+  const ready = async (c: pg.Client) => (await dbInfo(c, name))?.datistemplate === true;
+  if (await withAdmin(url, ready)) return { name, hash, built: false };
+  await fs.mkdir(repo.stateDir, { recursive: true });
+  return withLock(
+    path.join(repo.stateDir, 'postgres-template'),
+    () =>
+      withAdmin(url, async (c) => {
+        if (await ready(c)) return { name, hash, built: false };
+        hooks.progress?.(`building PostgreSQL template ${name}…`);
+        await dropDatabase(c, name); // a half-built leftover of a crashed or failed build
+        await c.query(`CREATE DATABASE ${quoteIdent(name)}`);
+        if (config.postgres.migrate) {
+          const res = await runMigrate(
+            config.postgres.migrate,
+            repo.mainRoot,
+            urlWithPath(url, name),
+          );
+          if (res.code !== 0) {
+            await dropDatabase(c, name);
+            const last = res.output.trim().split('\n').slice(-1)[0] ?? '';
+            throw failure(
+              'ERR_MIGRATE',
+              `postgres.migrate failed (exit ${res.code}) on template ${name}: ${redact(last)}`,
+              { hint: 'fix the migrations or postgres.migrate; the template was dropped' },
+            );
+          }
+        }
+        await terminateBackends(c, name);
+        await c.query(
+          `ALTER DATABASE ${quoteIdent(name)} IS_TEMPLATE true ALLOW_CONNECTIONS false`,
+        );
+        await hooks.event?.('template-build', { template: name, hash });
+        return { name, hash, built: true };
+      }),
+    { purpose: `building PostgreSQL template ${name}`, timeout: 30 * 60_000 },
+  );
+}
+
+const marker = (template: string) => `wtpool:${template}`;
+
+/** (Re)creates the slot database from the template. */
+export async function cloneDatabase(
+  c: pg.Client,
+  db: string,
+  template: string,
+  connectionLimit: number,
+): Promise<void> {
+  await dropDatabase(c, db);
+  for (let attempt = 0; ; attempt++) {
+    await terminateBackends(c, template);
+    try {
+      await c.query(
+        `CREATE DATABASE ${quoteIdent(db)} TEMPLATE ${quoteIdent(template)} CONNECTION LIMIT ${Math.trunc(connectionLimit)}`,
+      );
+      break;
+    } catch (e) {
+      // 55006: "source database is being accessed by other users": someone connected between.
+      if (errno(e) !== '55006' || attempt >= 20) throw e;
+      await sleep(50 + Math.random() * 100);
+    }
+  }
+  await c.query(`COMMENT ON DATABASE ${quoteIdent(db)} IS ${quoteLiteral(marker(template))}`);
+}
+
+export function postgresProvider(config: Config): SlotProvider {
+  const url = config.postgres.url!;
+  const env = (db: string) => ({ DATABASE_NAME: db, DATABASE_URL: urlWithPath(url, db) });
+  /** Makes sure the slot database exists and comes from the current template. */
+  const ensure = async (ctx: ProviderContext, reset: boolean) => {
+    const tpl = await ensureTemplate(ctx, ctx);
+    const db = ctx.names.database;
+    await withAdmin(url, async (c) => {
+      const info = await dbInfo(c, db);
+      if (!reset && info?.comment === marker(tpl.name)) return;
+      await cloneDatabase(c, db, tpl.name, config.postgres.connectionLimit);
+    });
+  };
+  return {
+    name: 'postgres',
+    provision: (ctx) => ensure(ctx, false),
+    async lease(ctx) {
+      await ensure(ctx, false);
+      return env(ctx.names.database);
+    },
+    env: async (ctx) => env(ctx.names.database),
+    release: (ctx) => ensure(ctx, true),
+    destroy: (ctx) => withAdmin(url, (c) => dropDatabase(c, ctx.names.database)),
+    async check(ctx) {
+      const tpl = templateDatabase(config, await migrationsHash(config, ctx.repo.mainRoot));
+      const info = await withAdmin(url, (c) => dbInfo(c, ctx.names.database));
+      if (!info) return [`database ${ctx.names.database} of ${ctx.names.id} is missing`];
+      if (info.comment !== marker(tpl)) {
+        return [`database ${ctx.names.database} was not cloned from the current template ${tpl}`];
+      }
+      return [];
+    },
+  };
+}
