@@ -6,6 +6,11 @@ import { collectHealth } from './health.js';
 import { daemonStatus, startDaemon, stopDaemon } from './daemon.js';
 import { exitCodeFor } from './thresholds.js';
 import { buildReport, formatReport } from './report.js';
+import { detectLeaks } from './leaks.js';
+import { cleanupLeaks } from './cleanup.js';
+import { formatCleanup, formatLeaks } from './format.js';
+import { confirm } from './confirm.js';
+import { EXIT_WARNING } from './thresholds.js';
 
 const load = (ctx: CommandContext) => loadConfig({ repo: ctx.repo, config: ctx.config });
 
@@ -32,6 +37,45 @@ export const spec: CliSpec = {
       async run(ctx) {
         const report = await buildReport(load(ctx));
         ctx.out.result(report, () => formatReport(report));
+      },
+    },
+    {
+      name: 'detect-leaks',
+      summary:
+        'list leaks: orphan-db, orphan-redis-db, orphan-worktree, missing-worktree, orphan-branch, stale-lock, expired-lease, zombie-process (exit 20 when any)',
+      async run(ctx) {
+        const report = await detectLeaks(load(ctx));
+        for (const s of report.skipped) ctx.out.warn(`${s.check} not checked: ${s.reason}`);
+        ctx.out.result(report, () => formatLeaks(report));
+        return report.leaks.length ? EXIT_WARNING : 0;
+      },
+    },
+    {
+      name: 'cleanup-leaks',
+      summary: 'fix what detect-leaks lists; never deletes unrescued work',
+      options: [
+        { name: 'dry-run', type: 'boolean', description: 'only say what would be done' },
+        {
+          name: 'yes',
+          type: 'boolean',
+          description: 'do not ask for confirmation (required without a terminal)',
+        },
+      ],
+      async run(ctx) {
+        const loaded = load(ctx);
+        const dryRun = ctx.opts['dry-run'] === true;
+        const report = await detectLeaks(loaded);
+        for (const s of report.skipped) ctx.out.warn(`${s.check} not checked: ${s.reason}`);
+        if (!dryRun && report.leaks.length && ctx.opts.yes !== true) {
+          await confirm(
+            `fix ${report.leaks.length} leak(s) listed by \`monitor detect-leaks\`?`,
+            ctx,
+          );
+        }
+        const result = await cleanupLeaks(loaded, { dryRun, leaks: report.leaks });
+        result.skipped = report.skipped;
+        ctx.out.result(result, () => formatCleanup(result));
+        return result.actions.every((a) => a.ok) ? 0 : 1;
       },
     },
     {

@@ -2,6 +2,8 @@
 import { formatDuration } from '@wtpool/core';
 import type { DaemonStatus } from './daemon.js';
 import type { Health } from './health.js';
+import type { LeakReport } from './leaks.js';
+import type { CleanupResult } from './cleanup.js';
 
 export const fmtBytes = (n: number): string =>
   n >= 1e9
@@ -89,4 +91,24 @@ export function formatStatus(h: Health, daemon: DaemonStatus | null): string {
     for (const a of h.alerts) lines.push(`  ${a.level.padEnd(8)} ${a.check}: ${a.message}`);
   }
   return lines.join('\n');
+}
+
+export function formatLeaks(r: LeakReport): string {
+  if (!r.leaks.length) return 'no leaks found';
+  const lines = [`${r.leaks.length} leak(s):`];
+  for (const l of r.leaks) {
+    lines.push(`  ${l.kind.padEnd(17)} ${l.message}`, `  ${''.padEnd(17)} fix: ${l.fix}`);
+  }
+  lines.push('', 'fix them with `monitor cleanup-leaks` (see --dry-run first)');
+  return lines.join('\n');
+}
+
+export function formatCleanup(r: CleanupResult): string {
+  if (!r.actions.length) return 'nothing to clean up';
+  return r.actions
+    .map(
+      (a) =>
+        `  ${a.ok ? (r.dryRun ? 'plan' : 'done') : 'FAIL'}  ${a.kind.padEnd(17)} ${a.ok ? a.action : a.error}`,
+    )
+    .join('\n');
 }

@@ -21,3 +21,7 @@ export { daemonPaths, daemonStatus, startDaemon, stopDaemon, lastSample } from '
 export type { DaemonStatus, DaemonPaths } from './daemon.js';
 export { readPoolView } from './pool-view.js';
 export type { PoolView, SlotView, LeaseView } from './pool-view.js';
+export { detectLeaks, LEAK_KINDS, LOCK_STALE_MS } from './leaks.js';
+export type { Leak, LeakKind, LeakReport } from './leaks.js';
+export { cleanupLeaks } from './cleanup.js';
+export type { CleanupAction, CleanupResult } from './cleanup.js';
