@@ -1,2 +1,13 @@
-// Public surface of @wtpool/pool (filled in by its issue).
-export {};
+// Public surface of @wtpool/pool.
+export { WorktreePool } from './pool.js';
+export type { Reporter } from './pool.js';
+export { toStatus, formatStatus } from './status.js';
+export { doctor } from './doctor.js';
+export type { DoctorReport, Problem } from './doctor.js';
+export { runInSlot } from './run.js';
+export type { RunResult } from './run.js';
+export { readEvents, appendEvent, eventsFile } from './events.js';
+export { pidStartTime, procAlive, procRef } from './proc.js';
+export { OWNER_MARKER, ENV_FILE, readOwnerMarker } from './worktree.js';
+export type { OwnerMarker, RefInfo } from './worktree.js';
+export type * from './types.js';

@@ -1,0 +1,211 @@
+/**
+ * `pool doctor [--fix]` / `pool prune`: finds drift between the registry, git and the services,
+ * and repairs it with --fix. Nothing with unsaved work is removed without a rescue ref, and a
+ * worktree whose `.pool-owner` marker shows a live lease is never removed.
+ */
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { poolRoot } from '@wtpool/config';
+import { readJsonFile } from '@wtpool/lock';
+import { gitRaw, withGitLock } from './git.js';
+import { HOST, procAlive, procRef } from './proc.js';
+import { emptyPlan, retireIdle, slotList, sweep } from './state.js';
+import type { LeaseFile } from './types.js';
+import type { WorktreePool } from './pool.js';
+import {
+  commitsAhead,
+  isDirty,
+  listWorktrees,
+  readOwnerMarker,
+  removeWorktree,
+  saveRescue,
+  worktreeExists,
+} from './worktree.js';
+
+export interface Problem {
+  kind:
+    | 'missing-worktree'
+    | 'broken-slot'
+    | 'orphan-worktree'
+    | 'prunable-worktree'
+    | 'stale-lease-file'
+    | 'expired-lease'
+    | 'dead-worker'
+    | 'dead-waiter'
+    | 'idle-slot'
+    | 'service';
+  slot?: string;
+  path?: string;
+  detail: string;
+  fixed: boolean;
+}
+
+export interface DoctorReport {
+  ok: boolean;
+  fixed: number;
+  problems: Problem[];
+}
+
+export async function doctor(pool: WorktreePool, opts: { fix: boolean }): Promise<DoctorReport> {
+  const problems: Problem[] = [];
+  const st = await pool.readState();
+
+  // Housekeeping any command would do: expired leases, dead workers, dead waiters.
+  const plan = sweep(structuredClone(st), {
+    now: Date.now(),
+    leaseFileOf: (s) => pool.names(s).leaseFile,
+  });
+  for (const r of plan.reclaim)
+    problems.push({
+      kind: r.reason === 'releaser-dead' ? 'dead-worker' : 'expired-lease',
+      slot: r.slot.id,
+      detail: `lease of ${r.lease.agent} (${r.reason})`,
+      fixed: opts.fix,
+    });
+  for (const s of [...plan.provision, ...plan.retire])
+    problems.push({
+      kind: 'dead-worker',
+      slot: s.id,
+      detail: `the process working on it (${s.state}) died`,
+      fixed: opts.fix,
+    });
+  for (const t of plan.dropped)
+    problems.push({
+      kind: 'dead-waiter',
+      detail: `ticket of ${t.agent} (pid ${t.waiter.pid})`,
+      fixed: opts.fix,
+    });
+  const idle = emptyPlan();
+  retireIdle(structuredClone(st), pool.config, pool.config.scale.idleShrinkAfter, Date.now(), idle);
+  for (const s of idle.retire)
+    problems.push({
+      kind: 'idle-slot',
+      slot: s.id,
+      detail: 'idle above scale.min',
+      fixed: opts.fix,
+    });
+  if (opts.fix) await pool.cleanup();
+
+  // Registered slots whose worktree is gone, and broken slots: re-provision.
+  const heal: string[] = [];
+  for (const s of slotList(st)) {
+    if (s.state === 'broken') {
+      problems.push({
+        kind: 'broken-slot',
+        slot: s.id,
+        path: s.path,
+        detail: s.error ?? 'broken',
+        fixed: opts.fix,
+      });
+      heal.push(s.id);
+    } else if (s.state === 'ready' && !worktreeExists(s.path)) {
+      problems.push({
+        kind: 'missing-worktree',
+        slot: s.id,
+        path: s.path,
+        detail: 'worktree directory is missing',
+        fixed: opts.fix,
+      });
+      heal.push(s.id);
+    }
+  }
+  if (opts.fix && heal.length) {
+    const { result } = await pool.internals.tx((draft) =>
+      heal.filter((id) => {
+        const s = draft.slots[id];
+        if (!s || (s.state !== 'broken' && s.state !== 'ready')) return false;
+        s.state = 'provisioning';
+        s.owner = procRef();
+        return true;
+      }),
+    );
+    await pool.internals.provision(result);
+  }
+
+  // Git: prunable registrations, and worktrees under the pool root the registry does not know.
+  const root = poolRoot(pool.config, pool.repo);
+  const known = new Set(slotList(await pool.readState()).map((s) => path.resolve(s.path)));
+  const worktrees = await listWorktrees(pool.repo.mainRoot);
+  if (worktrees.some((w) => w.prunable)) {
+    problems.push({
+      kind: 'prunable-worktree',
+      detail: 'git has worktree registrations whose directory is gone',
+      fixed: opts.fix,
+    });
+    if (opts.fix)
+      await withGitLock(pool.repo.stateDir, 'worktrees', () =>
+        gitRaw(['worktree', 'prune'], { cwd: pool.repo.mainRoot }),
+      );
+  }
+  for (const w of worktrees) {
+    const p = path.resolve(w.path);
+    if (w.prunable || known.has(p) || !p.startsWith(root + path.sep)) continue;
+    const marker = await readOwnerMarker(p);
+    const live = marker !== null && markerLive(marker, pool.config.pool.leaseTtl);
+    const problem: Problem = {
+      kind: 'orphan-worktree',
+      path: p,
+      detail: live
+        ? `not in the registry, but its marker shows a live lease of ${marker!.agent}: kept`
+        : 'not in the registry',
+      fixed: false,
+    };
+    problems.push(problem);
+    if (opts.fix && !live) {
+      const dirty = await isDirty(p);
+      if (dirty || (await commitsAhead(p, pool.config.pool.base, 'HEAD')) > 0) {
+        const ref = await saveRescue(
+          p,
+          `refs/wtpool/rescue/orphan-${path.basename(p).replace(/[^A-Za-z0-9._-]/g, '_')}/`,
+          `wtpool rescue of orphan worktree ${p}`,
+        );
+        await pool.event('rescue', { path: p, ref, reason: 'orphan-worktree' });
+      }
+      await withGitLock(pool.repo.stateDir, 'worktrees', () =>
+        removeWorktree(pool.repo.mainRoot, p),
+      );
+      problem.fixed = true;
+    }
+  }
+
+  // Lease files that no registry lease owns.
+  const leasesDir = path.join(pool.repo.stateDir, 'leases');
+  const cur = await pool.readState();
+  for (const name of await fs.readdir(leasesDir).catch(() => [] as string[])) {
+    const m = /^(wt-\d+)\.json$/.exec(name);
+    if (!m) continue;
+    const file = path.join(leasesDir, name);
+    const lf = await readJsonFile<LeaseFile>(file).catch(() => undefined);
+    const slot = cur.slots[m[1]!];
+    if (slot?.lease && lf && slot.lease.token === lf.token) continue;
+    // A grant being claimed right now has no lease file yet, never a foreign one: safe to remove.
+    const problem: Problem = {
+      kind: 'stale-lease-file',
+      slot: m[1],
+      path: file,
+      detail: `token ${lf?.token ?? '?'} has no lease in the registry`,
+      fixed: false,
+    };
+    problems.push(problem);
+    if (opts.fix) {
+      await fs.rm(file, { force: true });
+      problem.fixed = true;
+    }
+  }
+
+  // Services.
+  for (const s of slotList(cur)) {
+    for (const msg of await pool.checkServices(s.id))
+      problems.push({ kind: 'service', slot: s.id, detail: msg, fixed: false });
+  }
+  const unfixed = problems.filter((p) => !p.fixed);
+  return { ok: unfixed.length === 0, fixed: problems.length - unfixed.length, problems };
+}
+
+function markerLive(
+  m: { host: string; pid: number | null; acquiredAt: string },
+  ttl: number,
+): boolean {
+  if (m.pid !== null && m.host === HOST) return procAlive({ pid: m.pid, start: null, host: HOST });
+  return Date.now() - Date.parse(m.acquiredAt) < ttl;
+}

@@ -1,0 +1,83 @@
+/**
+ * `pool run <agent> <task> -- CMD…`: acquire, run CMD in the worktree with the lease's env
+ * (argv array, no shell), heartbeat while it runs, and always release, also on SIGINT/SIGTERM
+ * (forwarded to the child). Work the command left uncommitted is saved to a rescue ref first.
+ */
+import { spawn } from 'node:child_process';
+import { constants } from 'node:os';
+import { isWtpoolError } from '@wtpool/core';
+import type { WorktreePool, Reporter } from './pool.js';
+import type { AcquireResult, LeaseOptions } from './types.js';
+
+export interface RunResult {
+  lease: AcquireResult;
+  exitCode: number;
+  signal: string | null;
+  rescueRef: string | null;
+  kept: boolean;
+}
+
+export async function runInSlot(
+  pool: WorktreePool,
+  opts: Omit<LeaseOptions, 'holderPid'> & { command: string[]; stdout?: 'inherit' | 'stderr' },
+  log: Reporter & { info(m: string): void },
+): Promise<RunResult> {
+  const [cmd, ...args] = opts.command;
+  if (!cmd) throw new Error('no command to run');
+  // This process is the holder: if it is killed, the lease is reclaimed at once.
+  const lease = await pool.lease({ ...opts, holderPid: process.pid });
+  log.info(`running in ${lease.slot} (${lease.path}) on ${lease.branch}`);
+  const child = spawn(cmd, args, {
+    cwd: lease.path,
+    env: { ...process.env, ...lease.env },
+    stdio: ['inherit', opts.stdout === 'stderr' ? process.stderr : 'inherit', 'inherit'],
+  });
+  const forward = (sig: NodeJS.Signals) => () => {
+    if (child.exitCode === null) child.kill(sig);
+  };
+  const onInt = forward('SIGINT');
+  const onTerm = forward('SIGTERM');
+  process.on('SIGINT', onInt);
+  process.on('SIGTERM', onTerm);
+  const ttl = opts.ttlMs ?? pool.config.pool.leaseTtl;
+  const beat = setInterval(
+    () => {
+      pool
+        .heartbeat({ slot: lease.slot, agent: lease.agent })
+        .catch((e) => log.warn(`heartbeat failed: ${e instanceof Error ? e.message : e}`));
+    },
+    Math.max(1000, Math.floor(ttl / 3)),
+  );
+  let exitCode = 1;
+  let signal: string | null = null;
+  try {
+    await new Promise<void>((resolve) => {
+      child.on('error', (e) => {
+        log.warn(`could not start ${cmd}: ${e.message}`);
+        exitCode = 127;
+        resolve();
+      });
+      child.on('exit', (code, sig) => {
+        signal = sig;
+        exitCode = code ?? 128 + (sig ? (constants.signals[sig] ?? 0) : 0);
+        resolve();
+      });
+    });
+  } finally {
+    clearInterval(beat);
+    process.off('SIGINT', onInt);
+    process.off('SIGTERM', onTerm);
+  }
+  let released;
+  try {
+    released = await pool.release({ slot: lease.slot, agent: lease.agent });
+  } catch (e) {
+    if (!isWtpoolError(e) || e.exitCode !== 5) throw e;
+    log.warn(
+      `${cmd} left uncommitted changes in ${lease.slot}; saving them to a rescue ref before releasing`,
+    );
+    released = await pool.release({ slot: lease.slot, agent: lease.agent, force: true });
+    log.warn(`saved to ${released.rescueRef} (see \`pool rescue list\`)`);
+  }
+  return { lease, exitCode, signal, rescueRef: released.rescueRef, kept: released.kept };
+}

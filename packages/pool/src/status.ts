@@ -1,0 +1,102 @@
+import type { Config } from '@wtpool/config';
+import { byPriority, counts, slotList } from './state.js';
+import type { PoolState, PoolStatus } from './types.js';
+
+/** The CLI.md `status --json` shape (extra fields allowed, none renamed). */
+export function toStatus(st: PoolState, config: Config, capacity: unknown): PoolStatus {
+  const c = counts(st);
+  return {
+    pool: {
+      min: config.scale.min,
+      max: config.scale.max,
+      size: c.size,
+      ready: c.ready,
+      leased: c.leased,
+      provisioning: c.provisioning,
+      broken: c.broken,
+      waiters: st.queue.length,
+      releasing: c.releasing,
+      retiring: c.retiring,
+    },
+    slots: slotList(st).map((s) => ({
+      id: s.id,
+      state: s.state,
+      path: s.path,
+      branch: s.branch,
+      lease: s.lease
+        ? {
+            agent: s.lease.agent,
+            task: s.lease.task,
+            priority: s.lease.priority,
+            token: s.lease.token,
+            acquiredAt: s.lease.acquiredAt,
+            heartbeatAt: s.lease.heartbeatAt,
+            expiresAt: s.lease.expiresAt,
+            holderPid: s.lease.holder?.pid ?? null,
+            identity: s.lease.identity,
+          }
+        : null,
+      error: s.error,
+    })),
+    queue: [...st.queue].sort(byPriority).map((t) => ({
+      agent: t.agent,
+      task: t.task,
+      priority: t.priority,
+      enqueuedAt: t.enqueuedAt,
+      pid: t.waiter.pid,
+    })),
+    capacity,
+  };
+}
+
+function table(rows: string[][]): string {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+  return rows
+    .map((r) =>
+      r
+        .map((cell, i) => cell.padEnd(widths[i]!))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n');
+}
+
+/** Human table of a status. */
+export function formatStatus(s: PoolStatus, now = Date.now()): string {
+  const p = s.pool;
+  const lines = [
+    `pool: ${p.size} slots (min ${p.min}, max ${p.max}) · ${p.ready} ready · ${p.leased} leased · ${p.provisioning} provisioning · ${p.broken} broken · ${p.waiters} waiting`,
+  ];
+  if (s.slots.length) {
+    const rows = [['SLOT', 'STATE', 'AGENT', 'TASK', 'PRI', 'EXPIRES', 'BRANCH / PATH']];
+    for (const slot of s.slots) {
+      const l = slot.lease;
+      const left = l ? Math.round((Date.parse(l.expiresAt) - now) / 60_000) : null;
+      rows.push([
+        slot.id,
+        slot.state,
+        l?.agent ?? '-',
+        l ? (l.task.length > 30 ? l.task.slice(0, 29) + '…' : l.task) : '-',
+        l ? String(l.priority) : '-',
+        left === null ? '-' : `${left}m`,
+        slot.branch ?? (slot.error ? `error: ${slot.error}` : slot.path),
+      ]);
+    }
+    lines.push('', table(rows));
+  }
+  if (s.queue.length) {
+    const rows = [['#', 'AGENT', 'TASK', 'PRI', 'WAITING SINCE']];
+    s.queue.forEach((q, i) =>
+      rows.push([String(i + 1), q.agent, q.task, String(q.priority), q.enqueuedAt]),
+    );
+    lines.push('', 'queue:', table(rows));
+  }
+  if (s.capacity && typeof s.capacity === 'object') {
+    const c = s.capacity as Record<string, number>;
+    lines.push(
+      '',
+      `redis band: ${c.used}/${c.current} used (floor ${c.floor}, step ${c.step}, physical max ${c.physical_max})`,
+    );
+  }
+  return lines.join('\n');
+}

@@ -1,0 +1,212 @@
+/**
+ * Git operations on slot worktrees. Every call passes an argv array; names reaching git were
+ * checked by @wtpool/config (agent, task slug, slot id) or come from the configuration.
+ */
+import { randomBytes } from 'node:crypto';
+import { existsSync, promises as fs, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { errno } from '@wtpool/core';
+import { git, gitRaw } from './git.js';
+
+/** Files the pool writes into every slot worktree; kept out of commits via info/exclude. */
+export const OWNER_MARKER = '.pool-owner';
+export const ENV_FILE = '.env.worktree';
+
+// Rescue commits are made by the pool, whatever the user's git identity is.
+const POOL_IDENTITY = {
+  GIT_AUTHOR_NAME: 'worktree-pool',
+  GIT_AUTHOR_EMAIL: 'wtpool@localhost',
+  GIT_COMMITTER_NAME: 'worktree-pool',
+  GIT_COMMITTER_EMAIL: 'wtpool@localhost',
+};
+
+/** Adds the pool's per-slot files to the common `info/exclude` (shared by every worktree). */
+export async function ensureExcludes(commonDir: string): Promise<void> {
+  const file = path.join(commonDir, 'info', 'exclude');
+  let text = '';
+  try {
+    text = await fs.readFile(file, 'utf8');
+  } catch (e) {
+    if (errno(e) !== 'ENOENT') throw e;
+  }
+  const lines = new Set(text.split('\n').map((l) => l.trim()));
+  const missing = [`/${OWNER_MARKER}`, `/${ENV_FILE}`].filter((l) => !lines.has(l));
+  if (!missing.length) return;
+  await fs.mkdir(path.dirname(file), { recursive: true });
+  const sep = text && !text.endsWith('\n') ? '\n' : '';
+  await fs.appendFile(file, `${sep}# worktree-pool per-slot files\n${missing.join('\n')}\n`);
+}
+
+/** Is `dir` a live worktree checkout (its `.git` file exists)? */
+export function worktreeExists(dir: string): boolean {
+  return existsSync(path.join(dir, '.git'));
+}
+
+/** The worktree's private git dir (`.git/worktrees/<name>`), read from its `.git` file. */
+export function worktreeGitDir(dir: string): string {
+  const text = readFileSync(path.join(dir, '.git'), 'utf8');
+  const m = /^gitdir:\s*(.+)$/m.exec(text);
+  return m ? path.resolve(dir, m[1]!.trim()) : path.join(dir, '.git');
+}
+
+/** Creates a worktree detached at `base` (call under the `worktrees` git lock). */
+export async function addWorktree(mainRoot: string, dir: string, base: string): Promise<void> {
+  await fs.mkdir(path.dirname(dir), { recursive: true });
+  // --force: a registered slot whose directory was deleted is re-added (self-healing);
+  // git still refuses a non-empty directory. --detach: no branch, no config write.
+  await git(['worktree', 'add', '--force', '--detach', '-q', dir, base], { cwd: mainRoot });
+}
+
+export async function removeWorktree(mainRoot: string, dir: string): Promise<void> {
+  if (worktreeExists(dir)) {
+    await git(['worktree', 'remove', '--force', '--force', dir], { cwd: mainRoot });
+  }
+  await fs.rm(dir, { recursive: true, force: true });
+  await gitRaw(['worktree', 'prune'], { cwd: mainRoot });
+}
+
+/** Uncommitted changes: tracked modifications and untracked (not ignored) files. */
+export async function isDirty(dir: string): Promise<boolean> {
+  const out = await git(['status', '--porcelain', '--untracked-files=all'], { cwd: dir });
+  return out.trim() !== '';
+}
+
+/** A ref-safe timestamp: 2026-11-22T10-00-00-123Z. */
+export const refStamp = (d = new Date()) => d.toISOString().replace(/[:.]/g, '-');
+
+/**
+ * Saves everything in the worktree (tracked changes AND untracked files, not ignored ones) as
+ * a commit on top of HEAD under `<prefix><timestamp>`, without touching the worktree, its
+ * index or its branch: a temporary index gets `add -A`, then write-tree + commit-tree.
+ */
+export async function saveRescue(dir: string, refPrefix: string, message: string): Promise<string> {
+  const gitDir = worktreeGitDir(dir);
+  const tmpIndex = path.join(
+    gitDir,
+    `wtpool-rescue-${process.pid}-${randomBytes(4).toString('hex')}.index`,
+  );
+  try {
+    // Starting from a copy of the real index lets git reuse its stat cache.
+    await fs.copyFile(path.join(gitDir, 'index'), tmpIndex).catch((e) => {
+      if (errno(e) !== 'ENOENT') throw e;
+    });
+    const env = { GIT_INDEX_FILE: tmpIndex, ...POOL_IDENTITY };
+    await git(['add', '-A'], { cwd: dir, env });
+    const tree = (await git(['write-tree'], { cwd: dir, env })).trim();
+    const head = await gitRaw(['rev-parse', '--verify', '-q', 'HEAD'], { cwd: dir });
+    const parents = head.code === 0 ? ['-p', head.stdout.trim()] : [];
+    const commit = (
+      await git(['commit-tree', tree, ...parents, '-m', message], { cwd: dir, env })
+    ).trim();
+    for (let i = 0; ; i++) {
+      const ref = `${refPrefix}${refStamp()}${i ? `-${i}` : ''}`;
+      // The empty old value makes this create-only: two rescues never overwrite each other.
+      const r = await gitRaw(['update-ref', '-m', 'wtpool rescue', ref, commit, ''], { cwd: dir });
+      if (r.code === 0) return ref;
+      if (i >= 5) await git(['update-ref', ref, commit, ''], { cwd: dir });
+    }
+  } finally {
+    await fs.rm(tmpIndex, { force: true });
+  }
+}
+
+/** Number of commits on `ref` that are not in `base` (0 when `ref` does not exist). */
+export async function commitsAhead(dir: string, base: string, ref = 'HEAD'): Promise<number> {
+  const r = await gitRaw(['rev-list', '--count', `${base}..${ref}`, '--'], { cwd: dir });
+  return r.code === 0 ? Number(r.stdout.trim()) || 0 : 0;
+}
+
+/**
+ * Back to the base: tracked changes discarded, untracked and ignored files removed except the
+ * configured caches (`keep`, e.g. node_modules), HEAD detached at `base`. Call only after the
+ * work was saved or found clean.
+ */
+export async function resetToBase(dir: string, base: string, keep: string[]): Promise<void> {
+  await git(['checkout', '-q', '-f', '--detach', base], { cwd: dir });
+  await git(['clean', '-ffdxq', ...keep.flatMap((k) => ['-e', k])], { cwd: dir });
+}
+
+/** Creates the lease branch at `base` and switches to it; false when the branch already exists. */
+export async function switchToNewBranch(
+  dir: string,
+  branch: string,
+  base: string,
+): Promise<boolean> {
+  const r = await gitRaw(['switch', '-q', '--no-track', '-c', branch, base], { cwd: dir });
+  if (r.code === 0) return true;
+  if (/already exists/.test(r.stderr)) return false;
+  throw new Error(`git switch -c ${branch} ${base} failed in ${dir}: ${r.stderr.trim()}`);
+}
+
+export async function deleteBranch(mainRoot: string, branch: string): Promise<void> {
+  await gitRaw(['branch', '-q', '-D', branch], { cwd: mainRoot });
+}
+
+export interface RefInfo {
+  ref: string;
+  commit: string;
+  date: string;
+  subject: string;
+}
+
+/** Refs under a prefix (one git process), newest first. */
+export async function listRefs(mainRoot: string, prefix: string): Promise<RefInfo[]> {
+  const out = await git(
+    [
+      'for-each-ref',
+      '--sort=-creatordate',
+      '--format=%(refname)%00%(objectname)%00%(creatordate:iso-strict)%00%(subject)',
+      prefix,
+    ],
+    { cwd: mainRoot },
+  );
+  return out
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => {
+      const [ref, commit, date, subject] = line.split('\0');
+      return { ref: ref!, commit: commit!, date: date!, subject: subject ?? '' };
+    });
+}
+
+/** `git worktree list --porcelain`: path → { head, branch }. */
+export async function listWorktrees(
+  mainRoot: string,
+): Promise<{ path: string; head: string | null; branch: string | null; prunable: boolean }[]> {
+  const out = await git(['worktree', 'list', '--porcelain'], { cwd: mainRoot });
+  const result: { path: string; head: string | null; branch: string | null; prunable: boolean }[] =
+    [];
+  for (const block of out.split('\n\n')) {
+    const lines = block.split('\n').filter(Boolean);
+    const wt = lines.find((l) => l.startsWith('worktree '));
+    if (!wt) continue;
+    const get = (k: string) =>
+      lines.find((l) => l.startsWith(k + ' '))?.slice(k.length + 1) ?? null;
+    result.push({
+      path: wt.slice('worktree '.length),
+      head: get('HEAD'),
+      branch: get('branch'),
+      prunable: lines.some((l) => l.startsWith('prunable')),
+    });
+  }
+  return result;
+}
+
+export interface OwnerMarker {
+  slot: string;
+  agent: string;
+  task: string;
+  token: number;
+  host: string;
+  pid: number | null;
+  acquiredAt: string;
+  stateDir: string;
+}
+
+export async function readOwnerMarker(dir: string): Promise<OwnerMarker | null> {
+  try {
+    return JSON.parse(await fs.readFile(path.join(dir, OWNER_MARKER), 'utf8')) as OwnerMarker;
+  } catch {
+    return null;
+  }
+}
