@@ -293,7 +293,8 @@ export const spec: CliSpec = {
         const r = await provisionRedis(pool.loaded, {
           target: num(ctx.opts.target),
           yes: ctx.opts.yes === true,
-          out: ctx.out,
+          warn: (m: string) => ctx.out.warn(m),
+          progress: (m: string) => ctx.out.progress(m),
         });
         ctx.out.result(
           r,

@@ -1,6 +1,5 @@
 // Public surface of @wtpool/services.
 import type { LoadedConfig } from '@wtpool/config';
-import { failure } from '@wtpool/core';
 import type { SlotProvider } from './provider.js';
 import { beadsBasePrefix, beadsProvider } from './beads.js';
 import { portsProvider } from './ports.js';
@@ -33,25 +32,4 @@ export async function createProviders(loaded: LoadedConfig): Promise<SlotProvide
   const beads = beadsBasePrefix(config, repo);
   if (beads) services.push(beadsProvider(beads));
   return [hooksProvider(), ...services, envFileProvider(services)];
-}
-
-/**
- * Raises Redis `databases` to `target` with exactly one restart (`pool scale --provision`).
- * Stub until the services issue lands.
- */
-export async function provisionRedis(
-  _loaded: LoadedConfig,
-  _opts: {
-    target?: number | undefined;
-    yes: boolean;
-    out: { warn(m: string): void; info(m: string): void };
-  },
-): Promise<{ restarted: boolean; before: number; after: number }> {
-  throw failure(
-    'ERR_NOT_CONFIGURED',
-    'redis is not configured (redis.url, redis.confFile, redis.restartCommand)',
-    {
-      hint: 'set them in pool.config.yaml',
-    },
-  );
 }
