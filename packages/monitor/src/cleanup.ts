@@ -10,7 +10,7 @@ import { orphanRescueRefPrefix, type LoadedConfig } from '@wtpool/config';
 import { inspectLock, pidAlive } from '@wtpool/lock';
 import { bandStore, flushIndex, quoteIdent } from '@wtpool/services';
 import { detectLeaks, LOCK_STALE_MS, type Leak, type LeakKind } from './leaks.js';
-import { poolOps, type PoolOps } from './pool-access.js';
+import { poolOps, readPoolState, type PoolOps } from './pool-access.js';
 import { withPg } from './postgres.js';
 
 export interface CleanupAction {
@@ -64,14 +64,13 @@ async function flushRedisDb(leak: Leak, _ops: PoolOps, loaded: LoadedConfig) {
 }
 
 async function loadSlotState(loaded: LoadedConfig, slot: string): Promise<string | null> {
-  const { readPoolState } = await import('./pool-access.js');
-  return (await readPoolState(loaded))?.slots[slot]?.state ?? null;
+  return (await readPoolState(loaded)).slots[slot]?.state ?? null;
 }
 
-async function removeOrphanWorktree(leak: Leak, ops: PoolOps, loaded: LoadedConfig) {
+async function removeOrphanWorktree(leak: Leak, ops: PoolOps, _loaded: LoadedConfig) {
   const dir = leak.id;
   let rescueRef: string | undefined;
-  if (leak.evidence.exists && (await ops.needsRescue(dir, leak.evidence.branch as string | null))) {
+  if (leak.evidence.exists && (await ops.needsRescue(dir))) {
     rescueRef = await ops.saveRescue(
       dir,
       orphanRescueRefPrefix(path.basename(dir)),
@@ -79,7 +78,7 @@ async function removeOrphanWorktree(leak: Leak, ops: PoolOps, loaded: LoadedConf
     );
     await ops.event('rescue', { ref: rescueRef, path: dir, reason: 'orphan-worktree' });
   }
-  await ops.removeWorktree(loaded.repo.mainRoot, dir);
+  await ops.removeWorktree(dir);
   return {
     action: `removed worktree ${dir}${rescueRef ? ` (work saved to ${rescueRef})` : ''}`,
     ...(rescueRef ? { rescueRef } : {}),
@@ -87,16 +86,17 @@ async function removeOrphanWorktree(leak: Leak, ops: PoolOps, loaded: LoadedConf
 }
 
 async function recreateWorktree(leak: Leak, ops: PoolOps) {
-  await ops.recreateMissing([leak.id]);
+  if (leak.evidence.state === 'leased') throw new Error(leak.fix);
+  await ops.recreateMissing();
   return { action: `recreated the worktree of ${leak.id}` };
 }
 
 async function deleteOrphanBranch(leak: Leak, ops: PoolOps, loaded: LoadedConfig) {
   // Re-check: still nothing beyond the base (someone may have committed since detection).
-  if ((await ops.commitsAhead(loaded.repo.mainRoot, loaded.config.pool.base, leak.id)) > 0) {
+  if ((await ops.commitsAhead(loaded.config.pool.base, leak.id)) > 0) {
     throw new Error(`${leak.id} has commits beyond ${loaded.config.pool.base} now; kept`);
   }
-  await ops.deleteBranch(loaded.repo.mainRoot, leak.id);
+  await ops.deleteBranch(leak.id);
   return { action: `deleted branch ${leak.id}` };
 }
 
@@ -184,7 +184,7 @@ export async function cleanupLeaks(
     }));
     return result;
   }
-  const ops = opts.ops ?? (await poolOps(loaded));
+  const ops = opts.ops ?? poolOps(loaded);
   for (const leak of leaks) {
     let a: CleanupAction;
     try {

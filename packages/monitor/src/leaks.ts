@@ -49,11 +49,11 @@ export const LEASE_FILE_GRACE_MS = 60_000;
 
 export interface DetectContext {
   loaded: LoadedConfig;
-  state: PoolState | null;
+  state: PoolState;
   now: number;
 }
 
-const slotsOf = (s: PoolState | null) => Object.values(s?.slots ?? {});
+const slotsOf = (s: PoolState) => Object.values(s.slots);
 const real = (p: string) => {
   try {
     return realpathSync(p);
@@ -86,14 +86,17 @@ async function worktreeLeaks({ loaded, state }: DetectContext): Promise<Leak[]> 
     });
   }
   for (const s of slotsOf(state)) {
-    if (!['ready', 'leased'].includes(s.state)) continue; // others are being (re)built
+    if (!['ready', 'leased', 'broken'].includes(s.state)) continue; // others are being (re)built
     if (existsSync(path.join(s.path, '.git'))) continue;
     leaks.push({
       kind: 'missing-worktree',
       id: s.id,
       message: `slot ${s.id} (${s.state}) has no worktree at ${s.path}`,
       evidence: { slot: s.id, state: s.state, path: s.path, dirExists: existsSync(s.path) },
-      fix: 'recreate the worktree (at the lease branch for a leased slot)',
+      fix:
+        s.state === 'leased'
+          ? `none while ${s.lease?.agent ?? 'its holder'} holds it: \`pool release\` it and the pool recreates the worktree`
+          : 'the pool recreates the worktree',
     });
   }
   return leaks;
@@ -201,7 +204,7 @@ async function redisLeaks({ loaded, state }: DetectContext): Promise<Leak[]> {
     const index = Number(idx);
     if (index < config.redis.bandStart) continue; // the app's own DBs
     const holder = band.alloc[idx];
-    if (holder && state?.slots[holder]?.state === 'leased') continue;
+    if (holder && state.slots[holder]?.state === 'leased') continue;
     leaks.push({
       kind: 'orphan-redis-db',
       id: String(index),
@@ -210,7 +213,7 @@ async function redisLeaks({ loaded, state }: DetectContext): Promise<Leak[]> {
         index,
         keys,
         allocatedTo: holder ?? null,
-        holderState: holder ? (state?.slots[holder]?.state ?? 'unknown slot') : null,
+        holderState: holder ? (state.slots[holder]?.state ?? 'unknown slot') : null,
       },
       fix: 'FLUSHDB it and free its band allocation',
     });
@@ -264,7 +267,7 @@ async function leaseLeaks({ loaded, state, now }: DetectContext): Promise<Leak[]
   const leaks: Leak[] = [];
   for (const s of slotsOf(state)) {
     if (s.state !== 'leased' || !s.lease) continue;
-    const reason = leaseOver(s.lease, now);
+    const reason = leaseOver(loaded, s);
     if (!reason) continue;
     leaks.push({
       kind: 'expired-lease',
@@ -295,7 +298,7 @@ async function leaseLeaks({ loaded, state, now }: DetectContext): Promise<Leak[]
       .readFile(file, 'utf8')
       .then((t) => JSON.parse(t) as { token?: number })
       .catch(() => ({}) as { token?: number });
-    const lease = state?.slots[m[1]!]?.lease;
+    const lease = state.slots[m[1]!]?.lease;
     if (lease && lease.token === lf.token) continue;
     leaks.push({
       kind: 'expired-lease',
@@ -351,7 +354,7 @@ async function zombieLeaks({ loaded, state }: DetectContext): Promise<Leak[]> {
     const env = await processEnv(p.pid);
     const sid = env?.get('WORKTREE_ID');
     if (!env || !sid || path.resolve(env.get('POOL_STATE_DIR') ?? '/') !== stateDir) continue;
-    const slot = state?.slots[sid];
+    const slot = state.slots[sid];
     const lease = slot?.state === 'leased' ? slot.lease : null;
     // Start times have 10 ms resolution; a second of slack keeps the lease's own children.
     if (lease && p.startedAt >= Date.parse(lease.acquiredAt) - 1000) continue;
