@@ -1,17 +1,11 @@
 /** `monitor`: resource health, leak detection and cleanup, daemon. Thin: parse, call, print. */
 import { runCli, type CliSpec, type CommandContext } from '@wtpool/core';
 import { loadConfig } from '@wtpool/config';
-import { daemonLine, formatStatus } from './format.js';
-import { collectHealth } from './health.js';
-import { daemonStatus, startDaemon, stopDaemon } from './daemon.js';
-import { exitCodeFor } from './thresholds.js';
-import { buildReport, formatReport } from './report.js';
-import { detectLeaks } from './leaks.js';
-import { cleanupLeaks } from './cleanup.js';
-import { formatCleanup, formatLeaks } from './format.js';
-import { confirm } from './confirm.js';
-import { EXIT_WARNING } from './thresholds.js';
 
+/** detect-leaks exits like a warning when it finds any (thresholds.ts EXIT_WARNING). */
+const LEAKS_FOUND = 20;
+
+// Each command loads its modules when it runs: `--help` and cheap commands stay fast.
 const load = (ctx: CommandContext) => loadConfig({ repo: ctx.repo, config: ctx.config });
 
 export const spec: CliSpec = {
@@ -26,6 +20,13 @@ export const spec: CliSpec = {
         'one-screen health: DB connections, file descriptors, disk, Redis, pool (exit 0/20/21)',
       async run(ctx) {
         const loaded = load(ctx);
+        const [{ collectHealth }, { daemonStatus }, { formatStatus }, { exitCodeFor }] =
+          await Promise.all([
+            import('./health.js'),
+            import('./daemon.js'),
+            import('./format.js'),
+            import('./thresholds.js'),
+          ]);
         const [health, daemon] = await Promise.all([collectHealth(loaded), daemonStatus(loaded)]);
         ctx.out.result({ ...health, daemon }, () => formatStatus(health, daemon));
         return exitCodeFor(health.level);
@@ -35,6 +36,7 @@ export const spec: CliSpec = {
       name: 'report',
       summary: 'detailed per-slot, per-database and per-worktree report',
       async run(ctx) {
+        const { buildReport, formatReport } = await import('./report.js');
         const report = await buildReport(load(ctx));
         ctx.out.result(report, () => formatReport(report));
       },
@@ -44,10 +46,14 @@ export const spec: CliSpec = {
       summary:
         'list leaks: orphan-db, orphan-redis-db, orphan-worktree, missing-worktree, orphan-branch, stale-lock, expired-lease, zombie-process (exit 20 when any)',
       async run(ctx) {
+        const [{ detectLeaks }, { formatLeaks }] = await Promise.all([
+          import('./leaks.js'),
+          import('./format.js'),
+        ]);
         const report = await detectLeaks(load(ctx));
         for (const s of report.skipped) ctx.out.warn(`${s.check} not checked: ${s.reason}`);
         ctx.out.result(report, () => formatLeaks(report));
-        return report.leaks.length ? EXIT_WARNING : 0;
+        return report.leaks.length ? LEAKS_FOUND : 0;
       },
     },
     {
@@ -63,6 +69,13 @@ export const spec: CliSpec = {
       ],
       async run(ctx) {
         const loaded = load(ctx);
+        const [{ detectLeaks }, { cleanupLeaks }, { formatCleanup }, { confirm }] =
+          await Promise.all([
+            import('./leaks.js'),
+            import('./cleanup.js'),
+            import('./format.js'),
+            import('./confirm.js'),
+          ]);
         const dryRun = ctx.opts['dry-run'] === true;
         const report = await detectLeaks(loaded);
         for (const s of report.skipped) ctx.out.warn(`${s.check} not checked: ${s.reason}`);
@@ -93,6 +106,10 @@ export const spec: CliSpec = {
         const loaded = load(ctx);
         const intervalMs =
           (ctx.opts.interval as number | undefined) ?? loaded.config.monitor.interval;
+        const [{ startDaemon }, { daemonLine }] = await Promise.all([
+          import('./daemon.js'),
+          import('./format.js'),
+        ]);
         const st = await startDaemon(loaded, {
           intervalMs,
           repoArg: ctx.repo,
@@ -105,6 +122,7 @@ export const spec: CliSpec = {
       name: 'stop',
       summary: 'stop the background daemon',
       async run(ctx) {
+        const { stopDaemon } = await import('./daemon.js');
         const r = await stopDaemon(load(ctx));
         ctx.out.result(
           r,

@@ -12,6 +12,7 @@ import {
 import { pgConnect } from './postgres.js';
 import { pidAlive } from '@wtpool/lock';
 
+// --repo always: under `pnpm test` INIT_CWD names the project checkout, not the temp repo.
 const BIN = path.join(PROJECT_ROOT, 'packages/monitor/bin/monitor.js');
 
 describe('monitor status thresholds from the environment', () => {
@@ -34,7 +35,7 @@ describe('monitor status thresholds from the environment', () => {
   });
 
   const status = (env: Record<string, string>) =>
-    runCli(BIN, ['status', '--json'], { cwd: repo.dir, env });
+    runCli(BIN, ['status', '--json', '--repo', repo.dir], { cwd: repo.dir, env });
 
   it('exits 0 below the levels, 20 at the warning level, 21 at the error level (connections)', async () => {
     const ok = await status({ DB_CONN_WARN: '4', DB_CONN_ERROR: '5' });
@@ -75,14 +76,16 @@ describe('monitor status thresholds from the environment', () => {
       path.join(repo.dir, 'down.yaml'),
       'postgres:\n  url: postgres://u:hunter2@127.0.0.1:1/postgres\n',
     );
-    const r = await runCli(BIN, ['status', '--config', 'down.yaml'], { cwd: repo.dir });
+    const r = await runCli(BIN, ['status', '--config', 'down.yaml', '--repo', repo.dir], {
+      cwd: repo.dir,
+    });
     expect(r.code).toBe(21);
     expect(r.stdout).toMatch(/postgres\s+DOWN/);
     expect(r.stdout).not.toContain('hunter2');
   });
 
   it('prints a human screen and --help from the option table', async () => {
-    const r = await runCli(BIN, ['status'], { cwd: repo.dir });
+    const r = await runCli(BIN, ['status', '--repo', repo.dir], { cwd: repo.dir });
     expect(r.stdout).toMatch(/^monitor status: OK/);
     expect(r.stdout).toMatch(/postgres\s+3 connections of max_connections 300/);
     const help = await runCli(BIN, ['start', '--help']);
@@ -96,12 +99,16 @@ describe('monitor daemon', () => {
     repo = await makeTempRepo();
   });
   afterAll(async () => {
-    await runCli(BIN, ['stop'], { cwd: repo.dir });
+    await runCli(BIN, ['stop', '--repo', repo.dir], { cwd: repo.dir });
     await repo.cleanup();
   });
 
   it('starts detached, refuses a second start, samples, survives SIGHUP and stops leaving no process', async () => {
-    const start = await runCli(BIN, ['start', '--interval', '200ms', '--json'], { cwd: repo.dir });
+    const start = await runCli(
+      BIN,
+      ['start', '--interval', '200ms', '--json', '--repo', repo.dir],
+      { cwd: repo.dir },
+    );
     expect(start.code).toBe(0);
     const st = start.json<{ running: boolean; pid: number; log: string }>();
     expect(st.running).toBe(true);
@@ -112,7 +119,7 @@ describe('monitor daemon', () => {
     expect(Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[3])).toBe(pid);
     process.kill(pid, 'SIGHUP'); // what closing the terminal sends
 
-    const second = await runCli(BIN, ['start'], { cwd: repo.dir });
+    const second = await runCli(BIN, ['start', '--repo', repo.dir], { cwd: repo.dir });
     expect(second.code).toBe(5);
     expect(second.stderr).toMatch(new RegExp(`already running \\(pid ${pid}`));
 
@@ -127,17 +134,21 @@ describe('monitor daemon', () => {
     expect(lines.filter((l) => l.type === 'sample').length).toBeGreaterThanOrEqual(3);
     expect(pidAlive(pid)).toBe(true);
 
-    const status = (await runCli(BIN, ['status', '--json'], { cwd: repo.dir })).json<{
+    const status = (
+      await runCli(BIN, ['status', '--json', '--repo', repo.dir], { cwd: repo.dir })
+    ).json<{
       daemon: { running: boolean; pid: number; lastSampleAgeMs: number };
     }>();
     expect(status.daemon).toMatchObject({ running: true, pid });
     expect(status.daemon.lastSampleAgeMs).toBeGreaterThanOrEqual(0);
 
-    const stop = await runCli(BIN, ['stop', '--json'], { cwd: repo.dir });
+    const stop = await runCli(BIN, ['stop', '--json', '--repo', repo.dir], { cwd: repo.dir });
     expect(stop.json()).toEqual({ stopped: true, pid });
     expect(pidAlive(pid)).toBe(false);
     expect(existsSync(path.join(path.dirname(st.log), 'daemon.pid'))).toBe(false);
-    const after = (await runCli(BIN, ['status', '--json'], { cwd: repo.dir })).json<{
+    const after = (
+      await runCli(BIN, ['status', '--json', '--repo', repo.dir], { cwd: repo.dir })
+    ).json<{
       daemon: { running: boolean };
     }>();
     expect(after.daemon.running).toBe(false);

@@ -3,7 +3,7 @@
  * once, so hard-linked dependency trees (the pool's hard-link clone of node_modules) are not
  * counted thirty times. Like `du -sb`: apparent sizes of files, directories and symlinks.
  */
-import { promises as fs, type BigIntStats } from 'node:fs';
+import { lstatSync, promises as fs, readdirSync, type Stats } from 'node:fs';
 import path from 'node:path';
 
 export interface DiskUsage {
@@ -23,7 +23,11 @@ export interface DiskUsage {
 /**
  * Walks the tree under `root` once and returns the bytes used, counting each (dev, inode) once,
  * with the bytes attributed to the top-level entry (a slot worktree) that reached the inode
- * first. A missing root counts 0. Readdir/lstat run with bounded concurrency.
+ * first. A missing root counts 0.
+ *
+ * Synchronous on purpose: one lstat per entry through the promise API costs ~10 µs of overhead
+ * (15× `du` on a 60k-entry tree); the sync calls are within 2–3× of `du`. Only inodes with more
+ * than one link are remembered (nothing else can be met twice), so the set stays small.
  */
 export async function measureTree(
   root: string,
@@ -31,35 +35,35 @@ export async function measureTree(
   const seen = new Set<string>();
   const perEntry = new Map<string, number>();
   let bytes = 0;
-  // Each queued path carries the top-level entry it belongs to ('' for the root itself).
-  const queue: Array<[string, string]> = [[root, '']];
-  const visit = async ([p, top]: [string, string]): Promise<void> => {
-    let st: BigIntStats;
+  let inodes = 0;
+  // Each entry carries the top-level name it belongs to ('' for the root itself).
+  const stack: Array<[string, string]> = [[root, '']];
+  while (stack.length) {
+    const [p, top] = stack.pop()!;
+    let st: Stats;
     try {
-      st = await fs.lstat(p, { bigint: true });
+      st = lstatSync(p);
     } catch {
-      return; // vanished while we walked, or unreadable
+      continue; // vanished while we walked, or unreadable
     }
-    const key = `${st.dev}:${st.ino}`;
-    if (seen.has(key)) return;
-    seen.add(key);
-    const size = Number(st.size);
-    bytes += size;
-    if (top) perEntry.set(top, (perEntry.get(top) ?? 0) + size);
-    if (!st.isDirectory()) return;
+    if (st.nlink > 1 && !st.isDirectory()) {
+      const key = `${st.dev}:${st.ino}`;
+      if (seen.has(key)) continue;
+      seen.add(key);
+    }
+    inodes++;
+    bytes += st.size;
+    if (top) perEntry.set(top, (perEntry.get(top) ?? 0) + st.size);
+    if (!st.isDirectory()) continue;
     let names: string[];
     try {
-      names = await fs.readdir(p);
+      names = readdirSync(p);
     } catch {
-      return;
+      continue;
     }
-    for (const n of names) queue.push([path.join(p, n), top || n]);
-  };
-  const worker = async () => {
-    while (queue.length) await visit(queue.pop()!);
-  };
-  while (queue.length) await Promise.all(Array.from({ length: 16 }, worker));
-  return { bytes, inodes: seen.size, perEntry };
+    for (const n of names) stack.push([p + path.sep + n, top || n]);
+  }
+  return { bytes, inodes, perEntry };
 }
 
 /** Free and total bytes of the filesystem holding `p` (the nearest existing ancestor). */

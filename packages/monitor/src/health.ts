@@ -11,7 +11,7 @@ import { diskUsage, type DiskUsage } from './disk.js';
 import { processFds, systemFds, type ProcessFds, type SystemFds } from './fd.js';
 import { pgSnapshot, withPg } from './postgres.js';
 import { readPoolView, type PoolView } from './pool-view.js';
-import { redisSnapshot, withRedis, type RedisSnapshot } from './redis.js';
+import { redisSnapshot, type RedisSnapshot } from './redis.js';
 import { FD_ERROR_PCT, levelAlert, worst, type Alert, type Level } from './thresholds.js';
 
 export interface PostgresHealth {
@@ -114,7 +114,7 @@ async function redisHealth(loaded: LoadedConfig): Promise<RedisHealth | null> {
   if (!url) return null;
   try {
     const [snap, band]: [RedisSnapshot, Capacity | null] = await Promise.all([
-      withRedis(url, redisSnapshot),
+      redisSnapshot(url),
       redisCapacity(loaded).catch(() => null),
     ]);
     return {

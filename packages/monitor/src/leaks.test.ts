@@ -16,9 +16,10 @@ import {
 } from '@wtpool/testkit';
 import { detectLeaks, type Leak } from './leaks.js';
 import { withPg } from './postgres.js';
-import { withRedis } from './redis.js';
+import { redisPipeline } from '@wtpool/services';
 import { cleanupLeaks } from './cleanup.js';
 
+// --repo always: under `pnpm test` INIT_CWD names the project checkout, not the temp repo.
 const BIN = path.join(PROJECT_ROOT, 'packages/monitor/bin/monitor.js');
 const exited = (c: ChildProcess) =>
   new Promise<void>((r) =>
@@ -93,7 +94,10 @@ describe('leaks: one of each kind, detected once, cleaned up, nothing lost', () 
     // orphan-db: a slot database of a slot that does not exist.
     await withPg(inject('pgUrl'), (c) => c.query(`CREATE DATABASE ${prefix}_wt9`));
     // orphan-redis-db: keys in a band DB no slot holds.
-    await withRedis(`${redis.url}/17`, (c) => c.set('left', 'over'));
+    await redisPipeline(redis.url, [
+      ['SELECT', 17],
+      ['SET', 'left', 'over'],
+    ]);
     // stale-lock: a lock directory 5 minutes old whose recorded holder is dead.
     const lockDir = path.join(stateDir, 'planted.lock');
     await fs.mkdir(lockDir);
@@ -125,7 +129,7 @@ describe('leaks: one of each kind, detected once, cleaned up, nothing lost', () 
   });
 
   it('detect-leaks --json lists each planted leak exactly once with the right kind', async () => {
-    const r = await runCli(BIN, ['detect-leaks', '--json'], { cwd: repo.dir });
+    const r = await runCli(BIN, ['detect-leaks', '--json', '--repo', repo.dir], { cwd: repo.dir });
     expect(r.code).toBe(20);
     const { leaks, skipped } = r.json<{ leaks: Leak[]; skipped: unknown[] }>();
     expect(skipped).toEqual([]);
@@ -157,7 +161,7 @@ describe('leaks: one of each kind, detected once, cleaned up, nothing lost', () 
   });
 
   it('cleanup-leaks refuses without --yes when there is no terminal, and changes nothing', async () => {
-    const r = await runCli(BIN, ['cleanup-leaks'], { cwd: repo.dir });
+    const r = await runCli(BIN, ['cleanup-leaks', '--repo', repo.dir], { cwd: repo.dir });
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/--yes/);
     expect(await repo.git(['branch', '--list', 'pool/wt-9/old-task'])).toContain('old-task');
@@ -165,7 +169,9 @@ describe('leaks: one of each kind, detected once, cleaned up, nothing lost', () 
   });
 
   it('cleanup-leaks --yes fixes all of them, rescues the orphan worktree, logs events; then nothing is left', async () => {
-    const r = await runCli(BIN, ['cleanup-leaks', '--yes', '--json'], { cwd: repo.dir });
+    const r = await runCli(BIN, ['cleanup-leaks', '--yes', '--json', '--repo', repo.dir], {
+      cwd: repo.dir,
+    });
     const res = r.json<{
       actions: Array<{ kind: string; ok: boolean; rescueRef?: string; error?: string }>;
     }>();
@@ -191,7 +197,9 @@ describe('leaks: one of each kind, detected once, cleaned up, nothing lost', () 
       (await readEvents(loaded.repo.stateDir)).some((e) => e.type === 'rescue' && e.ref === ref),
     ).toBe(true);
 
-    const again = await runCli(BIN, ['detect-leaks', '--json'], { cwd: repo.dir });
+    const again = await runCli(BIN, ['detect-leaks', '--json', '--repo', repo.dir], {
+      cwd: repo.dir,
+    });
     expect(again.json()).toEqual({ leaks: [], skipped: [] });
     expect(again.code).toBe(0);
   });

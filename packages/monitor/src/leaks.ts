@@ -12,7 +12,7 @@ import { bandStore, migrationsHash } from '@wtpool/services';
 import { git, leaseOver, listWorktrees, readPoolState, type PoolState } from './pool-access.js';
 import { withPg } from './postgres.js';
 import { ancestry, listProcesses, processEnv } from './procs.js';
-import { redisSnapshot, withRedis } from './redis.js';
+import { redisSnapshot } from './redis.js';
 
 export const LEAK_KINDS = [
   'orphan-db',
@@ -195,10 +195,7 @@ async function databaseLeaks({ loaded, state }: DetectContext): Promise<Leak[]> 
 async function redisLeaks({ loaded, state }: DetectContext): Promise<Leak[]> {
   const { config, repo } = loaded;
   if (!config.redis.url) return [];
-  const [snap, band] = await Promise.all([
-    withRedis(config.redis.url, redisSnapshot),
-    bandStore(repo).read(),
-  ]);
+  const [snap, band] = await Promise.all([redisSnapshot(config.redis.url), bandStore(repo).read()]);
   const leaks: Leak[] = [];
   for (const [idx, keys] of Object.entries(snap.keys)) {
     const index = Number(idx);

@@ -1,8 +1,8 @@
 /**
- * Redis: memory, clients, the physical number of logical DBs and which of them hold keys.
- * ioredis is imported lazily.
+ * Redis: memory, clients, the physical number of logical DBs and which of them hold keys, in
+ * one pipelined round trip over the services' socket-level client.
  */
-import { redact } from '@wtpool/core';
+import { redisPipeline, RedisReplyError, type Reply } from '@wtpool/services';
 
 export interface RedisSnapshot {
   usedMemory: number;
@@ -15,27 +15,6 @@ export interface RedisSnapshot {
   keys: Record<number, number>;
 }
 
-type RedisClient = import('ioredis').Redis;
-
-export async function redisConnect(url: string): Promise<RedisClient> {
-  const { Redis } = await import('ioredis');
-  const client = new Redis(url, {
-    lazyConnect: true,
-    connectTimeout: 3000,
-    maxRetriesPerRequest: 0,
-    enableOfflineQueue: false,
-    retryStrategy: () => null,
-  });
-  client.on('error', () => {});
-  try {
-    await client.connect();
-  } catch (e) {
-    client.disconnect();
-    throw new Error(`Redis at ${redact(url)} is unreachable: ${(e as Error).message}`);
-  }
-  return client;
-}
-
 /** `field:value` lines of an INFO section. */
 export function parseInfo(text: string): Map<string, string> {
   const m = new Map<string, string>();
@@ -46,13 +25,16 @@ export function parseInfo(text: string): Map<string, string> {
   return m;
 }
 
-export async function redisSnapshot(client: RedisClient): Promise<RedisSnapshot> {
-  const [mem, clients, keyspace, dbs] = await Promise.all([
-    client.info('memory'),
-    client.info('clients'),
-    client.info('keyspace'),
-    client.config('GET', 'databases') as Promise<string[]>,
+export async function redisSnapshot(url: string): Promise<RedisSnapshot> {
+  const replies = await redisPipeline(url, [
+    ['INFO', 'memory'],
+    ['INFO', 'clients'],
+    ['INFO', 'keyspace'],
+    ['CONFIG', 'GET', 'databases'],
   ]);
+  const bad = replies.find((r): r is RedisReplyError => r instanceof RedisReplyError);
+  if (bad) throw new Error(`Redis refused a monitor query: ${bad.message}`);
+  const [mem, clients, keyspace, dbs] = replies as [string, string, string, Reply[]];
   const m = parseInfo(mem);
   const keys: Record<number, number> = {};
   for (const [k, v] of parseInfo(keyspace)) {
@@ -67,13 +49,4 @@ export async function redisSnapshot(client: RedisClient): Promise<RedisSnapshot>
     databases: Number(dbs[1] ?? 16),
     keys,
   };
-}
-
-export async function withRedis<T>(url: string, fn: (c: RedisClient) => Promise<T>): Promise<T> {
-  const client = await redisConnect(url);
-  try {
-    return await fn(client);
-  } finally {
-    client.disconnect();
-  }
 }

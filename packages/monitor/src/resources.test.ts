@@ -6,7 +6,8 @@ import { tempDir } from '@wtpool/testkit';
 import { measureTree, freeSpace } from './disk.js';
 import { parseFileNr, parseOpenFilesLimit, processFds, systemFds } from './fd.js';
 import { pgSnapshot, withPg, pgConnect } from './postgres.js';
-import { redisSnapshot, withRedis } from './redis.js';
+import { redisPipeline } from '@wtpool/services';
+import { redisSnapshot } from './redis.js';
 
 const dirs: string[] = [];
 afterAll(async () => {
@@ -112,18 +113,19 @@ describe('services', () => {
   it('reads Redis memory, clients, physical DBs and non-empty DBs', async () => {
     const url = inject('redisUrl');
     const db = 40 + (process.pid % 20);
-    await withRedis(`${url}/${db}`, async (c) => {
-      await c.set('a', '1');
-      await c.set('b', '2');
-    });
+    await redisPipeline(url, [
+      ['SELECT', db],
+      ['SET', 'a', '1'],
+      ['SET', 'b', '2'],
+    ]);
     try {
-      const snap = await withRedis(url, redisSnapshot);
+      const snap = await redisSnapshot(url);
       expect(snap.keys[db]).toBe(2);
       expect(snap.databases).toBe(64);
       expect(snap.usedMemory).toBeGreaterThan(0);
       expect(snap.clients).toBeGreaterThanOrEqual(1);
     } finally {
-      await withRedis(`${url}/${db}`, (c) => c.flushdb());
+      await redisPipeline(url, [['SELECT', db], ['FLUSHDB']]);
     }
   });
 

@@ -33,3 +33,6 @@ export async function createProviders(loaded: LoadedConfig): Promise<SlotProvide
   if (beads) services.push(beadsProvider(beads));
   return [hooksProvider(), ...services, envFileProvider(services)];
 }
+// The socket-level Redis client, reused by the monitor (no second client library).
+export { redisPipeline, redisCommand, RedisReplyError } from './resp.js';
+export type { Reply } from './resp.js';
