@@ -18,16 +18,26 @@ export const spec: CliSpec = {
       name: 'status',
       summary:
         'one-screen health: DB connections, file descriptors, disk, Redis, pool (exit 0/20/21)',
+      options: [
+        {
+          name: 'fresh',
+          type: 'boolean',
+          description:
+            "measure disk now, not from the daemon's latest sample (used when younger than 2 intervals)",
+        },
+      ],
       async run(ctx) {
         const loaded = load(ctx);
-        const [{ collectHealth }, { daemonStatus }, { formatStatus }, { exitCodeFor }] =
+        const [{ collectHealth }, { daemonStatus, recentDisk }, { formatStatus }, { exitCodeFor }] =
           await Promise.all([
             import('./health.js'),
             import('./daemon.js'),
             import('./format.js'),
             import('./thresholds.js'),
           ]);
-        const [health, daemon] = await Promise.all([collectHealth(loaded), daemonStatus(loaded)]);
+        const daemon = await daemonStatus(loaded);
+        const disk = ctx.opts.fresh === true ? null : await recentDisk(loaded, daemon);
+        const health = await collectHealth(loaded, { disk });
         ctx.out.result({ ...health, daemon }, () => formatStatus(health, daemon));
         return exitCodeFor(health.level);
       },

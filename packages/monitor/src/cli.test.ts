@@ -138,8 +138,15 @@ describe('monitor daemon', () => {
       await runCli(BIN, ['status', '--json', '--repo', repo.dir], { cwd: repo.dir })
     ).json<{
       daemon: { running: boolean; pid: number; lastSampleAgeMs: number };
+      disk: { source: string };
     }>();
     expect(status.daemon).toMatchObject({ running: true, pid });
+    // The disk figure comes from the daemon's fresh sample; --fresh measures it again.
+    expect(status.disk.source).toBe('daemon');
+    const fresh = (
+      await runCli(BIN, ['status', '--fresh', '--json', '--repo', repo.dir], { cwd: repo.dir })
+    ).json<{ disk: { source: string } }>();
+    expect(fresh.disk.source).toBe('live');
     expect(status.daemon.lastSampleAgeMs).toBeGreaterThanOrEqual(0);
 
     const stop = await runCli(BIN, ['stop', '--json', '--repo', repo.dir], { cwd: repo.dir });

@@ -71,7 +71,9 @@ async function readPid(p: DaemonPaths): Promise<PidRecord | null> {
 }
 
 /** The newest `sample` line of the log (reads only the file's tail). */
-export async function lastSample(log: string): Promise<{ at: string; level: string } | null> {
+export async function lastSample(
+  log: string,
+): Promise<{ at: string; level: string; disk?: Health['disk'] } | null> {
   let fh;
   try {
     fh = await fs.open(log, 'r');
@@ -88,8 +90,8 @@ export async function lastSample(log: string): Promise<{ at: string; level: stri
       const line = lines[i]!;
       if (!line.startsWith('{"type":"sample"')) continue;
       try {
-        const s = JSON.parse(line) as { at: string; level: string };
-        return { at: s.at, level: s.level };
+        const s = JSON.parse(line) as { at: string; level: string; disk?: Health['disk'] };
+        return { at: s.at, level: s.level, disk: s.disk };
       } catch {
         // a line cut by the tail window or a torn write: look further back
       }
@@ -115,6 +117,21 @@ export async function daemonStatus(loaded: LoadedConfig): Promise<DaemonStatus> 
     lastSampleAgeMs: last ? Date.now() - Date.parse(last.at) : null,
     lastLevel: last?.level ?? null,
   };
+}
+
+/**
+ * The disk figure of the daemon's latest sample, when the daemon runs and the sample is younger
+ * than two intervals: walking a pool of 30 dependency trees is the one slow part of a sweep,
+ * and the daemon already does it on schedule.
+ */
+export async function recentDisk(
+  loaded: LoadedConfig,
+  st: DaemonStatus,
+): Promise<Health['disk'] | null> {
+  if (!st.running || st.lastSampleAgeMs === null || st.lastSampleAgeMs > 2 * st.intervalMs!)
+    return null;
+  const last = await lastSample(daemonPaths(loaded).log);
+  return last?.disk ? { ...last.disk, source: 'daemon' } : null;
 }
 
 export interface StartOptions {

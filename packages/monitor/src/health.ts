@@ -70,7 +70,8 @@ export interface Health {
   durationMs: number;
   postgres: PostgresHealth | null;
   fds: { system: SystemFds | null; holders: HolderFds[] };
-  disk: DiskUsage;
+  /** `source`: measured by this sweep (`live`) or taken from the daemon's latest sample. */
+  disk: DiskUsage & { measuredAt: string; source: 'live' | 'daemon' };
   redis: RedisHealth | null;
   pool: PoolHealth | null;
   alerts: Alert[];
@@ -292,7 +293,10 @@ export function judge(h: Omit<Health, 'alerts' | 'level'>, loaded: LoadedConfig)
 }
 
 /** Measures everything once. Services that are down become error alerts, not exceptions. */
-export async function collectHealth(loaded: LoadedConfig): Promise<Health> {
+export async function collectHealth(
+  loaded: LoadedConfig,
+  opts: { disk?: Health['disk'] | null } = {},
+): Promise<Health> {
   const started = performance.now();
   const now = Date.now();
   const pool = await readPoolView(loaded);
@@ -301,7 +305,12 @@ export async function collectHealth(loaded: LoadedConfig): Promise<Health> {
     redisHealth(loaded),
     systemFds(),
     holderFds(pool),
-    diskUsage(poolRoot(loaded.config, loaded.repo)),
+    opts.disk ??
+      diskUsage(poolRoot(loaded.config, loaded.repo)).then((d) => ({
+        ...d,
+        measuredAt: new Date(now).toISOString(),
+        source: 'live' as const,
+      })),
   ]);
   const partial = {
     at: new Date(now).toISOString(),
