@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import * as fsSync from 'node:fs';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { errno } from '@wtpool/core';
@@ -24,6 +25,22 @@ export async function writeTemp(target: string, data: string): Promise<string> {
     throw e;
   }
   await fh.close();
+  return tmp;
+}
+
+/** writeTemp, synchronously (for short critical sections; see JsonStore). */
+export function writeTempSync(target: string, data: string): string {
+  const tmp = tempPath(target);
+  const fd = fsSync.openSync(tmp, 'wx', 0o644);
+  try {
+    fsSync.writeFileSync(fd, data);
+    fsSync.fsyncSync(fd);
+  } catch (e) {
+    fsSync.closeSync(fd);
+    fsSync.rmSync(tmp, { force: true });
+    throw e;
+  }
+  fsSync.closeSync(fd);
   return tmp;
 }
 

@@ -1,7 +1,8 @@
+import * as fsSync from 'node:fs';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { WtpoolError, ExitCode, errno } from '@wtpool/core';
-import { writeTemp } from './atomic.js';
+import { writeTempSync } from './atomic.js';
 import { withLock, type LockOptions, type LockHandle } from './lock.js';
 
 /** On disk: the data plus a version that grows by one with every committed write. */
@@ -65,6 +66,7 @@ const MARKERS_KEPT = 32;
 export class JsonStore<T> {
   readonly file: string;
   private readonly opts: JsonStoreOptions<T>;
+  private dirReady = false;
 
   constructor(file: string, opts: JsonStoreOptions<T>) {
     this.file = path.resolve(file);
@@ -76,39 +78,46 @@ export class JsonStore<T> {
     return typeof i === 'function' ? (i as () => T)() : structuredClone(i);
   }
 
-  /** The current version (version 0 with the initial value when the file does not exist). */
+  /**
+   * The current version (version 0 with the initial value when the file does not exist).
+   * Synchronous file I/O inside: this runs inside a lock held for well under a millisecond,
+   * where thread-pool hops would cost more than the reads themselves.
+   */
   async readVersioned(): Promise<Versioned<T> & { ino: number }> {
-    let fh: fs.FileHandle;
+    let fd: number;
     try {
-      fh = await fs.open(this.file, 'r');
+      fd = fsSync.openSync(this.file, 'r');
     } catch (e) {
       if (errno(e) === 'ENOENT') return { version: 0, updatedAt: '', data: this.initial(), ino: 0 };
       throw e;
     }
+    let text: string;
+    let ino: number;
     try {
-      const [st, text] = await Promise.all([fh.stat(), fh.readFile('utf8')]);
-      let parsed: Versioned<T>;
-      try {
-        parsed = JSON.parse(text) as Versioned<T>;
-      } catch (e) {
-        throw new StoreCorruptError(this.file, e, await this.lastGood());
-      }
-      if (
-        typeof parsed !== 'object' ||
-        parsed === null ||
-        typeof parsed.version !== 'number' ||
-        !('data' in parsed)
-      ) {
-        throw new StoreCorruptError(
-          this.file,
-          new Error('missing version or data'),
-          await this.lastGood(),
-        );
-      }
-      return { ...parsed, ino: st.ino };
+      ino = fsSync.fstatSync(fd).ino;
+      text = fsSync.readFileSync(fd, 'utf8');
     } finally {
-      await fh.close();
+      fsSync.closeSync(fd);
     }
+    let parsed: Versioned<T>;
+    try {
+      parsed = JSON.parse(text) as Versioned<T>;
+    } catch (e) {
+      throw new StoreCorruptError(this.file, e, await this.lastGood());
+    }
+    if (
+      typeof parsed !== 'object' ||
+      parsed === null ||
+      typeof parsed.version !== 'number' ||
+      !('data' in parsed)
+    ) {
+      throw new StoreCorruptError(
+        this.file,
+        new Error('missing version or data'),
+        await this.lastGood(),
+      );
+    }
+    return { ...parsed, ino };
   }
 
   /** The newest kept earlier version that still parses (for recovery hints). */
@@ -144,7 +153,10 @@ export class JsonStore<T> {
   async update<R>(
     fn: (draft: T, ctx: { version: number; lock: LockHandle }) => R | Promise<R>,
   ): Promise<R> {
-    await fs.mkdir(path.dirname(this.file), { recursive: true });
+    if (!this.dirReady) {
+      await fs.mkdir(path.dirname(this.file), { recursive: true });
+      this.dirReady = true;
+    }
     const retries = this.opts.conflictRetries ?? 2;
     for (let attempt = 0; ; attempt++) {
       try {
@@ -184,28 +196,30 @@ export class JsonStore<T> {
       updatedAt: new Date().toISOString(),
       data,
     };
-    const tmp = await writeTemp(this.file, JSON.stringify(next) + '\n');
+    const tmp = writeTempSync(this.file, JSON.stringify(next) + '\n');
     try {
       lock.assertHeld();
       // 1. The file must still be the one we read (a rename by anyone else changes the inode).
-      const ino = await fs
-        .stat(this.file)
-        .then((s) => s.ino)
-        .catch((e) => (errno(e) === 'ENOENT' ? 0 : Promise.reject(e)));
+      let ino = 0;
+      try {
+        ino = fsSync.statSync(this.file).ino;
+      } catch (e) {
+        if (errno(e) !== 'ENOENT') throw e;
+      }
       if (ino !== readIno) throw new StoreConflictError(this.file, readVersion);
       // 2. Claim version N+1: exactly one writer can create this name.
       try {
-        await fs.link(tmp, `${this.file}.v${next.version}`);
+        fsSync.linkSync(tmp, `${this.file}.v${next.version}`);
       } catch (e) {
         if (errno(e) === 'EEXIST') throw new StoreConflictError(this.file, readVersion);
         throw e;
       }
       lock.assertHeld();
       // 3. Publish. The marker keeps this version readable after later writes replace it.
-      await fs.rename(tmp, this.file);
-      await fs.rm(`${this.file}.v${next.version - MARKERS_KEPT}`, { force: true });
+      fsSync.renameSync(tmp, this.file);
+      fsSync.rmSync(`${this.file}.v${next.version - MARKERS_KEPT}`, { force: true });
     } catch (e) {
-      await fs.rm(tmp, { force: true });
+      fsSync.rmSync(tmp, { force: true });
       throw e;
     }
   }

@@ -4,6 +4,7 @@ import type { SlotProvider } from './provider.js';
 import { beadsBasePrefix, beadsProvider } from './beads.js';
 import { portsProvider } from './ports.js';
 import { envFileProvider, hooksProvider } from './slot-env.js';
+import { depsProvider } from './deps.js';
 
 export type { SlotProvider, ProviderContext, LeaseInfo } from './provider.js';
 export type { Capacity, BandState, BandEvent } from './redis.js';
@@ -16,11 +17,13 @@ export { armHooks } from './hooks.js';
 export type { ArmResult } from './hooks.js';
 export { boundPorts } from './ports.js';
 export { beadsBasePrefix } from './beads.js';
+export { installDeps, lockfileHash, hardlinkClone } from './deps.js';
+export type { DepsResult } from './deps.js';
 export { leaseSlot, releaseSlot, provisionSlot, destroySlot, checkSlot } from './lifecycle.js';
 
 /**
  * The providers enabled by the configuration, in the order the pool runs them: hooks (always),
- * PostgreSQL, Redis, ports, beads (each when configured), and the env file last. pg is
+ * dependencies (unless deps.strategy is none), PostgreSQL, Redis, ports, beads (each when configured), and the env file last. pg is
  * imported only when PostgreSQL is configured; Redis uses a socket-level client (D21).
  */
 export async function createProviders(loaded: LoadedConfig): Promise<SlotProvider[]> {
@@ -31,7 +34,9 @@ export async function createProviders(loaded: LoadedConfig): Promise<SlotProvide
   if (config.ports.base !== null) services.push(portsProvider());
   const beads = beadsBasePrefix(config, repo);
   if (beads) services.push(beadsProvider(beads));
-  return [hooksProvider(), ...services, envFileProvider(services)];
+  const setup = [hooksProvider()];
+  if (config.deps.strategy !== 'none') setup.push(depsProvider(config));
+  return [...setup, ...services, envFileProvider(services)];
 }
 // The socket-level Redis client, reused by the monitor (no second client library).
 export { redisPipeline, redisCommand, RedisReplyError } from './resp.js';

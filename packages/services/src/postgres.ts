@@ -7,7 +7,6 @@
  * Every identifier in SQL comes from slotNames()/templateDatabase(), is validated again by
  * checkDatabaseName() and double-quoted by quoteIdent(); values travel as query parameters.
  */
-import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
@@ -17,6 +16,7 @@ import { checkDatabaseName, templateDatabase, urlWithPath } from '@wtpool/config
 import { withLock } from '@wtpool/lock';
 import type pg from 'pg';
 import type { ProviderContext, SlotProvider } from './provider.js';
+import { lastLine, runCaptured } from './exec.js';
 
 /** "name" for SQL, only for names that pass checkDatabaseName (so no quote can be inside). */
 export function quoteIdent(name: string): string {
@@ -123,27 +123,6 @@ async function dropDatabase(c: pg.Client, name: string): Promise<void> {
   await c.query(`DROP DATABASE IF EXISTS ${quoteIdent(name)} WITH (FORCE)`);
 }
 
-function runMigrate(
-  command: string,
-  cwd: string,
-  databaseUrl: string,
-): Promise<{ code: number; output: string }> {
-  return new Promise((resolve, reject) => {
-    // postgres.migrate is the operator's command from pool.config.yaml; the URL goes in the env.
-    const child = spawn('sh', ['-c', command], {
-      cwd,
-      env: { ...process.env, DATABASE_URL: databaseUrl },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let output = '';
-    const keep = (d: Buffer) => (output = (output + d.toString()).slice(-4000));
-    child.stdout.on('data', keep);
-    child.stderr.on('data', keep);
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code: code ?? 1, output }));
-  });
-}
-
 export interface TemplateResult {
   name: string;
   hash: string;
@@ -176,17 +155,16 @@ export async function ensureTemplate(
         await dropDatabase(c, name); // a half-built leftover of a crashed or failed build
         await c.query(`CREATE DATABASE ${quoteIdent(name)}`);
         if (config.postgres.migrate) {
-          const res = await runMigrate(
-            config.postgres.migrate,
-            repo.mainRoot,
-            urlWithPath(url, name),
-          );
+          // postgres.migrate is the operator's command from pool.config.yaml; the URL goes in the env.
+          const res = await runCaptured('sh', ['-c', config.postgres.migrate], {
+            cwd: repo.mainRoot,
+            env: { ...process.env, DATABASE_URL: urlWithPath(url, name) },
+          });
           if (res.code !== 0) {
             await dropDatabase(c, name);
-            const last = res.output.trim().split('\n').slice(-1)[0] ?? '';
             throw failure(
               'ERR_MIGRATE',
-              `postgres.migrate failed (exit ${res.code}) on template ${name}: ${redact(last)}`,
+              `postgres.migrate failed (exit ${res.code}) on template ${name}: ${redact(lastLine(res.output))}`,
               { hint: 'fix the migrations or postgres.migrate; the template was dropped' },
             );
           }
@@ -195,11 +173,26 @@ export async function ensureTemplate(
         await c.query(
           `ALTER DATABASE ${quoteIdent(name)} IS_TEMPLATE true ALLOW_CONNECTIONS false`,
         );
+        await dropStaleTemplates(c, config.postgres.dbPrefix, name);
         await hooks.event?.('template-build', { template: name, hash });
         return { name, hash, built: true };
       }),
     { purpose: `building PostgreSQL template ${name}`, timeout: 30 * 60_000 },
   );
+}
+
+/**
+ * Drops the templates of earlier migrations (best effort: one still being cloned from is left
+ * for the next build). Slot databases cloned from them are re-cloned at their next lease.
+ */
+async function dropStaleTemplates(c: pg.Client, prefix: string, keep: string): Promise<void> {
+  const r = await c.query<{ datname: string }>(
+    `SELECT datname FROM pg_database WHERE datistemplate AND datname LIKE $1 AND datname <> $2`,
+    [`${prefix}\\_tpl\\_%`, keep],
+  );
+  for (const { datname } of r.rows) {
+    await dropDatabase(c, datname).catch(() => {});
+  }
 }
 
 const marker = (template: string) => `wtpool:${template}`;

@@ -3,7 +3,6 @@
  * restart. Idempotent (already there → no restart), serialized by a lock so two concurrent
  * provisioners restart Redis once, and refused without `yes` when nobody can confirm.
  */
-import { spawn } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { configError, failure, redact, usageError, errno } from '@wtpool/core';
@@ -11,17 +10,21 @@ import type { LoadedConfig } from '@wtpool/config';
 import { withLock, writeFileAtomic } from '@wtpool/lock';
 import { physicalDatabases, redisInfo } from './resp.js';
 import { bandStore } from './redis.js';
+import { lastLine, runCaptured } from './exec.js';
 
 export interface ProvisionRedisOptions {
   /** Target `databases` (default redis.provisionTarget). */
   target?: number;
   /** --yes: do not ask. */
   yes?: boolean;
-  /** A human is at a terminal and can answer `confirm`. */
+  /** A human is at a terminal and can answer `confirm` (default: stdin and stderr are TTYs). */
   interactive?: boolean;
+  /** Asks the question (default: a y/N prompt on stderr). */
   confirm?: (question: string) => Promise<boolean>;
   warn?: (message: string) => void;
   progress?: (message: string) => void;
+  /** A CLI output (ctx.out): used for warn/progress when those are not given. */
+  out?: { warn(message: string): void; progress(message: string): void };
   event?: (type: string, details: Record<string, unknown>) => Promise<void>;
   /** How long to wait for Redis to answer after the restart (ms, default 30 s). */
   waitMs?: number;
@@ -42,16 +45,14 @@ export function withDatabases(conf: string, n: number): string {
   return `${conf}${conf === '' || conf.endsWith('\n') ? '' : '\n'}databases ${n}\n`;
 }
 
-function runShell(command: string): Promise<{ code: number; output: string }> {
-  return new Promise((resolve, reject) => {
-    // The restart command comes from pool.config.yaml (the operator's own file), not from a user.
-    const child = spawn('sh', ['-c', command], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let output = '';
-    child.stdout.on('data', (d: Buffer) => (output += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (output += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code: code ?? 1, output }));
-  });
+async function askOnTerminal(question: string): Promise<boolean> {
+  const { createInterface } = await import('node:readline/promises');
+  const rl = createInterface({ input: process.stdin, output: process.stderr });
+  try {
+    return /^y(es)?$/i.test((await rl.question(`${question} [y/N] `)).trim());
+  } finally {
+    rl.close();
+  }
 }
 
 async function waitForDatabases(url: string, waitMs: number): Promise<number> {
@@ -76,6 +77,8 @@ export async function provisionRedis(
       hint: 'set redis.url in pool.config.yaml',
     });
   }
+  const warn = opts.warn ?? ((m: string) => opts.out?.warn(m));
+  const progress = opts.progress ?? ((m: string) => opts.out?.progress(m));
   const target = opts.target ?? r.provisionTarget;
   if (!Number.isInteger(target) || target < 1 || target > 100_000) {
     throw usageError(`invalid --target ${target}`, { hint: 'a number of databases, e.g. 128' });
@@ -105,16 +108,17 @@ export async function provisionRedis(
       }
       const confFile = path.resolve(loaded.repo.mainRoot, r.confFile);
       const question = `This restarts Redis at ${redact(url)} once to raise databases ${before} → ${target}; every client of that Redis is disconnected. Continue?`;
-      opts.warn?.(
+      warn(
         `raising Redis databases ${before} → ${target} restarts Redis once: every client of ${redact(url)} is disconnected`,
       );
       if (!opts.yes) {
-        if (!opts.interactive || !opts.confirm) {
+        const interactive = opts.interactive ?? (!!process.stdin.isTTY && !!process.stderr.isTTY);
+        if (!interactive) {
           throw usageError('refusing to restart Redis without confirmation (no terminal)', {
             hint: 'run `pool scale --provision --yes` to confirm',
           });
         }
-        if (!(await opts.confirm(question))) {
+        if (!(await (opts.confirm ?? askOnTerminal)(question))) {
           throw failure('ERR_ABORTED', 'Redis provisioning aborted; nothing was changed');
         }
       }
@@ -129,13 +133,14 @@ export async function provisionRedis(
       const mode = (await fs.stat(confFile)).mode & 0o777;
       await writeFileAtomic(confFile, withDatabases(conf, target));
       await fs.chmod(confFile, mode);
-      opts.progress?.(`restarting Redis (${r.restartCommand})…`);
+      progress(`restarting Redis (${r.restartCommand})…`);
       const runIdBefore = await redisInfo(url, 'run_id').catch(() => undefined);
-      const res = await runShell(r.restartCommand);
+      // The restart command comes from pool.config.yaml (the operator's own file), not a user.
+      const res = await runCaptured('sh', ['-c', r.restartCommand]);
       if (res.code !== 0) {
         throw failure(
           'ERR_REDIS_RESTART',
-          `redis.restartCommand exited ${res.code}: ${redact(res.output.trim().split('\n').slice(-1)[0] ?? '')}`,
+          `redis.restartCommand exited ${res.code}: ${redact(lastLine(res.output))}`,
           { hint: `${confFile} now says databases ${target}; restart Redis by hand` },
         );
       }

@@ -2,7 +2,7 @@
  * A minimal Redis client: one socket, pipelined commands, RESP2 replies. The band's hot paths
  * (lease, release) need PING, SELECT, FLUSHDB and CONFIG GET only; this costs a socket, while
  * loading ioredis costs ~30 ms of module loading per process (see docs/decisions.md D21).
- * Supports redis:// and rediss:// URLs with user/password and a /db path.
+ * Supports redis:// and rediss:// URLs with user/password and a /db path (SELECTed first).
  */
 import net from 'node:net';
 import tls from 'node:tls';
@@ -18,6 +18,8 @@ export interface RedisTarget {
   tls: boolean;
   username?: string;
   password?: string;
+  /** Logical DB from the URL path (redis://host:6379/5), selected before the commands. */
+  db?: number;
 }
 
 export function parseRedisUrl(url: string): RedisTarget {
@@ -32,6 +34,8 @@ export function parseRedisUrl(url: string): RedisTarget {
   };
   if (u.username) t.username = decodeURIComponent(u.username);
   if (u.password) t.password = decodeURIComponent(u.password);
+  const db = u.pathname.replace(/^\//, '');
+  if (db !== '') t.db = Number(db);
   return t;
 }
 
@@ -89,6 +93,7 @@ export function redisPipeline(
 ): Promise<Reply[]> {
   const t = parseRedisUrl(url);
   const all = [...commands];
+  if (t.db !== undefined) all.unshift(['SELECT', t.db]);
   if (t.password !== undefined) {
     all.unshift(t.username ? ['AUTH', t.username, t.password] : ['AUTH', t.password]);
   }
@@ -126,12 +131,12 @@ export function redisPipeline(
         for (let r = parse(buf, pos); r; r = parse(buf, pos)) {
           replies.push(r[0]);
           pos = r[1];
-          const authReply = replies.length <= skip ? r[0] : undefined;
-          if (authReply instanceof RedisReplyError) {
+          const setupReply = replies.length <= skip ? r[0] : undefined;
+          if (setupReply instanceof RedisReplyError) {
             return finish(
               serviceUnavailableError(
-                `Redis at ${redact(url)} refused authentication: ${authReply.message}`,
-                { hint: 'check the user and password in redis.url' },
+                `Redis at ${redact(url)} refused the connection setup (AUTH/SELECT): ${setupReply.message}`,
+                { hint: 'check the user, password and DB index in the Redis URL' },
               ),
             );
           }

@@ -1,0 +1,116 @@
+import { promises as fs, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { slotNames } from '@wtpool/config';
+import { installDeps } from './index.js';
+import { fixture, type Fixture } from './fixture.testutil.js';
+
+let f: Fixture | undefined;
+afterEach(async () => {
+  await f?.cleanup();
+  f = undefined;
+});
+
+const PROJECT = {
+  'package.json': '{"name":"root","private":true}\n',
+  'pnpm-lock.yaml': "lockfileVersion: '9.0'\n",
+  'packages/a/package.json': '{"name":"a"}\n',
+  '.gitignore': 'node_modules\n',
+};
+
+/** A main checkout with a pnpm-like installed tree: store files, relative symlinks, .bin shims. */
+async function installedProject(): Promise<{ fx: Fixture; wt: string }> {
+  const fx = await fixture({}, PROJECT);
+  const nm = path.join(fx.repo.dir, 'node_modules');
+  await fs.mkdir(path.join(nm, '.pnpm/dep@1.0.0/node_modules/dep'), { recursive: true });
+  await fs.writeFile(
+    path.join(nm, '.pnpm/dep@1.0.0/node_modules/dep/index.js'),
+    'module.exports = 1;\n',
+  );
+  await fs.symlink('.pnpm/dep@1.0.0/node_modules/dep', path.join(nm, 'dep'));
+  await fs.mkdir(path.join(nm, '.bin'));
+  await fs.writeFile(
+    path.join(nm, '.bin/dep'),
+    `#!/bin/sh\nexport NODE_PATH="${fx.repo.dir}/node_modules/.pnpm/node_modules"\nexec node "$basedir/../dep/index.js"\n`,
+    { mode: 0o755 },
+  );
+  const anm = path.join(fx.repo.dir, 'packages/a/node_modules');
+  await fs.mkdir(anm, { recursive: true });
+  await fs.symlink('../../../node_modules/.pnpm/dep@1.0.0/node_modules/dep', path.join(anm, 'dep'));
+  const wt = slotNames(fx.loaded.config, fx.loaded.repo, 1).path;
+  await fx.repo.git(['worktree', 'add', '-q', '--no-track', '-b', 'pool/wt-1/x', wt, 'main']);
+  return { fx, wt };
+}
+
+describe('dependencies', () => {
+  it('auto hard-links node_modules when lockfiles match: same inodes, symlinks kept, shims rewritten', async () => {
+    const { fx, wt } = await installedProject();
+    f = fx;
+    const r = await installDeps(fx.repo.dir, wt, { strategy: 'auto', command: null });
+    expect(r.strategy).toBe('hardlink');
+    const file = 'node_modules/.pnpm/dep@1.0.0/node_modules/dep/index.js';
+    expect((await fs.stat(path.join(wt, file))).ino).toBe(
+      (await fs.stat(path.join(fx.repo.dir, file))).ino,
+    );
+    expect((await fs.lstat(path.join(wt, 'node_modules/dep'))).isSymbolicLink()).toBe(true);
+    expect(readFileSync(path.join(wt, 'node_modules/dep/index.js'), 'utf8')).toContain(
+      'module.exports',
+    );
+    // The workspace package's node_modules too, resolving inside the slot.
+    expect(await fs.realpath(path.join(wt, 'packages/a/node_modules/dep'))).toBe(
+      path.join(wt, 'node_modules/.pnpm/dep@1.0.0/node_modules/dep'),
+    );
+    const shim = readFileSync(path.join(wt, 'node_modules/.bin/dep'), 'utf8');
+    expect(shim).toContain(`${wt}/node_modules/.pnpm`);
+    expect(shim).not.toContain(`${fx.repo.dir}/`);
+    expect(readFileSync(path.join(fx.repo.dir, 'node_modules/.bin/dep'), 'utf8')).toContain(
+      fx.repo.dir,
+    );
+    expect((await fs.stat(path.join(wt, 'node_modules/.bin/dep'))).mode & 0o111).toBeTruthy();
+    // Nothing to commit in the slot.
+    expect(await fx.repo.git(['status', '--porcelain'], wt)).toBe('');
+    // Unchanged lockfile: nothing runs again.
+    expect(await installDeps(fx.repo.dir, wt, { strategy: 'auto', command: null })).toMatchObject({
+      strategy: 'skipped',
+      reason: 'lockfile unchanged',
+    });
+  });
+
+  it('re-runs only when the slot lockfile hash changed; hardlink refuses a different lockfile', async () => {
+    const { fx, wt } = await installedProject();
+    f = fx;
+    const count = path.join(fx.repo.sandbox, 'count');
+    const cmd = {
+      strategy: 'command' as const,
+      command: `echo run >> ${count}; mkdir -p node_modules`,
+    };
+    const runs = () => readFileSync(count, 'utf8').trim().split('\n').length;
+    expect(await installDeps(fx.repo.dir, wt, cmd)).toMatchObject({ strategy: 'command' });
+    await installDeps(fx.repo.dir, wt, cmd);
+    expect(runs()).toBe(1);
+    await fs.writeFile(path.join(wt, 'pnpm-lock.yaml'), "lockfileVersion: '9.0'\n# changed\n");
+    await installDeps(fx.repo.dir, wt, cmd);
+    expect(runs()).toBe(2);
+    await fs.rm(path.join(wt, 'node_modules'), { recursive: true });
+    await expect(
+      installDeps(fx.repo.dir, wt, { strategy: 'hardlink', command: null }),
+    ).rejects.toMatchObject({
+      code: 'ERR_DEPS',
+    });
+  });
+
+  it('none and projects without package.json do nothing', async () => {
+    f = await fixture({});
+    expect(
+      await installDeps(f.repo.dir, f.repo.dir, { strategy: 'auto', command: null }),
+    ).toMatchObject({
+      strategy: 'skipped',
+      reason: 'no package.json',
+    });
+    expect(
+      await installDeps(f.repo.dir, f.repo.dir, { strategy: 'none', command: null }),
+    ).toMatchObject({
+      strategy: 'skipped',
+    });
+  });
+});
