@@ -74,13 +74,15 @@ import {
   ensureExcludes,
   isDirty,
   listRefs,
+  readBranchCommit,
   removeWorktree,
   resetToBase,
   saveRescue,
   switchToNewBranch,
   worktreeExists,
-  worktreeGitDir,
+  worktreeStatus,
   type OwnerMarker,
+  type WorktreeStatus,
   type RefInfo,
 } from './worktree.js';
 
@@ -501,17 +503,7 @@ export class WorktreePool {
         hint: 'raise --timeout, or grow the pool (`pool scale out`, scale.max)',
       });
     }
-    const slot = Object.values((await this.readState()).slots).find(
-      (s) => s.lease?.token === lease!.token,
-    );
-    if (!slot) {
-      await Promise.allSettled(background);
-      throw conflictError(
-        'the slot granted to this acquire was taken back before it could be claimed',
-        { hint: 'retry the acquire' },
-      );
-    }
-    const result = await this.claim(slot.id, lease, started);
+    const result = await this.claim(lease.slot, lease, started);
     await Promise.allSettled(background);
     return result;
   }
@@ -581,9 +573,22 @@ export class WorktreePool {
       holderPid: lease.holder?.pid ?? null,
     };
     await fs.mkdir(path.dirname(names.leaseFile), { recursive: true });
-    if (!(await createExclusive(names.leaseFile, doc)))
-      await this.replaceStaleLeaseFile(id, lease, doc);
+    if (!(await createExclusive(names.leaseFile, doc))) {
+      try {
+        await this.replaceStaleLeaseFile(id, lease, doc);
+      } catch (e) {
+        await this.giveBack(id, lease, e);
+        throw e;
+      }
+    }
     try {
+      // The grant may have been taken back (expired before we got here): then it is not ours.
+      if ((await this.readState()).slots[id]?.lease?.token !== lease.token) {
+        await fs.rm(names.leaseFile, { force: true });
+        throw conflictError(`${id} was taken back before this acquire could claim it`, {
+          hint: 'retry the acquire (with a longer --ttl if it keeps happening)',
+        });
+      }
       const env = await this.leaseEnv(id, lease);
       let branch = lease.branch;
       if (!(await switchToNewBranch(names.path, branch, this.config.pool.base))) {
@@ -642,21 +647,29 @@ export class WorktreePool {
         env,
       };
     } catch (e) {
-      // Give the slot back (reset, providers released, lease file removed), then report.
-      await this.store.update((draft) => {
-        const s = draft.slots[id];
-        if (s?.lease?.token === lease.token) {
-          s.state = 'releasing';
-          s.owner = procRef();
-        }
-      });
-      await this.reclaim({
-        slot: { id } as SlotRecord,
-        lease,
-        reason: `claim failed: ${errMessage(e)}`,
-      }).catch(() => {});
+      await this.giveBack(id, lease, e);
       throw e;
     }
+  }
+
+  /**
+   * A claim failed: if the slot is still ours in the registry, reset it (providers released,
+   * lease file removed) and publish it ready. A slot the registry gave to someone else is left alone.
+   */
+  private async giveBack(id: string, lease: Lease, e: unknown): Promise<void> {
+    const ours = await this.store.update((draft) => {
+      const s = draft.slots[id];
+      if (s?.state !== 'leased' || s.lease?.token !== lease.token) return false;
+      s.state = 'releasing';
+      s.owner = procRef();
+      return true;
+    });
+    if (!ours) return;
+    await this.reclaim({
+      slot: { id } as SlotRecord,
+      lease,
+      reason: `claim failed: ${errMessage(e)}`,
+    }).catch(() => {});
   }
 
   /** The lease file exists: a leftover of a crash (registry says the slot is ours) or a lost race. */
@@ -745,14 +758,6 @@ export class WorktreePool {
    */
   async release(o: ReleaseOptions): Promise<ReleaseResult> {
     const { id, slot, lease } = await this.holderCheck(o.slot, o.agent);
-    if (!o.force && worktreeExists(slot.path) && (await isDirty(slot.path))) {
-      throw conflictError(
-        `${id} has uncommitted changes or untracked files; nothing was released`,
-        {
-          hint: `commit them in ${slot.path}, or run \`pool release ${id} ${lease.agent} --force\` to save them to refs/wtpool/rescue/${id}/… and release`,
-        },
-      );
-    }
     const { plan } = await this.tx(
       (draft) => {
         const s = draft.slots[id];
@@ -761,13 +766,30 @@ export class WorktreePool {
             hint: 'see `pool status`',
           });
         }
+        // Reserved: no reclaim or second release can reset this worktree while we do.
         s.state = 'releasing';
         s.owner = procRef();
       },
       { shrink: true },
     );
     const background = this.runPlan(plan);
-    const r = await this.resetSlot(id, lease, 'release');
+    const st = worktreeExists(slot.path)
+      ? await worktreeStatus(slot.path, this.config.pool.keep).catch(async (e) => {
+          await this.unreserve(id, lease);
+          throw e;
+        })
+      : null;
+    if (st?.dirty && !o.force) {
+      await this.unreserve(id, lease);
+      await background;
+      throw conflictError(
+        `${id} has uncommitted changes or untracked files; nothing was released`,
+        {
+          hint: `commit them in ${slot.path}, or run \`pool release ${id} ${lease.agent} --force\` to save them to refs/wtpool/rescue/${id}/… and release`,
+        },
+      );
+    }
+    const r = await this.resetSlot(id, lease, 'release', st);
     await this.event('release', {
       slot: id,
       agent: lease.agent,
@@ -787,6 +809,21 @@ export class WorktreePool {
       kept: r.kept,
       rescueRef: r.rescueRef,
     };
+  }
+
+  /** Gives a slot reserved for release back to its lease (a refused release changes nothing). */
+  private async unreserve(id: string, lease: Lease): Promise<void> {
+    await this.store.update((draft) => {
+      const s = draft.slots[id];
+      if (
+        s?.state === 'releasing' &&
+        s.owner?.pid === process.pid &&
+        s.lease?.token === lease.token
+      ) {
+        s.state = 'leased';
+        s.owner = null;
+      }
+    });
   }
 
   /** Renews a lease's TTL (heartbeat). */
@@ -841,18 +878,18 @@ export class WorktreePool {
     id: string,
     lease: Lease,
     reason: string,
+    known: WorktreeStatus | null = null,
   ): Promise<{ rescueRef: string | null; kept: boolean }> {
     const names = this.names(id);
     const dir = names.path;
-    const base = this.config.pool.base;
+    const { base, keep } = this.config.pool;
     let rescueRef: string | null = null;
-    let ahead = 0;
+    let ahead: number;
     const branchRef = `refs/heads/${lease.branch}`;
     if (worktreeExists(dir)) {
-      const head = await fs
-        .readFile(path.join(worktreeGitDir(dir), 'HEAD'), 'utf8')
-        .catch(() => '');
-      const onBranch = head.trim() === `ref: ${branchRef}`;
+      const st = known ?? (await worktreeStatus(dir, keep));
+      const onBranch = st.branch === lease.branch;
+      const baseCommit = await readBranchCommit(this.repo.commonDir, base);
       const save = async () => {
         rescueRef = await saveRescue(
           dir,
@@ -868,18 +905,21 @@ export class WorktreePool {
           reason,
         });
       };
-      if (await isDirty(dir)) await save();
+      const headAhead = async () =>
+        st.head === null || st.head === baseCommit ? 0 : commitsAhead(dir, base, 'HEAD');
+      if (st.dirty) await save();
       // Commits made off the lease branch (detached HEAD, another branch) are saved too.
-      else if (!onBranch && (await commitsAhead(dir, base, 'HEAD')) > 0) await save();
-      ahead = await commitsAhead(dir, base, onBranch ? 'HEAD' : branchRef);
-      await resetToBase(dir, base, this.config.pool.keep);
+      else if (!onBranch && (await headAhead()) > 0) await save();
+      ahead = onBranch ? await headAhead() : await commitsAhead(dir, base, branchRef);
+      await resetToBase(dir, base, keep, st.needsClean);
     } else {
       ahead = await commitsAhead(this.repo.mainRoot, base, branchRef);
     }
-    if (ahead === 0)
+    if (ahead === 0) {
       await withGitLock(this.repo.stateDir, 'refs', () =>
         deleteBranch(this.repo.mainRoot, lease.branch),
       );
+    }
     await this.eachProvider(id, 'release');
     const lf = await readJsonFile<LeaseFile>(names.leaseFile).catch(() => undefined);
     if (lf?.token === lease.token) await fs.rm(names.leaseFile, { force: true });

@@ -249,6 +249,7 @@ export function grant(
   if (takenBranches(draft).has(branch)) branch = branchFor(slot.id, `${req.slug}-${token}`);
   const at = new Date(now).toISOString();
   const lease: Lease = {
+    slot: slot.id,
     agent: req.agent,
     task: req.task,
     slug: req.slug,

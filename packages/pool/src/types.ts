@@ -15,6 +15,8 @@ export interface ProcRef {
 }
 
 export interface Lease {
+  /** The slot this lease is on. */
+  slot: string;
   agent: string;
   task: string;
   /** Slug of the task used in the branch name. */

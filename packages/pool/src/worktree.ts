@@ -65,6 +65,75 @@ export async function removeWorktree(mainRoot: string, dir: string): Promise<voi
   await gitRaw(['worktree', 'prune'], { cwd: mainRoot });
 }
 
+export interface WorktreeStatus {
+  /** Tracked changes or untracked (not ignored) files. */
+  dirty: boolean;
+  /** Untracked files, or ignored files outside the kept caches: `git clean` has work to do. */
+  needsClean: boolean;
+  /** HEAD commit (null on an unborn branch). */
+  head: string | null;
+  /** Checked-out branch (null when detached). */
+  branch: string | null;
+}
+
+/**
+ * One git process for everything a release needs to know: changes, untracked and ignored
+ * files (`--ignored=matching` lists ignored directories without walking them), HEAD and branch.
+ */
+export async function worktreeStatus(dir: string, keep: string[]): Promise<WorktreeStatus> {
+  const out = await git(
+    [
+      'status',
+      '--porcelain=v2',
+      '--branch',
+      '-z',
+      '--untracked-files=normal',
+      '--ignored=matching',
+    ],
+    { cwd: dir },
+  );
+  const kept = new Set(keep.map((k) => k.replace(/^\/+|\/+$/g, '')));
+  const st: WorktreeStatus = { dirty: false, needsClean: false, head: null, branch: null };
+  const entries = out.split('\0');
+  for (let i = 0; i < entries.length; i++) {
+    const e = entries[i]!;
+    if (e.startsWith('# branch.oid ')) {
+      const oid = e.slice('# branch.oid '.length);
+      st.head = oid === '(initial)' ? null : oid;
+    } else if (e.startsWith('# branch.head ')) {
+      const b = e.slice('# branch.head '.length);
+      st.branch = b === '(detached)' ? null : b;
+    } else if (e.startsWith('? ')) {
+      st.dirty = true;
+      st.needsClean = true;
+    } else if (e.startsWith('! ')) {
+      if (!kept.has(e.slice(2).replace(/\/+$/, ''))) st.needsClean = true;
+    } else if (/^[12u] /.test(e)) {
+      st.dirty = true;
+      if (e.startsWith('2 ')) i++; // a rename carries its original path as the next entry
+    }
+  }
+  return st;
+}
+
+/** A branch's commit read from the ref files (no git process); null when it cannot be told. */
+export async function readBranchCommit(commonDir: string, branch: string): Promise<string | null> {
+  try {
+    const sha = (await fs.readFile(path.join(commonDir, 'refs', 'heads', branch), 'utf8')).trim();
+    if (/^[0-9a-f]{40,64}$/.test(sha)) return sha;
+  } catch {
+    // packed, or not a branch
+  }
+  try {
+    const packed = await fs.readFile(path.join(commonDir, 'packed-refs'), 'utf8');
+    const want = ` refs/heads/${branch}`;
+    const line = packed.split('\n').find((l) => l.endsWith(want) && /^[0-9a-f]{40,64} /.test(l));
+    return line ? line.slice(0, line.indexOf(' ')) : null;
+  } catch {
+    return null;
+  }
+}
+
 /** Uncommitted changes: tracked modifications and untracked (not ignored) files. */
 export async function isDirty(dir: string): Promise<boolean> {
   const out = await git(['status', '--porcelain', '--untracked-files=all'], { cwd: dir });
@@ -121,9 +190,14 @@ export async function commitsAhead(dir: string, base: string, ref = 'HEAD'): Pro
  * configured caches (`keep`, e.g. node_modules), HEAD detached at `base`. Call only after the
  * work was saved or found clean.
  */
-export async function resetToBase(dir: string, base: string, keep: string[]): Promise<void> {
+export async function resetToBase(
+  dir: string,
+  base: string,
+  keep: string[],
+  clean = true,
+): Promise<void> {
   await git(['checkout', '-q', '-f', '--detach', base], { cwd: dir });
-  await git(['clean', '-ffdxq', ...keep.flatMap((k) => ['-e', k])], { cwd: dir });
+  if (clean) await git(['clean', '-ffdxq', ...keep.flatMap((k) => ['-e', k])], { cwd: dir });
 }
 
 /** Creates the lease branch at `base` and switches to it; false when the branch already exists. */

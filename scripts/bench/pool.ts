@@ -1,0 +1,199 @@
+/**
+ * `pnpm bench pool`: the pool's hot paths against baselines measured in the same run.
+ * - in-process acquire+release p50/p99, 1 and 16 concurrent clients, warm pool, vs the raw
+ *   file-lock round trip (withLock, same concurrency);
+ * - CLI `pool acquire --no-wait` end to end on a warm pool vs `node -e 0`;
+ * - `pool init --size 10` vs ten raw `git worktree add` of the same repository.
+ * Each on the disk and on tmpfs (/dev/shm). Runs are interleaved; medians are quoted.
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { withLock } from '@wtpool/lock';
+import { WorktreePool } from '@wtpool/pool';
+import { fmtMs, median, percentile, report, scratch, time, type Row } from './harness.js';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const BIN = path.join(ROOT, 'packages/pool/bin/pool.js');
+const GIT_ENV = {
+  ...process.env,
+  GIT_CONFIG_NOSYSTEM: '1',
+  GIT_AUTHOR_NAME: 'bench',
+  GIT_AUTHOR_EMAIL: 'bench@wtpool.invalid',
+  GIT_COMMITTER_NAME: 'bench',
+  GIT_COMMITTER_EMAIL: 'bench@wtpool.invalid',
+};
+
+/** A repository with a few hundred small files (a realistic checkout is larger; this keeps git cost modest). */
+function makeRepo(root: string, config: string): string {
+  const dir = path.join(root, 'repo');
+  execFileSync('git', ['init', '-q', '-b', 'main', dir], { env: GIT_ENV });
+  for (let i = 0; i < 200; i++)
+    writeFileSync(path.join(dir, `f${i}.txt`), `file ${i}\n`.repeat(20));
+  writeFileSync(path.join(dir, 'pool.config.yaml'), config);
+  execFileSync('git', ['add', '-A'], { cwd: dir, env: GIT_ENV });
+  execFileSync('git', ['commit', '-q', '-m', 'init'], { cwd: dir, env: GIT_ENV });
+  return dir;
+}
+
+async function inProcess(tmpfs: boolean): Promise<Row[]> {
+  const root = scratch('pool-lib', tmpfs);
+  try {
+    const dir = makeRepo(root, 'scale:\n  min: 16\n  max: 16\n');
+    const pool = new WorktreePool({ repo: dir });
+    await pool.initialize({ size: 16 });
+    const lockTarget = path.join(root, 'raw-lock');
+    const rows: Row[] = [];
+    for (const clients of [1, 16]) {
+      const rounds = clients === 1 ? 40 : 8;
+      const subject: number[] = [];
+      const baseline: number[] = [];
+      // Interleave: a burst of the pool, then a burst of raw lock round trips, repeated.
+      for (let r = 0; r < rounds; r++) {
+        await Promise.all(
+          Array.from({ length: clients }, (_, c) =>
+            time(async () => {
+              const l = await pool.lease({ agent: `bench-${c}`, task: `round ${r}` });
+              await pool.release({ slot: l.slot, agent: l.agent });
+            }).then((ms) => subject.push(ms)),
+          ),
+        );
+        await Promise.all(
+          Array.from({ length: clients }, () =>
+            time(() => withLock(lockTarget, () => undefined)).then((ms) => baseline.push(ms)),
+          ),
+        );
+      }
+      const where = tmpfs ? 'tmpfs' : 'disk';
+      for (const p of [50, 99]) {
+        const v = percentile(subject, p);
+        const b = percentile(baseline, p);
+        rows.push({
+          what: `acquire+release p${p}, ${clients} client${clients > 1 ? 's' : ''} (${where})`,
+          value: fmtMs(v),
+          baseline: `${fmtMs(b)} raw lock`,
+          ratio: v / b,
+          goal: clients === 16 && p === 99 ? '≤ 25 ms' : '',
+        });
+      }
+    }
+    return rows;
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+}
+
+async function cliAcquireOnly(tmpfs: boolean): Promise<Row[]> {
+  const root = scratch('pool-cli1', tmpfs);
+  try {
+    const dir = makeRepo(root, 'scale:\n  min: 2\n  max: 2\n');
+    const pool = new WorktreePool({ repo: dir });
+    await pool.initialize({ size: 2 });
+    const acq: number[] = [];
+    const base: number[] = [];
+    for (let i = 0; i < 20; i++) {
+      base.push(await time(() => spawnSync(process.execPath, ['-e', '0'])));
+      let out = '';
+      acq.push(
+        await time(() => {
+          const r = spawnSync(
+            process.execPath,
+            [BIN, 'acquire', 'bench', `t${i}`, '--no-wait', '--repo', dir],
+            { encoding: 'utf8' },
+          );
+          if (r.status !== 0) throw new Error(r.stderr);
+          out = r.stdout.trim();
+        }),
+      );
+      await pool.release({ slot: path.basename(out), agent: 'bench' });
+    }
+    const b = median(base);
+    const a = median(acq);
+    return [
+      {
+        what: `CLI \`pool acquire --no-wait\`, warm pool, median (${tmpfs ? 'tmpfs' : 'disk'})`,
+        value: fmtMs(a),
+        baseline: `${fmtMs(b)} node -e 0`,
+        ratio: a / b,
+        goal: '≤ 1.5×',
+      },
+    ];
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+}
+
+async function init(tmpfs: boolean): Promise<Row[]> {
+  const root = scratch('pool-init', tmpfs);
+  try {
+    const template = makeRepo(root, 'scale:\n  min: 10\n  max: 10\n');
+    let i = 0;
+    const fresh = () => {
+      const dir = path.join(root, `r${i++}`, 'repo');
+      execFileSync('git', ['clone', '-q', '--no-hardlinks', template, dir], { env: GIT_ENV });
+      writeFileSync(path.join(dir, 'pool.config.yaml'), 'scale:\n  min: 10\n  max: 10\n');
+      return dir;
+    };
+    const samples = {
+      'pool init --size 10': [] as number[],
+      '10 × git worktree add': [] as number[],
+    };
+    for (let r = 0; r < 4; r++) {
+      const a = fresh();
+      samples['pool init --size 10'].push(
+        await time(() => {
+          const x = spawnSync(process.execPath, [BIN, 'init', '--size', '10', '--repo', a], {
+            encoding: 'utf8',
+          });
+          if (x.status !== 0) throw new Error(x.stderr);
+        }),
+      );
+      const b = fresh();
+      samples['10 × git worktree add'].push(
+        await time(() => {
+          for (let k = 1; k <= 10; k++) {
+            execFileSync(
+              'git',
+              [
+                'worktree',
+                'add',
+                '-q',
+                '--detach',
+                path.join(b, '..', 'repo.worktrees', `wt-${k}`),
+                'main',
+              ],
+              {
+                cwd: b,
+                env: GIT_ENV,
+              },
+            );
+          }
+        }),
+      );
+    }
+    const s = median(samples['pool init --size 10']);
+    const g = median(samples['10 × git worktree add']);
+    return [
+      {
+        what: `\`pool init --size 10\` (new process), median (${tmpfs ? 'tmpfs' : 'disk'})`,
+        value: fmtMs(s),
+        baseline: `${fmtMs(g)} 10 × git worktree add`,
+        ratio: s / g,
+        goal: '≤ 1.3×',
+      },
+    ];
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+}
+
+export async function run(): Promise<void> {
+  const rows: Row[] = [];
+  for (const tmpfs of [false, true]) {
+    rows.push(...(await inProcess(tmpfs)));
+    rows.push(...(await cliAcquireOnly(tmpfs)));
+    rows.push(...(await init(tmpfs)));
+  }
+  report('pool', rows);
+}
