@@ -3,6 +3,7 @@
  * (CLI.md) plus the lease holder's pid and host. Read with the pool's own reader.
  */
 import type { LoadedConfig } from '@wtpool/config';
+import { toStatus } from '@wtpool/pool';
 import { readPoolState } from './pool-access.js';
 
 export interface LeaseView {
@@ -32,35 +33,21 @@ export interface PoolView {
   queue: Array<{ agent: string; task: string; priority: number; enqueuedAt: string }>;
 }
 
-/** The pool's registry, or null when the pool has no slots and no waiters yet. */
+/** The pool's registry (the pool's own status shape), or null before the pool has slots or waiters. */
 export async function readPoolView(loaded: LoadedConfig): Promise<PoolView | null> {
   const st = await readPoolState(loaded);
-  const slots = Object.values(st.slots).sort((a, b) => a.n - b.n);
-  if (!slots.length && !st.queue.length) return null;
+  const status = toStatus(st, loaded.config, null);
+  if (!status.slots.length && !status.queue.length) return null;
   return {
-    max: loaded.config.scale.max,
-    slots: slots.map((s) => ({
-      id: s.id,
-      state: s.state,
-      path: s.path,
-      branch: s.branch,
+    max: status.pool.max,
+    queue: status.queue,
+    slots: status.slots.map((s) => ({
+      ...s,
       lease: s.lease && {
-        agent: s.lease.agent,
-        task: s.lease.task,
-        priority: s.lease.priority,
-        token: s.lease.token,
-        acquiredAt: s.lease.acquiredAt,
-        heartbeatAt: s.lease.heartbeatAt,
-        expiresAt: s.lease.expiresAt,
-        pid: s.lease.holder?.pid ?? null,
-        host: s.lease.holder?.host ?? s.lease.host,
+        ...s.lease,
+        pid: s.lease.holderPid ?? null,
+        host: st.slots[s.id]?.lease?.holder?.host ?? null,
       },
-    })),
-    queue: st.queue.map((t) => ({
-      agent: t.agent,
-      task: t.task,
-      priority: t.priority,
-      enqueuedAt: t.enqueuedAt,
     })),
   };
 }

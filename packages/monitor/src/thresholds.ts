@@ -44,21 +44,14 @@ export function levelAlert(
   error: number,
   fmt: (n: number) => string = String,
 ): Alert | null {
-  if (value >= error)
-    return {
-      level: 'error',
-      check,
-      message: `${what} ${fmt(value)} ≥ error level ${fmt(error)}`,
-      value,
-      threshold: error,
-    };
-  if (value >= warn)
-    return {
-      level: 'warning',
-      check,
-      message: `${what} ${fmt(value)} ≥ warning level ${fmt(warn)}`,
-      value,
-      threshold: warn,
-    };
+  for (const [level, threshold] of [
+    ['error', error],
+    ['warning', warn],
+  ] as const) {
+    if (value >= threshold) {
+      const message = `${what} ${fmt(value)} ≥ ${level} level ${fmt(threshold)}`;
+      return { level, check, message, value, threshold };
+    }
+  }
   return null;
 }
