@@ -27,7 +27,8 @@ export interface DiskUsage {
  *
  * Synchronous on purpose: one lstat per entry through the promise API costs ~10 µs of overhead
  * (15× `du` on a 60k-entry tree); the sync calls are within 2–3× of `du`. Only inodes with more
- * than one link are remembered (nothing else can be met twice), so the set stays small.
+ * than one link are remembered (nothing else can be met twice), so the set stays small. It
+ * yields to the event loop every 2048 entries so concurrent network work is not held up.
  */
 export async function measureTree(
   root: string,
@@ -38,7 +39,13 @@ export async function measureTree(
   let inodes = 0;
   // Each entry carries the top-level name it belongs to ('' for the root itself).
   const stack: Array<[string, string]> = [[root, '']];
+  let sinceYield = 0;
   while (stack.length) {
+    // Let the sweep's network work (PostgreSQL, Redis) progress while we walk.
+    if (++sinceYield === 2048) {
+      sinceYield = 0;
+      await new Promise((r) => setImmediate(r));
+    }
     const [p, top] = stack.pop()!;
     let st: Stats;
     try {
