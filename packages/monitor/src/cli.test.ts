@@ -160,4 +160,22 @@ describe('monitor daemon', () => {
     }>();
     expect(after.daemon.running).toBe(false);
   });
+
+  it('of concurrent starts exactly one launches a daemon', async () => {
+    const results = await Promise.all(
+      [1, 2, 3].map(() =>
+        runCli(BIN, ['start', '--interval', '1s', '--json', '--repo', repo.dir], { cwd: repo.dir }),
+      ),
+    );
+    try {
+      expect(results.map((r) => r.code).sort()).toEqual([0, 5, 5]);
+      const pid = results.find((r) => r.code === 0)!.json<{ pid: number }>().pid;
+      expect(pidAlive(pid)).toBe(true);
+      for (const r of results.filter((x) => x.code === 5))
+        expect(r.stderr).toContain(`already running (pid ${pid}`);
+    } finally {
+      const stop = await runCli(BIN, ['stop', '--json', '--repo', repo.dir], { cwd: repo.dir });
+      expect(stop.json<{ stopped: boolean }>().stopped).toBe(true);
+    }
+  });
 });
