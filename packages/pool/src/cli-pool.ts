@@ -293,8 +293,7 @@ export const spec: CliSpec = {
         const r = await provisionRedis(pool.loaded, {
           target: num(ctx.opts.target),
           yes: ctx.opts.yes === true,
-          warn: (m: string) => ctx.out.warn(m),
-          progress: (m: string) => ctx.out.progress(m),
+          out: ctx.out,
         });
         ctx.out.result(
           r,
