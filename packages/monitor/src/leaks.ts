@@ -11,7 +11,7 @@ import { inspectLock } from '@wtpool/lock';
 import { bandStore, migrationsHash } from '@wtpool/services';
 import { git, leaseOver, listWorktrees, readPoolState, type PoolState } from './pool-access.js';
 import { withPg } from './postgres.js';
-import { ancestry, listProcesses, processEnv } from './procs.js';
+import { ancestry, listProcesses, processEnv, type ProcInfo } from './procs.js';
 import { redisSnapshot } from './redis.js';
 
 export const LEAK_KINDS = [
@@ -334,11 +334,15 @@ async function zombieLeaks({ loaded, state }: DetectContext): Promise<Leak[]> {
   }
   const stateDir = path.resolve(loaded.repo.stateDir);
   const leaks: Leak[] = [];
+  // Any child is defunct for an instant between its exit and its parent's wait(): only a
+  // child still defunct after a pause is one its holder does not reap.
+  const defunct = procs.filter((p) => p.state === 'Z' && holders.has(p.ppid) && !mine.has(p.pid));
+  const lasting = defunct.length ? await stillDefunct(defunct) : new Set<number>();
   for (const p of procs) {
     if (mine.has(p.pid)) continue;
     if (p.state === 'Z') {
       const slot = holders.get(p.ppid);
-      if (slot)
+      if (slot && lasting.has(p.pid))
         leaks.push({
           kind: 'zombie-process',
           id: String(p.pid),
@@ -371,6 +375,22 @@ async function zombieLeaks({ loaded, state }: DetectContext): Promise<Leak[]> {
   }
   return leaks;
 }
+
+/** Pids of `candidates` still defunct, with the same parent, after DEFUNCT_PAUSE_MS. */
+async function stillDefunct(candidates: ProcInfo[]): Promise<Set<number>> {
+  await new Promise((r) => setTimeout(r, DEFUNCT_PAUSE_MS));
+  const now = new Map((await listProcesses()).map((p) => [p.pid, p]));
+  return new Set(
+    candidates
+      .filter((c) => {
+        const p = now.get(c.pid);
+        return p?.state === 'Z' && p.ppid === c.ppid && p.startedAt === c.startedAt;
+      })
+      .map((c) => c.pid),
+  );
+}
+
+const DEFUNCT_PAUSE_MS = 300;
 
 const DETECTORS: Array<[string, (c: DetectContext) => Promise<Leak[]>]> = [
   ['postgres', databaseLeaks],
