@@ -13,7 +13,8 @@ export interface SlotReport {
   task: string | null;
   leaseAgeMs: number | null;
   expiresInMs: number | null;
-  database: string;
+  /** The slot database, when PostgreSQL is enabled. */
+  database: string | null;
   connections: number | null;
   diskBytes: number;
   holderPid: number | null;
@@ -45,7 +46,7 @@ export async function buildReport(loaded: LoadedConfig): Promise<Report> {
       task: s.lease?.task ?? null,
       leaseAgeMs: s.lease ? now - Date.parse(s.lease.acquiredAt) : null,
       expiresInMs: s.lease ? Date.parse(s.lease.expiresAt) - now : null,
-      database: names.database,
+      database: loaded.config.postgres.url ? names.database : null,
       connections: health.postgres?.ok ? (health.postgres.byDatabase?.[names.database] ?? 0) : null,
       diskBytes: health.disk.perEntry[names.id] ?? 0,
       holderPid: s.lease?.pid ?? null,
@@ -71,7 +72,8 @@ export function formatReport(r: Report): string {
   for (const s of r.slots) {
     lines.push(
       `  ${s.id.padEnd(7)} ${s.state.padEnd(12)} ${(s.agent ?? '-').padEnd(14)} age ${dur(s.leaseAgeMs).padEnd(7)} expires ${dur(s.expiresInMs).padEnd(7)} ` +
-        `db ${s.database} (${s.connections ?? '-'} conn)  disk ${fmtBytes(s.diskBytes)}` +
+        (s.database ? `db ${s.database} (${s.connections ?? '-'} conn)  ` : '') +
+        `disk ${fmtBytes(s.diskBytes)}` +
         (s.holderPid ? `  pid ${s.holderPid} (${s.holderFds ?? '?'} fds)` : ''),
     );
   }
