@@ -19,6 +19,6 @@ export default defineConfig({
     pool: 'forks',
     // Race tests spawn many real processes; two cores: keep files from piling up on each other.
     maxWorkers: 2,
-    reporters: process.env.CI ? ['default'] : ['default'],
+    reporters: ['default', './packages/testkit/src/summary-reporter.ts'],
   },
 });

@@ -6,13 +6,17 @@
  * - `pool init --size 10` vs ten raw `git worktree add` of the same repository.
  * Each on the disk and on tmpfs (/dev/shm). Runs are interleaved; medians are quoted.
  */
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFile, execFileSync, spawnSync } from 'node:child_process';
 import { rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { withLock } from '@wtpool/lock';
 import { WorktreePool } from '@wtpool/pool';
 import { fmtMs, median, percentile, report, scratch, time, type Row } from './harness.js';
+
+const execFileP = promisify(execFile);
+const gitRevParse = (cwd: string) => execFileP('git', ['rev-parse', 'HEAD'], { cwd });
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const BIN = path.join(ROOT, 'packages/pool/bin/pool.js');
@@ -24,6 +28,13 @@ const GIT_ENV = {
   GIT_COMMITTER_NAME: 'bench',
   GIT_COMMITTER_EMAIL: 'bench@wtpool.invalid',
 };
+
+/** Runs the pool CLI (compiled bin) and returns its stdout, trimmed; throws on a non-zero exit. */
+function runPool(args: string[]): string {
+  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(r.stderr);
+  return r.stdout.trim();
+}
 
 /** A repository with a few hundred small files (a realistic checkout is larger; this keeps git cost modest). */
 function makeRepo(root: string, config: string): string {
@@ -49,6 +60,7 @@ async function inProcess(tmpfs: boolean): Promise<Row[]> {
       const rounds = clients === 1 ? 40 : 8;
       const subject: number[] = [];
       const baseline: number[] = [];
+      const gitFloor: number[] = [];
       // Interleave: a burst of the pool, then a burst of raw lock round trips, repeated.
       for (let r = 0; r < rounds; r++) {
         await Promise.all(
@@ -64,6 +76,15 @@ async function inProcess(tmpfs: boolean): Promise<Row[]> {
             time(() => withLock(lockTarget, () => undefined)).then((ms) => baseline.push(ms)),
           ),
         );
+        // The git floor of one acquire+release: four git processes (switch; status, checkout, branch -D).
+        await Promise.all(
+          Array.from({ length: clients }, (_, c) =>
+            time(async () => {
+              for (let k = 0; k < 4; k++)
+                await gitRevParse(path.join(dir, '..', 'repo.worktrees', `wt-${c + 1}`));
+            }).then((ms) => gitFloor.push(ms)),
+          ),
+        );
       }
       const where = tmpfs ? 'tmpfs' : 'disk';
       for (const p of [50, 99]) {
@@ -75,6 +96,13 @@ async function inProcess(tmpfs: boolean): Promise<Row[]> {
           baseline: `${fmtMs(b)} raw lock`,
           ratio: v / b,
           goal: clients === 16 && p === 99 ? '≤ 25 ms' : '',
+        });
+        const g = percentile(gitFloor, p);
+        rows.push({
+          what: `  same, against its git floor (4 git processes per op)`,
+          value: fmtMs(v),
+          baseline: `${fmtMs(g)} 4 × git`,
+          ratio: v / g,
         });
       }
     }
@@ -97,13 +125,7 @@ async function cliAcquireOnly(tmpfs: boolean): Promise<Row[]> {
       let out = '';
       acq.push(
         await time(() => {
-          const r = spawnSync(
-            process.execPath,
-            [BIN, 'acquire', 'bench', `t${i}`, '--no-wait', '--repo', dir],
-            { encoding: 'utf8' },
-          );
-          if (r.status !== 0) throw new Error(r.stderr);
-          out = r.stdout.trim();
+          out = runPool(['acquire', 'bench', `t${i}`, '--no-wait', '--repo', dir]);
         }),
       );
       await pool.release({ slot: path.basename(out), agent: 'bench' });
@@ -143,10 +165,7 @@ async function init(tmpfs: boolean): Promise<Row[]> {
       const a = fresh();
       samples['pool init --size 10'].push(
         await time(() => {
-          const x = spawnSync(process.execPath, [BIN, 'init', '--size', '10', '--repo', a], {
-            encoding: 'utf8',
-          });
-          if (x.status !== 0) throw new Error(x.stderr);
+          runPool(['init', '--size', '10', '--repo', a]);
         }),
       );
       const b = fresh();

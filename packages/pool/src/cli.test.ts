@@ -207,6 +207,19 @@ describe('pool CLI races (real processes)', () => {
     });
   });
 
+  it('a blocking acquire gives up after --timeout with exit 75 and leaves the queue', async () => {
+    const { pool, repo } = await setup('scale:\n  min: 1\n  max: 1\n');
+    expect((await pool('init')).code).toBe(0);
+    expect((await pool('acquire', 'holder', 'h')).code).toBe(0);
+    const r = await pool('acquire', 'patient', 'p', '--timeout', '300ms', '--json');
+    expect(r.code).toBe(75);
+    expect(r.json<{ error: { code: string; message: string } }>().error.message).toMatch(/within/);
+    expect((await status(pool)).queue).toEqual([]);
+    const types = (await readEvents(path.join(repo.dir, '.git/wtpool'))).map((e) => e.type);
+    expect(types).toContain('enqueue');
+    expect(types.filter((t) => t === 'acquire')).toHaveLength(1);
+  });
+
   it('a waiter that dies leaves no ghost ticket', async () => {
     const { pool, repo } = await setup('scale:\n  min: 1\n  max: 1\n');
     expect((await pool('init')).code).toBe(0);
@@ -316,6 +329,31 @@ describe('pool CLI races (real processes)', () => {
     const [rescue] = (await pool('rescue', 'list', '--json')).json<{ rescues: { ref: string }[] }>()
       .rescues;
     expect(await repo.git(['show', `${rescue!.ref}:started.txt`])).toBe('started');
+  });
+
+  it('targets the repository pnpm was run from (INIT_CWD) and honours environment overrides', async () => {
+    const { repo } = await setup('scale:\n  max: 5\n');
+    const elsewhere = repo.sandbox; // not a git repository
+    const env = { INIT_CWD: repo.dir, WORKTREE_POOL_SIZE: '2' };
+    const init = await runCli(BIN, ['init', '--json'], { cwd: elsewhere, env });
+    expect(init.code, init.stderr).toBe(0);
+    expect(init.json<PoolStatus>().pool).toMatchObject({ min: 2, size: 2, ready: 2 });
+    const off = await runCli(BIN, ['acquire', 'ag', 't', '--no-wait'], {
+      cwd: elsewhere,
+      env: { ...env, WORKTREE_POOL_ENABLED: 'false' },
+    });
+    expect(off.code).toBe(1);
+    expect(off.stderr).toMatch(/disabled/);
+    const base = path.join(repo.sandbox, 'slots');
+    const moved = await runCli(BIN, ['acquire', 'ag', 't', '--json'], {
+      cwd: elsewhere,
+      env: { ...env, WORKTREE_BASE_PATH: base },
+    });
+    // A new pool root (WORKTREE_BASE_PATH): slots move there when next used.
+    expect(moved.code, moved.stderr).toBe(0);
+    const lease = moved.json<AcquireResult>();
+    expect(lease.path).toBe(path.join(base, lease.slot));
+    expect(existsSync(path.join(repo.sandbox, 'repo.worktrees', lease.slot))).toBe(false);
   });
 
   it('config errors exit 3 naming the file, key and expected type; --help comes from the option table', async () => {

@@ -12,15 +12,7 @@ import { HOST, procAlive, procRef } from './proc.js';
 import { emptyPlan, retireIdle, slotList, sweep } from './state.js';
 import type { LeaseFile } from './types.js';
 import type { WorktreePool } from './pool.js';
-import {
-  commitsAhead,
-  isDirty,
-  listWorktrees,
-  readOwnerMarker,
-  removeWorktree,
-  saveRescue,
-  worktreeExists,
-} from './worktree.js';
+import { listWorktrees, readOwnerMarker, removeWorktree, worktreeExists } from './worktree.js';
 
 export interface Problem {
   kind:
@@ -152,15 +144,11 @@ export async function doctor(pool: WorktreePool, opts: { fix: boolean }): Promis
     };
     problems.push(problem);
     if (opts.fix && !live) {
-      const dirty = await isDirty(p);
-      if (dirty || (await commitsAhead(p, pool.config.pool.base, 'HEAD')) > 0) {
-        const ref = await saveRescue(
-          p,
-          `refs/wtpool/rescue/orphan-${path.basename(p).replace(/[^A-Za-z0-9._-]/g, '_')}/`,
-          `wtpool rescue of orphan worktree ${p}`,
-        );
-        await pool.event('rescue', { path: p, ref, reason: 'orphan-worktree' });
-      }
+      const safeName = path.basename(p).replace(/[^A-Za-z0-9._-]/g, '_');
+      await pool.rescueUnsaved(p, `refs/wtpool/rescue/orphan-${safeName}/`, {
+        path: p,
+        reason: 'orphan-worktree',
+      });
       await withGitLock(pool.repo.stateDir, 'worktrees', () =>
         removeWorktree(pool.repo.mainRoot, p),
       );

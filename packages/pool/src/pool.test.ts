@@ -235,9 +235,13 @@ describe('WorktreePool', () => {
   it('refresh moves ready slots to the new base; doctor finds and fixes drift', async () => {
     const { repo, pool } = await setup('scale:\n  min: 2\n  max: 3\n');
     const st = await pool.initialize();
+    // Someone committed in a ready (detached) slot: refresh must not drop that commit.
+    const stray = await repo.commit({ 'stray.txt': 'stray\n' }, 'stray commit', st.slots[0]!.path);
     const next = await repo.commit({ 'b.txt': 'b\n' }, 'advance main');
     expect((await pool.refresh()).refreshed).toEqual(['wt-1', 'wt-2']);
     for (const s of st.slots) expect(await repo.git(['rev-parse', 'HEAD'], s.path)).toBe(next);
+    const [saved] = await pool.rescueList();
+    expect(await repo.git(['rev-parse', `${saved!.ref}^`])).toBe(stray);
 
     await fs.rm(st.slots[1]!.path, { recursive: true, force: true });
     const orphan = path.join(path.dirname(st.slots[0]!.path), 'stray');

@@ -134,6 +134,7 @@ export class WorktreePool {
 
   private readonly branchFor = (slot: string, slug: string) => this.names(slot).branch(slug);
   private readonly pathOf = (n: number) => this.names(n).path;
+  private readonly pathOfId = (id: string) => this.names(id).path;
   private readonly leaseFileOf = (slot: string) => this.names(slot).leaseFile;
 
   /** The registry as it is now (no lock: files are replaced atomically). */
@@ -163,7 +164,7 @@ export class WorktreePool {
       const result = fn(draft, plan, now);
       if (o.grow) reserveGrowth(draft, this.config, this.pathOf, now, plan);
       if (o.shrink) retireIdle(draft, this.config, this.config.scale.idleShrinkAfter, now, plan);
-      dispatch(draft, plan, this.branchFor, now);
+      dispatch(draft, plan, this.branchFor, this.pathOfId, now);
       return { result, plan };
     });
     await this.logPlan(out.plan);
@@ -262,7 +263,10 @@ export class WorktreePool {
     const { plan } = await this.tx((draft, plan, now) => {
       for (const s of slotList(draft)) {
         // Self-healing: a registered idle or broken slot whose worktree is gone is recreated.
-        if ((s.state === 'ready' || s.state === 'broken') && !worktreeExists(s.path)) {
+        if (
+          (s.state === 'ready' || s.state === 'broken') &&
+          (s.path !== this.pathOfId(s.id) || !worktreeExists(s.path))
+        ) {
           s.state = 'provisioning';
           s.owner = procRef();
           plan.provision.push(s);
@@ -290,10 +294,13 @@ export class WorktreePool {
   private async provision(ids: string[]): Promise<void> {
     await ensureExcludes(this.repo.commonDir);
     const made: string[] = [];
+    const registered = (await this.readState()).slots;
     await withGitLock(this.repo.stateDir, 'worktrees', async () => {
       for (const id of ids) {
         this.reporter.progress(`creating worktree ${id}…`);
         try {
+          const old = registered[id]?.path;
+          if (old && old !== this.names(id).path) await this.removeMoved(id, old);
           await this.createWorktree(id);
           made.push(id);
         } catch (e) {
@@ -316,18 +323,43 @@ export class WorktreePool {
     await this.publish(ready);
   }
 
+  /**
+   * Before a worktree is reset or removed outside a release: uncommitted work, or commits on a
+   * HEAD not in the base (a detached HEAD's commits would become unreachable), go to a rescue ref.
+   */
+  async rescueUnsaved(
+    dir: string,
+    refPrefix: string,
+    details: { slot?: string; path?: string; reason: string },
+  ): Promise<string | null> {
+    const unsaved =
+      (await isDirty(dir)) || (await commitsAhead(dir, this.config.pool.base, 'HEAD')) > 0;
+    if (!unsaved) return null;
+    const ref = await saveRescue(
+      dir,
+      refPrefix,
+      `wtpool rescue of ${details.slot ?? dir} (${details.reason})`,
+    );
+    await this.event('rescue', { ...details, ref });
+    return ref;
+  }
+
+  /** pool.root changed: the slot's old worktree goes (its work saved first). Under the worktrees lock. */
+  private async removeMoved(id: string, old: string): Promise<void> {
+    if (worktreeExists(old)) {
+      await this.rescueUnsaved(old, this.names(id).rescueRefPrefix, { slot: id, reason: 'moved' });
+      await removeWorktree(this.repo.mainRoot, old);
+    }
+  }
+
   private async createWorktree(id: string): Promise<void> {
     const dir = this.names(id).path;
     if (worktreeExists(dir)) {
-      // A worktree is already there (registry lost or recreated): keep nothing of it unsaved.
-      if (await isDirty(dir)) {
-        const ref = await saveRescue(
-          dir,
-          this.names(id).rescueRefPrefix,
-          `wtpool rescue of ${id} (found dirty while provisioning)`,
-        );
-        await this.event('rescue', { slot: id, ref, reason: 'provision' });
-      }
+      // A worktree is already there (registry lost, refresh): keep nothing of it unsaved.
+      await this.rescueUnsaved(dir, this.names(id).rescueRefPrefix, {
+        slot: id,
+        reason: 'provision',
+      });
       await resetToBase(dir, this.config.pool.base, this.config.pool.keep);
       return;
     }
@@ -368,6 +400,7 @@ export class WorktreePool {
           (s.state === 'provisioning' || s.state === 'releasing')
         ) {
           markReady(s, now);
+          s.path = this.names(id).path;
         }
       }
       draft.kept.push(...kept);
@@ -446,7 +479,7 @@ export class WorktreePool {
             ticket = null; // our ticket vanished (should not happen): queue again
           }
           if (!draft.queue.length) {
-            const slot = pickReady(draft, identity, plan);
+            const slot = pickReady(draft, identity, plan, this.pathOfId);
             if (slot) return grant(draft, slot, req, this.branchFor, now);
           }
           if (!wait || final) return undefined;
@@ -492,7 +525,10 @@ export class WorktreePool {
       throw poolFullError(
         `no free slot: ${c.leased} of ${c.size} leased (max ${this.config.scale.max})`,
         {
-          hint: 'retry later, wait in the queue (without --no-wait), or grow the pool with `pool scale out`',
+          hint:
+            c.size === 0
+              ? 'the pool has no slots yet: run `pool init`'
+              : 'retry later, wait in the queue (without --no-wait), or grow the pool with `pool scale out`',
         },
       );
     }
@@ -979,15 +1015,7 @@ export class WorktreePool {
     const names = this.names(id);
     try {
       if (worktreeExists(names.path)) {
-        const dirty = await isDirty(names.path);
-        if (dirty || (await commitsAhead(names.path, this.config.pool.base, 'HEAD')) > 0) {
-          const ref = await saveRescue(
-            names.path,
-            names.rescueRefPrefix,
-            `wtpool rescue of ${id} (retire)`,
-          );
-          await this.event('rescue', { slot: id, ref, reason: 'retire' });
-        }
+        await this.rescueUnsaved(names.path, names.rescueRefPrefix, { slot: id, reason: 'retire' });
       }
       await this.eachProvider(id, 'destroy');
       await withGitLock(this.repo.stateDir, 'worktrees', () =>

@@ -216,15 +216,18 @@ export function pickReady(
   draft: PoolState,
   identity: string | null,
   plan: Plan,
+  pathOf: (id: string) => string,
 ): SlotRecord | undefined {
   const preferred = identity ? draft.slots[draft.identities[identity] ?? ''] : undefined;
   const candidates = slotList(draft).filter((s) => s.state === 'ready');
   if (preferred?.state === 'ready') candidates.unshift(preferred);
   for (const s of candidates) {
-    if (s.path && worktreeExists(s.path)) return s;
+    const where = pathOf(s.id);
+    if (s.path === where && worktreeExists(where)) return s;
+    // Missing (deleted, pruned) or moved (pool.root changed): re-provision where it belongs.
     s.state = 'provisioning';
     s.owner = me();
-    s.error = 'worktree directory missing; recreating';
+    s.error = s.path === where ? 'worktree directory missing; recreating' : `moving from ${s.path}`;
     plan.provision.push(s);
   }
   return undefined;
@@ -300,12 +303,13 @@ export function dispatch(
   draft: PoolState,
   plan: Plan,
   branchFor: (slot: string, slug: string) => string,
+  pathOf: (id: string) => string,
   now: number,
 ): void {
   draft.queue.sort(byPriority);
   while (draft.queue.length) {
     const head = draft.queue[0]!;
-    const slot = pickReady(draft, head.identity, plan);
+    const slot = pickReady(draft, head.identity, plan, pathOf);
     if (!slot) return;
     draft.queue.shift();
     const lease = grant(draft, slot, ticketRequest(head), branchFor, now);

@@ -1,2 +1,9 @@
-// Public surface of @wtpool/tracks (filled in by its issue).
-export {};
+// Public surface of @wtpool/tracks.
+export * from './reader.js';
+export * from './graph.js';
+export * from './bv.js';
+export * from './evidence.js';
+export * from './tracks.js';
+export * from './analyze.js';
+export * from './recommend.js';
+export * from './format.js';

@@ -1,0 +1,227 @@
+/** `tracks`: the beads track analyzer's command family (CLI.md § tracks). Logic lives in the package. */
+import {
+  ExitCode,
+  runCli,
+  usageError,
+  type CliSpec,
+  type CommandContext,
+  type OptionSpec,
+} from '@wtpool/core';
+import { resolveRepo, targetDir } from '@wtpool/config';
+import { analyze, DEFAULT_COMMITS, type Analysis } from './analyze.js';
+import { toBvPlan } from './bv.js';
+import { analysisText, bvText, conflictsText, recommendationText, warningLines } from './format.js';
+import { acquireAssignments, cliPoolPort, recommend, type Recommendation } from './recommend.js';
+import { DEFAULT_HOT_FILE, DEFAULT_MAX_TRACKS } from './tracks.js';
+
+const INPUT: OptionSpec[] = [
+  {
+    name: 'beads-dir',
+    type: 'string',
+    value: 'DIR',
+    description: 'beads directory holding the issue file (default: .beads of the repository)',
+  },
+  {
+    name: 'file',
+    type: 'string',
+    value: 'X.jsonl',
+    description: 'read this issue file instead of finding one',
+  },
+  {
+    name: 'from-bv',
+    type: 'string',
+    value: 'FILE',
+    description: 'take the tracks of a saved `bv --robot-plan` output',
+  },
+  {
+    name: 'strict',
+    type: 'boolean',
+    description: 'a malformed line is fatal (default: reported and skipped)',
+  },
+  {
+    name: 'max-tracks',
+    type: 'int',
+    value: 'N',
+    min: 1,
+    max: 1000,
+    description: 'at most N tracks',
+    default: DEFAULT_MAX_TRACKS,
+  },
+  {
+    name: 'hot-file',
+    type: 'int',
+    value: 'N',
+    min: 2,
+    max: 100000,
+    description: 'a file named by more than N issues is a conflict, not a reason to join them',
+    default: DEFAULT_HOT_FILE,
+  },
+  {
+    name: 'commits',
+    type: 'int',
+    value: 'N',
+    min: 0,
+    max: 1000000,
+    description: 'scan the last N commits for issue ids (0: none)',
+    default: DEFAULT_COMMITS,
+  },
+];
+const FORMAT: OptionSpec = {
+  name: 'format',
+  type: 'string',
+  value: 'F',
+  choices: ['tracks', 'bv'],
+  description: 'plan shape: ours, or bv --robot-plan',
+  default: 'tracks',
+};
+const RECOMMEND: OptionSpec[] = [
+  { name: 'acquire', type: 'boolean', description: 'lease the recommended slots' },
+  {
+    name: 'agent-prefix',
+    type: 'string',
+    value: 'P',
+    description: 'agents are named P-1, P-2, … (needed with --acquire)',
+  },
+  {
+    name: 'timeout',
+    type: 'string',
+    value: 'DUR',
+    description: 'how long each acquire may wait for a slot',
+    default: '10m',
+  },
+];
+
+function repoOf(ctx: CommandContext): string | null {
+  try {
+    return resolveRepo(targetDir(ctx.repo)).worktree;
+  } catch {
+    return null;
+  }
+}
+
+async function load(ctx: CommandContext): Promise<{ analysis: Analysis; repo: string | null }> {
+  const repo = repoOf(ctx);
+  const o = ctx.opts;
+  const analysis = await analyze({
+    repo,
+    file: o.file as string | undefined,
+    fromBv: o['from-bv'] as string | undefined,
+    beadsDir: o['beads-dir'] as string | undefined,
+    strict: o.strict === true,
+    maxTracks: o['max-tracks'] as number,
+    hotFile: o['hot-file'] as number,
+    commits: o.commits as number,
+  });
+  for (const w of warningLines(analysis)) ctx.out.warn(w);
+  return { analysis, repo };
+}
+
+function planJson(a: Analysis) {
+  const { bv: _bv, conflicts: _c, ...rest } = a;
+  return rest;
+}
+
+async function recommendFor(
+  ctx: CommandContext,
+  a: Analysis,
+  repo: string | null,
+): Promise<{ rec: Recommendation; code: number }> {
+  const acquire = ctx.opts.acquire === true;
+  const prefix = ctx.opts['agent-prefix'] as string | undefined;
+  if (acquire && !prefix) {
+    throw usageError('--acquire needs --agent-prefix P (agents are named P-1, P-2, …)');
+  }
+  const port = cliPoolPort({
+    repo: repo ?? targetDir(ctx.repo),
+    config: ctx.config,
+    timeout: ctx.opts.timeout as string,
+  });
+  const rec = recommend(a.tracks, await port.status(), prefix ? { agentPrefix: prefix } : {});
+  let code: number = ExitCode.OK;
+  if (acquire) {
+    try {
+      await acquireAssignments(rec, port);
+    } catch (e) {
+      code = (e as { exitCode?: number }).exitCode ?? ExitCode.FAILURE;
+      ctx.out.warn(`stopped leasing: ${(e as Error).message}`);
+    }
+  }
+  return { rec, code };
+}
+
+const spec: CliSpec = {
+  bin: 'tracks',
+  summary: 'Beads track analyzer: parallel tracks of work, file conflicts, slot recommendations',
+  footer:
+    'Exit codes: 0 ok · 1 failure (not a beads file, malformed line with --strict) · 2 usage · 4 not found · 6 pool unavailable · 75 pool full. Docs: docs/tracks.md',
+  commands: [
+    {
+      name: 'analyze',
+      summary: 'tracks of work that can run in parallel, each with items, priority and reason',
+      options: [...INPUT, FORMAT],
+      async run(ctx) {
+        const { analysis } = await load(ctx);
+        if (ctx.opts.format === 'bv') {
+          const plan = analysis.bv ?? toBvPlan(analysis);
+          ctx.out.result({ plan }, () => bvText(plan));
+        } else ctx.out.result(planJson(analysis), () => analysisText(analysis));
+      },
+    },
+    {
+      name: 'recommend',
+      summary: 'map tracks to free pool slots (reads pool state); --acquire leases them',
+      options: [...INPUT, ...RECOMMEND],
+      async run(ctx) {
+        const { analysis, repo } = await load(ctx);
+        const { rec, code } = await recommendFor(ctx, analysis, repo);
+        ctx.out.result({ recommendation: rec }, () =>
+          recommendationText(rec, ctx.opts.acquire === true),
+        );
+        return code;
+      },
+    },
+    {
+      name: 'conflicts',
+      summary: 'pairs of tracks likely to touch the same files, with the evidence',
+      options: INPUT,
+      async run(ctx) {
+        const { analysis } = await load(ctx);
+        ctx.out.result({ conflicts: analysis.conflicts }, () => conflictsText(analysis.conflicts));
+      },
+    },
+    {
+      name: 'full',
+      summary: 'all three: analyze, conflicts and recommend',
+      options: [...INPUT, ...RECOMMEND],
+      async run(ctx) {
+        const { analysis, repo } = await load(ctx);
+        let rec: Recommendation | null = null;
+        let code: number = ExitCode.OK;
+        try {
+          ({ rec, code } = await recommendFor(ctx, analysis, repo));
+        } catch (e) {
+          if (ctx.opts.acquire === true) throw e;
+          ctx.out.warn(`no recommendation: ${(e as Error).message}`);
+        }
+        ctx.out.result(
+          { ...planJson(analysis), conflicts: analysis.conflicts, recommendation: rec },
+          () =>
+            [
+              analysisText(analysis),
+              '',
+              conflictsText(analysis.conflicts),
+              '',
+              rec
+                ? recommendationText(rec, ctx.opts.acquire === true)
+                : 'No recommendation: the pool is not available.',
+            ].join('\n'),
+        );
+        return code;
+      },
+    },
+  ],
+};
+
+export function main(argv: string[]): Promise<number> {
+  return runCli(spec, argv);
+}

@@ -1,0 +1,235 @@
+/**
+ * Reading beads issue files. The file is streamed line by line (a beads export can be large and
+ * is appended to by many agents); unknown fields, statuses and types are kept; tombstones are
+ * skipped; a malformed line is reported by its number and skipped (fatal with `strict`).
+ */
+import { createReadStream, existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { errno, failure, notFoundError, usageError } from '@wtpool/core';
+
+export interface Dependency {
+  /** The issue this one depends on (`depends_on_id`). */
+  target: string;
+  /** `blocks`, `parent-child`, `related`, … (empty string for legacy untyped edges). */
+  type: string;
+}
+
+export interface Issue {
+  id: string;
+  title: string;
+  status: string;
+  /** 0 = most urgent … 4; missing or invalid values read as 2 (beads' default). */
+  priority: number;
+  issueType: string;
+  labels: string[];
+  deps: Dependency[];
+  /** Free text searched for file paths. */
+  text: { description?: string; design?: string; acceptance_criteria?: string; notes?: string };
+  /** `metadata.files`, when the issue lists the files it touches explicitly. */
+  metadataFiles: string[];
+  /** Ephemeral (wisp) issues: molecule steps and messages, not long-lived work. */
+  ephemeral: boolean;
+  /** ISO time before which the issue is deferred (`defer_until`), if any. */
+  deferUntil?: string;
+}
+
+export interface LineProblem {
+  line: number;
+  message: string;
+}
+
+export interface ReadResult {
+  file: string;
+  issues: Issue[];
+  /** Lines that could not be read as issues (line number, why). */
+  malformed: LineProblem[];
+  tombstones: number;
+  lines: number;
+}
+
+export interface ReadOptions {
+  strict?: boolean;
+}
+
+const TEXT_FIELDS = ['description', 'design', 'acceptance_criteria', 'notes'] as const;
+
+/**
+ * Where beads tools find the issue file: `metadata.json` key `jsonl_export`, then `issues.jsonl`,
+ * then `beads.jsonl`, all inside the beads directory.
+ */
+export function findIssueFile(beadsDir: string): string {
+  const meta = path.join(beadsDir, 'metadata.json');
+  if (existsSync(meta)) {
+    try {
+      const m = JSON.parse(readFileSync(meta, 'utf8')) as { jsonl_export?: unknown };
+      if (typeof m.jsonl_export === 'string' && m.jsonl_export) {
+        const named = path.resolve(beadsDir, m.jsonl_export);
+        if (existsSync(named)) return named;
+      }
+    } catch {
+      // an unreadable metadata.json: fall back to the default names, like beads does
+    }
+  }
+  for (const name of ['issues.jsonl', 'beads.jsonl']) {
+    const f = path.join(beadsDir, name);
+    if (existsSync(f)) return f;
+  }
+  throw notFoundError(`no beads issue file in ${beadsDir}`, {
+    hint: 'run `bd export` (or `bd sync`) first, or pass --file X.jsonl or --beads-dir DIR',
+  });
+}
+
+type Shape = { issue: Issue } | { tombstone: true } | { foreign: string } | { bad: string };
+
+/** What a record that is not a beads issue looks like, for the message. */
+function foreignShape(o: Record<string, unknown>): string | undefined {
+  if (typeof o.id !== 'string') return undefined;
+  if ('ts' in o && 'by' in o && !('title' in o))
+    return 'a deletions manifest ({id, ts, by, reason})';
+  if (!('issue_type' in o) && ('deps' in o || 'type' in o))
+    return 'a different tracker schema (`type`/`deps` instead of `issue_type`/`dependencies`)';
+  if (!('title' in o) && !('status' in o)) return 'records without title or status';
+  return undefined;
+}
+
+const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
+
+function toIssue(o: Record<string, unknown>): Shape {
+  const foreign = foreignShape(o);
+  if (foreign) return { foreign };
+  const id = str(o.id);
+  if (!id) return { bad: 'no string `id`' };
+  const status = str(o.status) ?? 'open';
+  if (status === 'tombstone' || typeof o.deleted_at === 'string') return { tombstone: true };
+  const p = o.priority;
+  const priority = typeof p === 'number' && Number.isInteger(p) && p >= 0 && p <= 4 ? p : 2;
+  const deps: Dependency[] = [];
+  if (Array.isArray(o.dependencies)) {
+    for (const d of o.dependencies as Record<string, unknown>[]) {
+      const target = d && str(d.depends_on_id);
+      // A dependency row names its own issue; rows copied from another issue are not ours.
+      if (!target || (d.issue_id !== undefined && d.issue_id !== id)) continue;
+      deps.push({ target, type: str(d.type) ?? '' });
+    }
+  }
+  // Dolt-era exports also carry `parent`; it is the same edge as a parent-child dependency.
+  const parent = str(o.parent);
+  if (parent && !deps.some((d) => d.type === 'parent-child' && d.target === parent)) {
+    deps.push({ target: parent, type: 'parent-child' });
+  }
+  const text: Issue['text'] = {};
+  for (const f of TEXT_FIELDS) {
+    const v = str(o[f]);
+    if (v) text[f] = v;
+  }
+  const meta =
+    o.metadata && typeof o.metadata === 'object' ? (o.metadata as Record<string, unknown>) : {};
+  const metadataFiles = Array.isArray(meta.files)
+    ? meta.files.filter((f): f is string => typeof f === 'string')
+    : [];
+  const issue: Issue = {
+    id,
+    title: str(o.title) ?? '',
+    status,
+    priority,
+    issueType: str(o.issue_type) ?? 'task',
+    labels: Array.isArray(o.labels)
+      ? o.labels.filter((l): l is string => typeof l === 'string')
+      : [],
+    deps,
+    text,
+    metadataFiles,
+    ephemeral: o.ephemeral === true,
+  };
+  const defer = str(o.defer_until);
+  if (defer) issue.deferUntil = defer;
+  return { issue };
+}
+
+/** Reads a beads issue file (streamed). Throws a clear error for a file that holds no issues. */
+export async function readIssueFile(file: string, opts: ReadOptions = {}): Promise<ReadResult> {
+  const stream = createReadStream(file, { encoding: 'utf8' });
+  const opened = new Promise<void>((resolve, reject) => {
+    stream.once('open', () => resolve());
+    stream.once('error', reject);
+  });
+  try {
+    await opened;
+  } catch (e) {
+    if (errno(e) === 'ENOENT') throw notFoundError(`issue file not found: ${file}`);
+    if (errno(e) === 'EISDIR')
+      throw usageError(`${file} is a directory`, {
+        hint: 'use --beads-dir DIR for a beads directory',
+      });
+    throw e;
+  }
+  return readIssueLines(createInterface({ input: stream, crlfDelay: Infinity }), file, opts);
+}
+
+/** Reads issues from any source of lines (a file stream, or an array in tests). */
+export async function readIssueLines(
+  lines: AsyncIterable<string> | Iterable<string>,
+  file: string,
+  opts: ReadOptions = {},
+): Promise<ReadResult> {
+  const issues: Issue[] = [];
+  const malformed: LineProblem[] = [];
+  /** id → [line, index in issues] */
+  const seen = new Map<string, [number, number]>();
+  const foreign = new Map<string, number>();
+  let tombstones = 0;
+  let n = 0;
+  const problem = (message: string) => {
+    if (opts.strict) {
+      throw failure('ERR_MALFORMED_LINE', `${file}:${n}: ${message}`, {
+        hint: 'fix the line, or run without --strict to skip malformed lines',
+      });
+    }
+    malformed.push({ line: n, message });
+  };
+  for await (const raw of lines) {
+    n++;
+    const line = raw.trim();
+    if (!line) continue;
+    let o: unknown;
+    try {
+      o = JSON.parse(line);
+    } catch (e) {
+      problem(`not JSON (${(e as Error).message})`);
+      continue;
+    }
+    if (!o || typeof o !== 'object' || Array.isArray(o)) {
+      problem('not a JSON object');
+      continue;
+    }
+    const shape = toIssue(o as Record<string, unknown>);
+    if ('tombstone' in shape) tombstones++;
+    else if ('foreign' in shape) {
+      foreign.set(shape.foreign, (foreign.get(shape.foreign) ?? 0) + 1);
+      if (issues.length) problem(`not a beads issue: looks like ${shape.foreign}`);
+    } else if ('bad' in shape) problem(shape.bad);
+    else {
+      const prev = seen.get(shape.issue.id);
+      if (prev !== undefined) {
+        // Later lines win, as in a beads import; the duplicate is reported.
+        malformed.push({
+          line: n,
+          message: `duplicate id ${shape.issue.id} (also line ${prev[0]}); the later line is used`,
+        });
+        issues[prev[1]] = shape.issue;
+        seen.set(shape.issue.id, [n, prev[1]]);
+      } else {
+        seen.set(shape.issue.id, [n, issues.length]);
+        issues.push(shape.issue);
+      }
+    }
+  }
+  if (issues.length === 0 && (foreign.size > 0 || malformed.length > 0)) {
+    const what = foreign.size ? [...foreign.keys()][0] : `${malformed.length} malformed line(s)`;
+    throw failure('ERR_NOT_BEADS', `${file} is not a beads issue file: it holds ${what}`, {
+      hint: 'point --file at .beads/issues.jsonl (the `bd export` output), or use --beads-dir',
+    });
+  }
+  return { file, issues, malformed, tombstones, lines: n };
+}

@@ -1,0 +1,141 @@
+import { describe, expect, it } from 'vitest';
+import {
+  acquireAssignments,
+  recommend,
+  type PoolPort,
+  type PoolStatusJson,
+  type Track,
+} from '@wtpool/tracks';
+
+const track = (id: string, priority: number, size: number, later = 0): Track => ({
+  track_id: id,
+  priority,
+  size,
+  reason: 'r',
+  items: Array.from({ length: size }, (_, k) => ({
+    id: `${id}-i${k}`,
+    title: 't',
+    priority,
+    status: 'open',
+    type: 'task',
+    unblocks: [],
+    files: [],
+  })),
+  later: Array.from({ length: later }, (_, k) => ({
+    id: `${id}-l${k}`,
+    title: 't',
+    priority,
+    status: 'open',
+    waits_on: [],
+  })),
+  files: [],
+});
+
+const status = (
+  slots: [string, string, boolean?][],
+  size: number,
+  max: number,
+  queue = 0,
+): PoolStatusJson => ({
+  pool: { min: 1, max, size },
+  slots: slots.map(([id, state, leased]) => ({
+    id,
+    state,
+    ...(leased ? { lease: { agent: 'x' } } : {}),
+  })),
+  queue: Array.from({ length: queue }, () => ({})),
+});
+
+describe('recommend (pure)', () => {
+  const tracks = [
+    track('track-C', 2, 1),
+    track('track-A', 0, 3, 4),
+    track('track-B', 1, 2),
+    track('track-D', 3, 5),
+  ];
+
+  it('assigns the most urgent tracks to ready slots, then to growth, the rest wait', () => {
+    const r = recommend(
+      tracks,
+      status(
+        [
+          ['wt-1', 'leased', true],
+          ['wt-2', 'ready'],
+          ['wt-3', 'ready'],
+        ],
+        3,
+        4,
+      ),
+    );
+    expect(r.free_slots).toBe(2);
+    expect(r.growable).toBe(1);
+    expect(r.assignments.map((a) => [a.track, a.slot, a.grow])).toEqual([
+      ['track-A', 'wt-2', false],
+      ['track-B', 'wt-3', false],
+      ['track-C', null, true],
+    ]);
+    expect(r.waiting_for_slot).toEqual(['track-D']);
+    expect(r.waiting_on_dependencies).toEqual([{ track: 'track-A', issues: 4 }]);
+    expect(r.assignments[0]!.task).toBe('track-a-track-a-i0');
+  });
+
+  it('queued waiters take the growth first; broken or provisioning slots are not free', () => {
+    const r = recommend(
+      tracks,
+      status(
+        [
+          ['wt-1', 'broken'],
+          ['wt-2', 'provisioning'],
+        ],
+        2,
+        4,
+        1,
+      ),
+    );
+    expect(r.free_slots).toBe(0);
+    expect(r.growable).toBe(1);
+    expect(r.assignments.map((a) => a.track)).toEqual(['track-A']);
+    expect(r.waiting_for_slot).toEqual(['track-B', 'track-C', 'track-D']);
+  });
+
+  it('names agents from the prefix and rejects unsafe prefixes', () => {
+    const r = recommend(tracks, status([['wt-1', 'ready']], 1, 1), { agentPrefix: 'orch' });
+    expect(r.assignments.map((a) => a.agent)).toEqual(['orch-1']);
+    expect(() =>
+      recommend(tracks, status([['wt-1', 'ready']], 1, 1), { agentPrefix: '../x; rm' }),
+    ).toThrow(/invalid agent name/);
+  });
+
+  it('--acquire leases each assignment through the port and stops at the first failure', async () => {
+    const calls: string[][] = [];
+    const port: PoolPort = {
+      status: async () => status([], 0, 0),
+      acquire: async (agent, task, priority) => {
+        calls.push([agent, task, String(priority)]);
+        if (calls.length === 2) throw Object.assign(new Error('pool full'), { exitCode: 75 });
+        return { slot: 'wt-9', path: '/p', branch: 'b', agent, task };
+      },
+    };
+    const r = recommend(
+      tracks,
+      status(
+        [
+          ['wt-1', 'ready'],
+          ['wt-2', 'ready'],
+          ['wt-3', 'ready'],
+        ],
+        3,
+        3,
+      ),
+      { agentPrefix: 'a' },
+    );
+    await expect(acquireAssignments(r, port)).rejects.toThrow(/pool full/);
+    expect(calls).toEqual([
+      ['a-1', 'track-a-track-a-i0', '0'],
+      ['a-2', 'track-b-track-b-i0', '1'],
+    ]);
+    expect(r.assignments[0]!.lease?.slot).toBe('wt-9');
+    expect(r.assignments[1]!.error?.message).toMatch(/pool full/);
+    expect(r.assignments[2]!.lease).toBeUndefined();
+  });
+});

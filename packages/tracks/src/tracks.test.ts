@@ -1,0 +1,209 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import {
+  buildGraph,
+  trackPlan,
+  type Evidence,
+  type FileEvidence,
+  type Graph,
+  type Issue,
+} from '@wtpool/tracks';
+import { issue } from './helpers.test-util.js';
+
+const BLOCKING = ['blocks', 'parent-child', 'conditional-blocks', 'waits-for'];
+const OTHER = ['related', 'discovered-from'];
+
+/** A random issue graph with random file evidence. */
+const graphs = fc
+  .record({
+    n: fc.integer({ min: 1, max: 60 }),
+    edges: fc.array(
+      fc.record({
+        from: fc.nat(),
+        to: fc.nat(),
+        type: fc.constantFrom(...BLOCKING, ...BLOCKING, ...OTHER),
+      }),
+      { maxLength: 90 },
+    ),
+    closed: fc.array(fc.boolean(), { maxLength: 60 }),
+    priority: fc.array(fc.integer({ min: 0, max: 4 }), { maxLength: 60 }),
+    files: fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 14 })), { maxLength: 80 }),
+    maxTracks: fc.integer({ min: 1, max: 12 }),
+    hotFile: fc.integer({ min: 2, max: 8 }),
+  })
+  .map(({ n, edges, closed, priority, files, maxTracks, hotFile }) => {
+    const issues: Issue[] = Array.from({ length: n }, (_, i) =>
+      issue(`t-${i}`, [], {
+        status: closed[i] ? 'closed' : 'open',
+        priority: priority[i] ?? 2,
+      }),
+    );
+    for (const e of edges) issues[e.from % n]!.deps.push({ target: `t-${e.to % n}`, type: e.type });
+    const ev: FileEvidence = new Map();
+    for (const [i, f] of files) {
+      const id = `t-${i % n}`;
+      if (!ev.has(id)) ev.set(id, new Map<string, Evidence[]>());
+      ev.get(id)!.set(`src/f${f}.ts`, [{ kind: 'metadata' }]);
+    }
+    return { issues, ev, maxTracks, hotFile };
+  });
+
+/** Connected through open issues by blocking or parent-child edges, either direction. */
+function openComponents(g: Graph): number[] {
+  const comp = new Array<number>(g.issues.length).fill(-1);
+  let c = 0;
+  for (let s = 0; s < g.issues.length; s++) {
+    if (!g.open[s] || comp[s] !== -1) continue;
+    const stack = [s];
+    comp[s] = c;
+    while (stack.length) {
+      const v = stack.pop()!;
+      for (const w of [
+        ...g.blockers[v]!,
+        ...g.dependents[v]!,
+        ...g.parents[v]!,
+        ...g.children[v]!,
+      ]) {
+        if (g.open[w] && comp[w] === -1) {
+          comp[w] = c;
+          stack.push(w);
+        }
+      }
+    }
+    c++;
+  }
+  return comp;
+}
+
+describe('default tracks: properties on generated graphs', () => {
+  it('every actionable issue is in exactly one track; no blocking path joins two tracks; shared files are together or a conflict', () => {
+    fc.assert(
+      fc.property(graphs, ({ issues, ev, maxTracks, hotFile }) => {
+        const g = buildGraph(issues);
+        const plan = trackPlan(g, ev, { maxTracks, hotFile });
+        const trackOf = new Map<string, string>();
+        for (const t of plan.tracks) {
+          for (const i of t.items) {
+            expect(trackOf.has(i.id)).toBe(false);
+            trackOf.set(i.id, t.track_id);
+          }
+        }
+        const actionable = issues.filter((_, i) => g.actionable[i]).map((i) => i.id);
+        expect([...trackOf.keys()].sort()).toEqual(actionable.sort());
+        expect(plan.tracks.length).toBeLessThanOrEqual(maxTracks);
+        // independence: issues of two tracks (items and later ones) are never connected
+        const comp = openComponents(g);
+        const compTrack = new Map<number, string>();
+        for (const t of plan.tracks) {
+          for (const id of [...t.items.map((i) => i.id), ...t.later.map((l) => l.id)]) {
+            const c = comp[g.index.get(id)!]!;
+            expect(compTrack.get(c) ?? t.track_id).toBe(t.track_id);
+            compTrack.set(c, t.track_id);
+          }
+        }
+        // files: two actionable issues naming one file share a track or a listed conflict
+        const conflictFiles = new Set(
+          plan.conflicts.flatMap((c) =>
+            c.files.map((f) => `${c.tracks[0]}|${c.tracks[1]}|${f.file}`),
+          ),
+        );
+        for (const a of actionable) {
+          for (const b of actionable) {
+            if (a >= b) continue;
+            for (const f of ev.get(a)?.keys() ?? []) {
+              if (!ev.get(b)?.has(f)) continue;
+              const [x, y] = [trackOf.get(a)!, trackOf.get(b)!].sort();
+              if (x !== y) expect(conflictFiles.has(`${x}|${y}|${f}`)).toBe(true);
+            }
+          }
+        }
+        // inside a track, a blocker never comes after what it blocks (outside cycles)
+        const inCycle = new Set(g.cycles.flat());
+        for (const t of plan.tracks) {
+          const pos = new Map([...t.items, ...t.later].map((it, k) => [it.id, k]));
+          for (const [id, k] of pos) {
+            if (inCycle.has(id)) continue;
+            for (const b of g.blockers[g.index.get(id)!]!) {
+              const pb = pos.get(g.issues[b]!.id);
+              if (pb !== undefined && !inCycle.has(g.issues[b]!.id)) expect(pb).toBeLessThan(k);
+            }
+          }
+        }
+      }),
+      { numRuns: 300 },
+    );
+  });
+});
+
+describe('default tracks: grouping', () => {
+  const files = (m: Record<string, string[]>): FileEvidence =>
+    new Map(
+      Object.entries(m).map(([id, fs]) => [
+        id,
+        new Map(fs.map((f) => [f, [{ kind: 'metadata' } as Evidence]])),
+      ]),
+    );
+
+  it("keeps an epic's children together, ordered children first, then by priority", () => {
+    const g = buildGraph([
+      issue('e', [], { issueType: 'epic', priority: 1 }),
+      issue('e.1', [['parent-child', 'e']], { priority: 3 }),
+      issue('e.2', [['parent-child', 'e']], { priority: 0 }),
+      issue('x'),
+    ]);
+    const plan = trackPlan(g, new Map(), { maxTracks: 10 });
+    expect(plan.tracks.map((t) => [t.items.map((i) => i.id), t.priority, t.size])).toEqual([
+      [['e.2', 'e.1', 'e'], 0, 3],
+      [['x'], 2, 1],
+    ]);
+    expect(plan.tracks[0]!.reason).toMatch(/epic e with 2 open children/);
+  });
+
+  it('joins issues naming the same file; a hot file is a conflict instead', () => {
+    const g = buildGraph(['a', 'b', 'c', 'd', 'e', 'f'].map((id) => issue(id)));
+    const ev = files({
+      a: ['src/x.ts', 'README.md'],
+      b: ['src/x.ts', 'README.md'],
+      c: ['README.md'],
+      d: ['README.md'],
+      e: [],
+      f: [],
+    });
+    const plan = trackPlan(g, ev, { maxTracks: 10, hotFile: 3 });
+    const ab = plan.tracks.find((t) => t.items.some((i) => i.id === 'a'))!;
+    expect(ab.items.map((i) => i.id)).toEqual(['a', 'b']);
+    expect(ab.reason).toMatch(/2 issues touching the same files \(README\.md, src\/x\.ts\)/);
+    expect(plan.tracks).toHaveLength(5);
+    const readme = plan.conflicts.filter((c) => c.files.some((f) => f.file === 'README.md'));
+    expect(readme).toHaveLength(3); // {a,b} with c, with d, and c with d
+    expect(readme[0]!.files[0]!.evidence.map((e) => e.issue).sort()).toEqual(
+      expect.arrayContaining(['a']),
+    );
+  });
+
+  it('packs many independent items into at most maxTracks tracks, by kind', () => {
+    const issues = [
+      ...Array.from({ length: 6 }, (_, i) => issue(`ag-${i}`, [], { issueType: 'agent' })),
+      ...Array.from({ length: 6 }, (_, i) => issue(`bd-${i}`, [], { priority: 1 })),
+    ];
+    const plan = trackPlan(buildGraph(issues), new Map(), { maxTracks: 2 });
+    expect(plan.tracks.map((t) => [t.reason, t.items.map((i) => i.id.split('-')[0])])).toEqual([
+      ['prefix bd: 6 independent items', Array(6).fill('bd')],
+      ['type agent: 6 independent items', Array(6).fill('ag')],
+    ]);
+  });
+
+  it('blocked work follows its blocker in the same track', () => {
+    const g = buildGraph([
+      issue('a'),
+      issue('b', [['blocks', 'a']]),
+      issue('c', [['blocks', 'b']]),
+    ]);
+    const [t] = trackPlan(g, new Map()).tracks;
+    expect(t!.items.map((i) => i.id)).toEqual(['a']);
+    expect(t!.later.map((l) => [l.id, l.waits_on])).toEqual([
+      ['b', ['a']],
+      ['c', ['b']],
+    ]);
+  });
+});

@@ -1,0 +1,500 @@
+/**
+ * The default track plan, built for assigning worktrees. See docs/tracks.md for the algorithm;
+ * in short: components of open issues joined by blocking/parent-child dependencies and by
+ * shared files (an epic's children, a dependency chain, issues touching the same file stay
+ * together), then packed into at most `maxTracks` tracks, preferring to put components with the
+ * same label or directory together. Packing only joins independent components, so tracks stay
+ * independent: no blocking path and no merged file between two tracks (a file too common to
+ * merge on is reported as a conflict instead).
+ */
+import { UnionFind, unblocks, type Graph } from './graph.js';
+import type { Evidence, FileEvidence } from './evidence.js';
+import type { Issue } from './reader.js';
+import { trackName } from './bv.js';
+
+export interface TrackItem {
+  id: string;
+  title: string;
+  priority: number;
+  status: string;
+  type: string;
+  /** Issues that become actionable when this one is closed. */
+  unblocks: string[];
+  files: string[];
+}
+
+export interface LaterItem {
+  id: string;
+  title: string;
+  priority: number;
+  status: string;
+  /** Open issues it waits for (blockers, or a blocked parent); empty when only deferred. */
+  waits_on: string[];
+}
+
+export interface Track {
+  track_id: string;
+  /** The most urgent priority among the items (0 = highest). */
+  priority: number;
+  /** Number of actionable items. */
+  size: number;
+  reason: string;
+  /** Actionable now, in the order to do them (dependencies, then priority). */
+  items: TrackItem[];
+  /** Open issues of the same work that wait on dependencies, in the order they unblock. */
+  later: LaterItem[];
+  /** Files the track is expected to touch (from its items and later issues). */
+  files: string[];
+}
+
+export interface ConflictFile {
+  file: string;
+  evidence: { track: string; issue: string; how: Evidence[] }[];
+}
+
+export interface Conflict {
+  tracks: [string, string];
+  files: ConflictFile[];
+}
+
+export interface TrackOptions {
+  /** At most this many tracks (independent components are packed together beyond it). */
+  maxTracks?: number;
+  /**
+   * A file named by more than this many actionable issues (README.md, package.json…) does not
+   * join them into one track; it is reported as a conflict instead.
+   */
+  hotFile?: number;
+}
+
+export const DEFAULT_MAX_TRACKS = 10;
+export const DEFAULT_HOT_FILE = 6;
+
+export interface Unit {
+  /** Issue indexes of the component (open issues). */
+  members: number[];
+  actionable: number[];
+  priority: number;
+  minId: string;
+  affinity: string;
+  reason: string;
+}
+
+const cmp = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+
+/** Min-heap of issue indexes by (priority, id): Kahn's order with priority tie-breaks. */
+class IssueHeap {
+  private a: number[] = [];
+  constructor(
+    private readonly g: Graph,
+    private readonly late: Set<number> = new Set(),
+  ) {}
+  private less(x: number, y: number): boolean {
+    const lx = this.late.has(x);
+    if (lx !== this.late.has(y)) return !lx;
+    const ix = this.g.issues[x]!;
+    const iy = this.g.issues[y]!;
+    return ix.priority !== iy.priority ? ix.priority < iy.priority : ix.id < iy.id;
+  }
+  get length(): number {
+    return this.a.length;
+  }
+  push(v: number): void {
+    const a = this.a;
+    a.push(v);
+    for (let i = a.length - 1; i > 0;) {
+      const p = (i - 1) >> 1;
+      if (!this.less(a[i]!, a[p]!)) break;
+      [a[i], a[p]] = [a[p]!, a[i]!];
+      i = p;
+    }
+  }
+  pop(): number {
+    const a = this.a;
+    const top = a[0]!;
+    const last = a.pop()!;
+    if (a.length) {
+      a[0] = last;
+      for (let i = 0; ;) {
+        const l = 2 * i + 1;
+        const r = l + 1;
+        let m = i;
+        if (l < a.length && this.less(a[l]!, a[m]!)) m = l;
+        if (r < a.length && this.less(a[r]!, a[m]!)) m = r;
+        if (m === i) break;
+        [a[i], a[m]] = [a[m]!, a[i]!];
+        i = m;
+      }
+    }
+    return top;
+  }
+}
+
+/**
+ * Orders open issues: blockers before what they block (Kahn), then an epic after its open
+ * children when that is free to choose (a blocker inside the epic's tree can force otherwise),
+ * then priority and id. Members of a cycle come last, by priority.
+ */
+export function orderIssues(g: Graph, members: number[]): number[] {
+  const inSet = new Set(members);
+  const indeg = new Map<number, number>();
+  // edges u → v meaning "u before v"
+  const next = (u: number): number[] => g.dependents[u]!.filter((v) => inSet.has(v));
+  const epics = new Set(members.filter((m) => g.children[m]!.some((c) => inSet.has(c))));
+  for (const u of members) indeg.set(u, indeg.get(u) ?? 0);
+  for (const u of members) for (const v of next(u)) indeg.set(v, (indeg.get(v) ?? 0) + 1);
+  const heap = new IssueHeap(g, epics);
+  for (const u of members) if (indeg.get(u) === 0) heap.push(u);
+  const out: number[] = [];
+  while (heap.length) {
+    const u = heap.pop();
+    out.push(u);
+    for (const v of next(u)) {
+      const d = indeg.get(v)! - 1;
+      indeg.set(v, d);
+      if (d === 0) heap.push(v);
+    }
+  }
+  if (out.length < members.length) {
+    const done = new Set(out);
+    const rest = members.filter((m) => !done.has(m));
+    const h = new IssueHeap(g);
+    for (const m of rest) h.push(m);
+    while (h.length) out.push(h.pop());
+  }
+  return out;
+}
+
+function mostCommon(values: string[]): string | null {
+  const counts = new Map<string, number>();
+  let best: string | null = null;
+  let bestN = 0;
+  for (const v of values) {
+    const c = (counts.get(v) ?? 0) + 1;
+    counts.set(v, c);
+    if (c > bestN || (c === bestN && best !== null && v < best)) {
+      best = v;
+      bestN = c;
+    }
+  }
+  return best;
+}
+
+function unitReason(
+  g: Graph,
+  members: number[],
+  actionable: number[],
+  fileJoined: Set<number>,
+  ev: FileEvidence,
+): string {
+  const inUnit = new Set(members);
+  const epics = members.filter((m) => g.children[m]!.some((c) => inUnit.has(c)));
+  const parts: string[] = [];
+  if (epics.length) {
+    const e = epics[0]!;
+    const kids = g.children[e]!.filter((c) => g.open[c]).length;
+    parts.push(`epic ${g.issues[e]!.id} with ${kids} open child${kids === 1 ? '' : 'ren'}`);
+  }
+  const chained = members.some((m) => g.blockers[m]!.some((b) => g.open[b]));
+  if (chained && members.length > actionable.length) {
+    parts.push(
+      `a dependency chain: ${members.length - actionable.length} issue(s) wait on its items`,
+    );
+  }
+  if (fileJoined.size) {
+    const shared = new Map<string, number>();
+    for (const m of fileJoined)
+      for (const f of ev.get(g.issues[m]!.id)?.keys() ?? [])
+        shared.set(f, (shared.get(f) ?? 0) + 1);
+    const files = [...shared]
+      .filter(([, c]) => c > 1)
+      .sort((a, b) => b[1] - a[1] || cmp(a[0], b[0]))
+      .map(([f]) => f);
+    parts.push(
+      `${fileJoined.size} issues touching the same files (${files.slice(0, 3).join(', ')}${files.length > 3 ? ', …' : ''})`,
+    );
+  }
+  if (!parts.length)
+    return actionable.length === 1
+      ? `independent item ${g.issues[actionable[0]!]!.id}`
+      : `${g.issues[members.map((m) => [m, g.issues[m]!.id.length] as const).sort((a, b) => a[1] - b[1])[0]![0]]!.id} and its sub-issues (hierarchical ids)`;
+  return parts.join('; ');
+}
+
+/** Issue types that are work on the code; others (agent, message, convoy…) group by type. */
+const WORK_TYPES = new Set(['task', 'bug', 'feature', 'chore', 'epic', 'story', 'spike', 'docs']);
+
+/**
+ * What an issue is "about", to pack independent components sensibly: the top directory of its
+ * files, else its type when it is not code work, else ephemeral, else its first label, else its
+ * id prefix (`bd-wisp-x1` → `bd-wisp`).
+ */
+export function affinityOf(is: Issue, ev: FileEvidence): string {
+  const files = [...(ev.get(is.id)?.keys() ?? [])];
+  const dir = mostCommon(files.map((f) => (f.includes('/') ? f.slice(0, f.indexOf('/')) : '.')));
+  if (dir) return `directory ${dir}`;
+  if (!WORK_TYPES.has(is.issueType)) return `type ${is.issueType}`;
+  if (is.ephemeral) return 'ephemeral issues';
+  if (is.labels[0]) return `label ${is.labels[0]}`;
+  const base = is.id.replace(/(\.\d+)+$/, '');
+  return `prefix ${base.includes('-') ? base.slice(0, base.lastIndexOf('-')) : base}`;
+}
+
+interface Bin {
+  units: Unit[];
+  size: number;
+  affinity: string;
+}
+
+/**
+ * Packs independent components into at most `maxTracks` tracks: components of one kind
+ * (affinity) start in one bin; a bin larger than half again the even share is split (its units
+ * dealt in priority order, so each half gets urgent work); while there are too many bins the
+ * two smallest merge; while there are too few, the largest bin with several units splits.
+ */
+export function packUnits(units: Unit[], maxTracks: number): Bin[] {
+  const total = units.reduce((s, u) => s + u.actionable.length, 0);
+  const cap = Math.ceil((total / maxTracks) * 1.5);
+  const byKind = new Map<string, Unit[]>();
+  for (const u of units) {
+    const list = byKind.get(u.affinity);
+    if (list) list.push(u);
+    else byKind.set(u.affinity, [u]);
+  }
+  const make = (us: Unit[], affinity: string): Bin => ({
+    units: us,
+    size: us.reduce((s, u) => s + u.actionable.length, 0),
+    affinity,
+  });
+  const split = (bin: Bin): Bin[] => {
+    const halves: Unit[][] = [[], []];
+    const sizes = [0, 0];
+    for (const u of bin.units) {
+      const k = sizes[0]! <= sizes[1]! ? 0 : 1;
+      halves[k]!.push(u);
+      sizes[k]! += u.actionable.length;
+    }
+    return halves.filter((h) => h.length).map((h) => make(h, bin.affinity));
+  };
+  let bins: Bin[] = [];
+  for (const [kind, us] of byKind) {
+    const todo = [make(us, kind)];
+    while (todo.length) {
+      const b = todo.pop()!;
+      if (b.size > cap && b.units.length > 1) todo.push(...split(b));
+      else bins.push(b);
+    }
+  }
+  const bySize = (a: Bin, b: Bin) => a.size - b.size || a.affinity.localeCompare(b.affinity);
+  while (bins.length > maxTracks) {
+    bins.sort(bySize);
+    const [x, y] = bins.splice(0, 2) as [Bin, Bin];
+    const merged = make([...x.units, ...y.units], x.affinity === y.affinity ? x.affinity : 'mixed');
+    merged.units.sort(unitOrder);
+    bins.push(merged);
+  }
+  for (;;) {
+    if (bins.length >= maxTracks) break;
+    const big = bins.filter((b) => b.units.length > 1).sort((a, b) => b.size - a.size)[0];
+    if (!big) break;
+    bins = [...bins.filter((b) => b !== big), ...split(big)];
+  }
+  return bins;
+}
+
+const unitOrder = (a: Unit, b: Unit) =>
+  a.priority - b.priority || b.actionable.length - a.actionable.length || cmp(a.minId, b.minId);
+
+function binReason(bin: Bin, g: Graph): string {
+  if (bin.units.length === 1) return bin.units[0]!.reason;
+  const singles = bin.units.filter((u) => u.members.length === 1);
+  const groups = bin.units.filter((u) => u.members.length > 1);
+  const parts: string[] = [];
+  if (groups.length) parts.push(...groups.slice(0, 2).map((u) => u.reason));
+  if (groups.length > 2) parts.push(`${groups.length - 2} more group(s)`);
+  if (singles.length === 1)
+    parts.push(`independent item ${g.issues[singles[0]!.actionable[0]!]!.id}`);
+  else if (singles.length) parts.push(`${singles.length} independent items`);
+  const kind = bin.affinity === 'mixed' ? 'mixed kinds' : bin.affinity;
+  return `${kind}: ${parts.join('; ')}`;
+}
+
+export interface TrackPlanResult {
+  tracks: Track[];
+  conflicts: Conflict[];
+  /** Open issues in no track: their whole component is blocked (a cycle) or deferred. */
+  stranded: LaterItem[];
+}
+
+export function trackPlan(g: Graph, ev: FileEvidence, opts: TrackOptions = {}): TrackPlanResult {
+  const maxTracks = Math.max(1, opts.maxTracks ?? DEFAULT_MAX_TRACKS);
+  const hotFile = Math.max(2, opts.hotFile ?? DEFAULT_HOT_FILE);
+  const n = g.issues.length;
+  const uf = new UnionFind(n);
+  for (let i = 0; i < n; i++) {
+    if (!g.open[i]) continue;
+    for (const t of g.blockers[i]!) if (g.open[t]) uf.union(i, t);
+    for (const t of g.parents[i]!) if (g.open[t]) uf.union(i, t);
+  }
+  // Hierarchical ids (bd-abc.1 is a child of bd-abc) belong together even without a dependency.
+  for (let i = 0; i < n; i++) {
+    const id = g.issues[i]!.id;
+    const dot = id.lastIndexOf('.');
+    const parent =
+      dot > 0 && /^\d+$/.test(id.slice(dot + 1)) ? g.index.get(id.slice(0, dot)) : undefined;
+    if (parent !== undefined && g.open[i] && g.open[parent]) uf.union(i, parent);
+  }
+  // Join actionable issues that name the same file, unless the file is everywhere.
+  const byFile = new Map<string, number[]>();
+  for (let i = 0; i < n; i++) {
+    if (!g.actionable[i]) continue;
+    for (const f of ev.get(g.issues[i]!.id)?.keys() ?? []) {
+      const list = byFile.get(f);
+      if (list) list.push(i);
+      else byFile.set(f, [i]);
+    }
+  }
+  const fileJoined = new Set<number>();
+  for (const list of byFile.values()) {
+    if (list.length < 2 || list.length > hotFile) continue;
+    for (const x of list) {
+      if (uf.find(x) !== uf.find(list[0]!)) {
+        fileJoined.add(x);
+        fileJoined.add(list[0]!);
+      }
+      uf.union(x, list[0]!);
+    }
+  }
+  const comps = new Map<number, number[]>();
+  for (let i = 0; i < n; i++) {
+    if (!g.open[i]) continue;
+    const r = uf.find(i);
+    const c = comps.get(r);
+    if (c) c.push(i);
+    else comps.set(r, [i]);
+  }
+  const units: Unit[] = [];
+  const strandedIdx: number[] = [];
+  for (const members of comps.values()) {
+    const actionable = members.filter((m) => g.actionable[m]);
+    if (!actionable.length) {
+      strandedIdx.push(...members);
+      continue;
+    }
+    const affinity = mostCommon(actionable.map((m) => affinityOf(g.issues[m]!, ev))) ?? 'mixed';
+    units.push({
+      members,
+      actionable,
+      priority: Math.min(...actionable.map((m) => g.issues[m]!.priority)),
+      minId: actionable.map((m) => g.issues[m]!.id).sort(cmp)[0]!,
+      affinity,
+      reason: unitReason(
+        g,
+        members,
+        actionable,
+        new Set(members.filter((m) => fileJoined.has(m))),
+        ev,
+      ),
+    });
+  }
+  units.sort(unitOrder);
+  const bins = packUnits(units, maxTracks);
+  const unblocksOf = (i: number) => unblocks(g, i);
+  const filesOf = (i: number) => [...(ev.get(g.issues[i]!.id)?.keys() ?? [])].sort(cmp);
+  const laterItem = (i: number): LaterItem => {
+    const is = g.issues[i]!;
+    const waits = [
+      ...g.blockers[i]!.filter((b) => g.open[b]),
+      ...g.parents[i]!.filter((p) => g.open[p] && g.blocked[p]),
+    ].map((x) => g.issues[x]!.id);
+    return {
+      id: is.id,
+      title: is.title,
+      priority: is.priority,
+      status: is.status,
+      waits_on: [...new Set(waits)].sort(cmp),
+    };
+  };
+  const built = bins.map((bin) => {
+    const members = bin.units.flatMap((u) => u.members);
+    const order = orderIssues(g, members);
+    const items = order
+      .filter((i) => g.actionable[i])
+      .map((i): TrackItem => {
+        const is = g.issues[i]!;
+        return {
+          id: is.id,
+          title: is.title,
+          priority: is.priority,
+          status: is.status,
+          type: is.issueType,
+          unblocks: unblocksOf(i),
+          files: filesOf(i),
+        };
+      });
+    const later = order.filter((i) => !g.actionable[i]).map(laterItem);
+    const files = [...new Set(members.flatMap(filesOf))].sort(cmp);
+    const reason = binReason(bin, g);
+    return {
+      track_id: '',
+      priority: Math.min(...items.map((i) => i.priority)),
+      size: items.length,
+      reason,
+      items,
+      later,
+      files,
+      members,
+    };
+  });
+  built.sort(
+    (a, b) => a.priority - b.priority || b.size - a.size || cmp(a.items[0]!.id, b.items[0]!.id),
+  );
+  built.forEach((t, k) => (t.track_id = trackName(k + 1)));
+  const conflicts = findConflicts(
+    built.map((t) => ({ track: t.track_id, issues: t.members.map((m) => g.issues[m]!.id) })),
+    ev,
+  );
+  const tracks: Track[] = built.map(({ members: _m, ...t }) => t);
+  return { tracks, conflicts, stranded: orderIssues(g, strandedIdx).map(laterItem) };
+}
+
+/** Pairs of tracks whose issues name the same file, with the evidence on both sides. */
+export function findConflicts(
+  tracks: { track: string; issues: string[] }[],
+  ev: FileEvidence,
+): Conflict[] {
+  // file → track → issue → evidence
+  const byFile = new Map<string, Map<string, { issue: string; how: Evidence[] }[]>>();
+  for (const t of tracks) {
+    for (const id of t.issues) {
+      for (const [file, how] of ev.get(id) ?? []) {
+        let m = byFile.get(file);
+        if (!m) byFile.set(file, (m = new Map()));
+        const list = m.get(t.track);
+        if (list) list.push({ issue: id, how });
+        else m.set(t.track, [{ issue: id, how }]);
+      }
+    }
+  }
+  const pairs = new Map<string, Conflict>();
+  for (const [file, perTrack] of [...byFile].sort((a, b) => cmp(a[0], b[0]))) {
+    if (perTrack.size < 2) continue;
+    const names = [...perTrack.keys()].sort(cmp);
+    for (let i = 0; i < names.length; i++) {
+      for (let j = i + 1; j < names.length; j++) {
+        const a = names[i]!;
+        const b = names[j]!;
+        const key = `${a}\0${b}`;
+        let c = pairs.get(key);
+        if (!c) pairs.set(key, (c = { tracks: [a, b], files: [] }));
+        c.files.push({
+          file,
+          evidence: [a, b].flatMap((t) => perTrack.get(t)!.map((e) => ({ track: t, ...e }))),
+        });
+      }
+    }
+  }
+  return [...pairs.values()].sort(
+    (x, y) => cmp(x.tracks[0], y.tracks[0]) || cmp(x.tracks[1], y.tracks[1]),
+  );
+}
