@@ -13,6 +13,7 @@ export {
   checkTask,
   checkDatabaseName,
   templateDatabase,
+  orphanRescueRefPrefix,
   poolRoot,
   urlWithPath,
   SLOT_ID,

@@ -152,6 +152,20 @@ export function slotNames(
   };
 }
 
+/**
+ * Rescue ref namespace for work found outside any slot (an orphan worktree under the pool
+ * root): `refs/wtpool/rescue/orphan-<dir>/`, the directory name reduced to [a-z0-9._-].
+ */
+export function orphanRescueRefPrefix(dirName: string): string {
+  const safe = dirName
+    .toLowerCase()
+    .replace(/[^a-z0-9._-]+/g, '-')
+    .replace(/^[.-]+|[.-]+$/g, '')
+    .replace(/\.{2,}/g, '.')
+    .slice(0, 64);
+  return `refs/wtpool/rescue/orphan-${safe || 'worktree'}/`;
+}
+
 /** Template database name for a migrations hash. */
 export function templateDatabase(config: Config, hash: string): string {
   return checkDatabaseName(`${config.postgres.dbPrefix}_tpl_${hash.slice(0, 12).toLowerCase()}`);

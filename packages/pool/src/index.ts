@@ -11,3 +11,14 @@ export { pidStartTime, procAlive, procRef } from './proc.js';
 export { OWNER_MARKER, ENV_FILE, readOwnerMarker } from './worktree.js';
 export type { OwnerMarker, RefInfo } from './worktree.js';
 export type * from './types.js';
+// Git helpers the monitor's cleanup reuses (rescue before removal, under the pool's git locks).
+export {
+  saveRescue,
+  removeWorktree,
+  listWorktrees,
+  deleteBranch,
+  commitsAhead,
+  isDirty,
+  worktreeExists,
+} from './worktree.js';
+export { withGitLock, gitRaw } from './git.js';

@@ -38,3 +38,6 @@ export async function createProviders(loaded: LoadedConfig): Promise<SlotProvide
   if (config.deps.strategy !== 'none') setup.push(depsProvider(config));
   return [...setup, ...services, envFileProvider(services)];
 }
+// The socket-level Redis client, reused by the monitor (no second client library).
+export { redisPipeline, redisCommand, RedisReplyError } from './resp.js';
+export type { Reply } from './resp.js';

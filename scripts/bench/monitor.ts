@@ -1,0 +1,154 @@
+/**
+ * `pnpm bench monitor`: (1) one `monitor status` sweep over a pool of 30 slots with
+ * PostgreSQL and Redis (10 of them leased by live holders), in-process and as the CLI,
+ * against `node -e 0`; (2) the hard-link-aware disk measurement against `du -sb` over the
+ * same tree (the pool root, node_modules hard-linked into every slot), on disk and on tmpfs.
+ */
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { loadConfig } from '@wtpool/config';
+import { collectHealth, measureTree } from '@wtpool/monitor';
+import { WorktreePool } from '@wtpool/pool';
+import { makeTempRepo, PROJECT_ROOT, startPostgres, startRedis } from '@wtpool/testkit';
+import { fmtMs, interleave, median, report, scratch, type Row } from './harness.js';
+
+const SLOTS = 30;
+const ROUNDS = 10;
+const BIN = path.join(PROJECT_ROOT, 'packages/monitor/bin/monitor.js');
+
+/** A fake dependency tree: `dirs` directories of `files` small files. */
+async function makeDeps(dir: string, dirs = 40, files = 50): Promise<void> {
+  for (let d = 0; d < dirs; d++) {
+    const sub = path.join(dir, `pkg-${d}`);
+    await fs.mkdir(sub, { recursive: true });
+    for (let f = 0; f < files; f++)
+      await fs.writeFile(path.join(sub, `f${f}.js`), 'x'.repeat(200 + f * 10));
+  }
+}
+
+/** node_modules hard-linked into each of `targets` (what the pool's hardlink strategy does). */
+function linkInto(src: string, targets: string[]): void {
+  for (const t of targets) execFileSync('cp', ['-al', src, path.join(t, 'node_modules')]);
+}
+
+function du(dir: string): number {
+  return Number(execFileSync('du', ['-sb', dir], { encoding: 'utf8' }).split('\t')[0]);
+}
+
+async function diskRows(root: string, where: string): Promise<Row> {
+  const ours = (await measureTree(root)).bytes;
+  const theirs = du(root);
+  const s = await interleave(ROUNDS, { ours: () => measureTree(root), du: () => du(root) });
+  const m = median(s.ours!);
+  const b = median(s.du!);
+  return {
+    what: `disk: measureTree vs du -sb, ${where} (bytes ${ours === theirs ? 'equal' : `DIFFER ${ours} vs ${theirs}`})`,
+    value: fmtMs(m),
+    baseline: `${fmtMs(b)} (du -sb)`,
+    ratio: m / b,
+  };
+}
+
+export async function run(): Promise<void> {
+  const [repo, pg, redis] = await Promise.all([makeTempRepo(), startPostgres(), startRedis()]);
+  const holders: ReturnType<typeof spawn>[] = [];
+  const shm = scratch('monitor-disk', true);
+  try {
+    await fs.writeFile(
+      path.join(repo.dir, 'pool.config.yaml'),
+      `scale:\n  min: ${SLOTS}\n  max: ${SLOTS}\npostgres:\n  url: ${pg.url}\nredis:\n  url: ${redis.url}\ndeps:\n  strategy: none\n`,
+    );
+    const loaded = loadConfig({ repo: repo.dir });
+    const pool = new WorktreePool(loaded);
+    const t0 = Date.now();
+    await pool.initialize({ size: SLOTS });
+    console.error(`(set-up: ${SLOTS} slots in ${Date.now() - t0} ms)`);
+    for (let i = 0; i < 10; i++) {
+      const h = spawn('sleep', ['600'], { stdio: 'ignore' });
+      holders.push(h);
+      await pool.lease({ agent: `agent-${i}`, task: `task ${i}`, holderPid: h.pid!, wait: false });
+    }
+    const st = await pool.readState();
+    const deps = path.join(repo.sandbox, 'deps');
+    await makeDeps(deps);
+    linkInto(
+      deps,
+      Object.values(st.slots).map((s) => s.path),
+    );
+
+    const health = await collectHealth(loaded);
+    if (health.pool?.size !== SLOTS || !health.postgres?.ok || !health.redis?.ok)
+      throw new Error(`bench set-up is wrong: ${JSON.stringify(health.alerts)}`);
+    const env = { ...process.env, CI: '1' };
+    const once = spawnSync(process.execPath, [BIN, 'status', '--json', '--repo', repo.dir], {
+      cwd: repo.dir,
+      env,
+      encoding: 'utf8',
+    });
+    const parsed = JSON.parse(once.stdout) as { pool: { size: number } | null };
+    if (![0, 20, 21].includes(once.status!) || parsed.pool?.size !== SLOTS)
+      throw new Error(`monitor status failed (exit ${once.status}): ${once.stderr}`);
+    const sweep = await interleave(ROUNDS, {
+      inproc: () => collectHealth(loaded),
+      cli: () =>
+        spawnSync(process.execPath, [BIN, 'status', '--json', '--repo', repo.dir], {
+          cwd: repo.dir,
+          env,
+        }),
+      node: () => spawnSync(process.execPath, ['-e', '0']),
+    });
+    // With the daemon running, status takes the disk figure from its latest sample.
+    spawnSync(process.execPath, [BIN, 'start', '--interval', '1m', '--repo', repo.dir], { env });
+    const warm = await interleave(ROUNDS, {
+      cli: () =>
+        spawnSync(process.execPath, [BIN, 'status', '--json', '--repo', repo.dir], { env }),
+      node: () => spawnSync(process.execPath, ['-e', '0']),
+    });
+    spawnSync(process.execPath, [BIN, 'stop', '--repo', repo.dir], { env });
+    const cli = median(sweep.cli!);
+    const node = median(sweep.node!);
+    const rows: Row[] = [
+      {
+        what: `status sweep in-process, ${SLOTS} slots (10 leased), PG + Redis + disk (${health.disk.inodes} inodes)`,
+        value: fmtMs(median(sweep.inproc!)),
+        baseline: `${fmtMs(node)} (node -e 0)`,
+        ratio: median(sweep.inproc!) / node,
+        goal: '≤ 250 ms',
+      },
+      {
+        what: '`monitor status --json` CLI, same pool',
+        value: fmtMs(cli),
+        baseline: `${fmtMs(node)} (node -e 0)`,
+        ratio: cli / node,
+        goal: '≤ 250 ms',
+      },
+      {
+        what: '`monitor status --json` CLI, daemon running (disk from its sample)',
+        value: fmtMs(median(warm.cli!)),
+        baseline: `${fmtMs(median(warm.node!))} (node -e 0)`,
+        ratio: median(warm.cli!) / median(warm.node!),
+        goal: '≤ 250 ms',
+      },
+    ];
+    rows.push(
+      await diskRows(
+        loaded.config.pool.root ?? path.join(repo.sandbox, 'repo.worktrees'),
+        'pool root on disk',
+      ),
+    );
+    // The same shape on tmpfs: tool overhead without the disk.
+    for (let i = 1; i <= SLOTS; i++) await fs.mkdir(path.join(shm, `wt-${i}`));
+    await makeDeps(path.join(shm, 'deps'));
+    linkInto(
+      path.join(shm, 'deps'),
+      Array.from({ length: SLOTS }, (_, i) => path.join(shm, `wt-${i + 1}`)),
+    );
+    rows.push(await diskRows(shm, 'same shape on tmpfs'));
+    report('monitor', rows);
+  } finally {
+    for (const h of holders) h.kill('SIGKILL');
+    await fs.rm(shm, { recursive: true, force: true });
+    await Promise.all([pg.stop(), redis.stop(), repo.cleanup()]);
+  }
+}
