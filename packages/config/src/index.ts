@@ -14,6 +14,7 @@ export {
   checkDatabaseName,
   templateDatabase,
   poolRoot,
+  integrationWorktree,
   urlWithPath,
   SLOT_ID,
 } from './naming.js';
