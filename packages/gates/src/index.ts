@@ -5,3 +5,20 @@ export { installHooks, hookStates, hookScript, listWorktrees, HOOK_MARKER } from
 export type { InstallResult, WorktreeHookState } from './install.js';
 export { flushBeads } from './beads.js';
 export { checkStagedFormat } from './format.js';
+export {
+  integrateRun,
+  integratePromote,
+  integrateStatus,
+  recover,
+  ensureWorktree,
+  integrationDir,
+} from './integrate.js';
+export type {
+  MergeResult,
+  RunReport,
+  PromoteReport,
+  StatusReport,
+  IntegrationState,
+  RunOptions,
+} from './integrate.js';
+export { keptBranches } from './candidates.js';
