@@ -52,7 +52,8 @@ else
   echo "gates: cannot find the gates CLI; run \\\`pnpm install\\\`, then \\\`gates install\\\`" >&2
   exit 1
 fi
-node "$gates" pre-commit || exit $?
+# --repo: the worktree being committed to, even when a pnpm parent set INIT_CWD elsewhere.
+node "$gates" pre-commit --repo "$top" || exit $?
 # A pre-commit hook that was here before \`gates install\` runs after the gates.
 if [ -x "$0.pre-gates" ]; then exec "$0.pre-gates" "$@"; fi
 `;
