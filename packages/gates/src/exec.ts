@@ -17,10 +17,21 @@ export interface ExecResult {
 }
 
 const running = new Set<ChildProcess>();
+const groups = new WeakSet<ChildProcess>();
 
-/** Children still running (for signal handlers). */
-export function runningChildren(): ChildProcess[] {
-  return [...running];
+/**
+ * Stops every running child (signal handlers). Gate commands run in their own process group,
+ * so the whole group is signalled: killing only `sh` would leave its build or test running.
+ */
+export function stopChildren(signal: NodeJS.Signals = 'SIGTERM'): void {
+  for (const child of running) {
+    try {
+      if (groups.has(child) && child.pid) process.kill(-child.pid, signal);
+      else child.kill(signal);
+    } catch {
+      // already gone
+    }
+  }
 }
 
 /**
@@ -39,6 +50,8 @@ export function exec(
     cwd: string;
     env?: NodeJS.ProcessEnv | undefined;
     onData?: ((chunk: string) => void) | undefined;
+    /** Run in a process group of its own (stopped as a whole by stopChildren). */
+    group?: boolean;
   },
 ): Promise<ExecResult> {
   const started = Date.now();
@@ -47,8 +60,10 @@ export function exec(
       cwd: opts.cwd,
       env: opts.env ?? process.env,
       stdio: ['ignore', 'pipe', 'pipe'],
+      detached: opts.group === true,
     });
     running.add(child);
+    if (opts.group) groups.add(child);
     let output = '';
     let stdout = '';
     const take = (isOut: boolean) => (d: string) => {
@@ -87,7 +102,7 @@ export function shell(
     args?: string[];
   },
 ): Promise<ExecResult> {
-  return exec('sh', ['-c', command, ...(opts.args ?? [])], opts);
+  return exec('sh', ['-c', command, ...(opts.args ?? [])], { ...opts, group: true });
 }
 
 /** Runs git; returns stdout without the trailing newline, throws a one-line failure otherwise. */

@@ -16,7 +16,7 @@ import { WtpoolError, conflictError, failure, usageError } from '@wtpool/core';
 import { integrationWorktree, resolveRepo, type LoadedConfig } from '@wtpool/config';
 import { JsonStore, withLock } from '@wtpool/lock';
 import { branchHead, checkBranch, keptBranches } from './candidates.js';
-import { gateEnv, git, gitTry, runningChildren, shell } from './exec.js';
+import { gateEnv, git, gitTry, shell, stopChildren } from './exec.js';
 import { formatReport, runPipeline } from './pipeline.js';
 
 export type ResultStatus = 'kept' | 'rejected' | 'conflict' | 'skipped' | 'interrupted';
@@ -184,7 +184,7 @@ async function interruptible<T>(fn: (check: () => void) => Promise<T>): Promise<
   let caught: NodeJS.Signals | null = null;
   const onSignal = (sig: NodeJS.Signals) => {
     caught ??= sig;
-    for (const child of runningChildren()) child.kill('SIGTERM');
+    stopChildren('SIGTERM');
   };
   for (const s of SIGNALS) process.on(s, onSignal);
   try {

@@ -43,7 +43,7 @@ export const FAILING_TEST = PASSING_TEST.replace('"adds"', '"fails"').replace('2
 export async function makeTsRepo(extraConfig = ''): Promise<TempRepo> {
   return makeTempRepo({
     files: {
-      'package.json': '{ "name": "tiny", "private": true, "type": "module" }\n',
+      'package.json': '{\n  "name": "tiny",\n  "private": true,\n  "type": "module"\n}\n',
       'tsconfig.json': TSCONFIG,
       '.gitignore': 'dist/\nnode_modules/\n',
       'src/index.ts': 'export const one: number = 1;\n',
