@@ -1,11 +1,24 @@
 /** `gates`: the pre-commit and CI gate pipeline, and the hook installer. */
+import { existsSync } from 'node:fs';
+import path from 'node:path';
 import { runCli, type CliSpec, type CommandContext } from '@wtpool/core';
 import { loadConfig, resolveRepo, targetDir } from '@wtpool/config';
 import { formatReport, runPipeline, type GateReport } from './pipeline.js';
 import { installHooks, type InstallResult } from './install.js';
 
+/**
+ * The gates of a worktree come from that worktree's own pool.config.yaml when it has one: a
+ * branch that changes its build changes its gate with it (docs/decisions.md D41).
+ */
+function gatesConfig(ctx: CommandContext) {
+  if (ctx.config !== undefined) return loadConfig({ repo: ctx.repo, config: ctx.config });
+  const repo = resolveRepo(targetDir(ctx.repo));
+  const own = path.join(repo.worktree, 'pool.config.yaml');
+  return loadConfig({ repo: ctx.repo, config: existsSync(own) ? own : undefined });
+}
+
 async function pipeline(ctx: CommandContext, mode: GateReport['mode']): Promise<number> {
-  const loaded = loadConfig({ repo: ctx.repo, config: ctx.config });
+  const loaded = gatesConfig(ctx);
   const report = await runPipeline(mode, {
     cwd: loaded.repo.worktree,
     mainRoot: loaded.repo.mainRoot,
