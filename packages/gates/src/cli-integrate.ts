@@ -51,7 +51,7 @@ export const spec: CliSpec = {
   bin: 'integrate',
   summary: 'Local merge queue: merge candidates into the integration branch, promote green heads',
   footer:
-    'Exit codes: 0 ok · 1 a candidate was rejected / head not green · 2 usage · 3 config invalid · 4 not found · 5 conflict (dirty checkout, not a fast-forward, queue busy) · 130/143 interrupted (restored)\nDocs: docs/integration.md',
+    'Exit codes: 0 ok · 1 a candidate was rejected, head not green, or another integrate holds the queue · 2 usage · 3 config invalid · 4 not found · 5 conflict (dirty checkout, not a fast-forward) · 130/143 interrupted (restored)\nDocs: docs/integration.md',
   commands: [
     {
       name: 'run',

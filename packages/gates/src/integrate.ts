@@ -12,7 +12,7 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, promises as fs } from 'node:fs';
 import path from 'node:path';
-import { WtpoolError, conflictError, failure, usageError } from '@wtpool/core';
+import { WtpoolError, conflictError, failure, notFoundError, usageError } from '@wtpool/core';
 import { integrationWorktree, resolveRepo, type LoadedConfig } from '@wtpool/config';
 import { JsonStore, withLock } from '@wtpool/lock';
 import { branchHead, checkBranch, keptBranches } from './candidates.js';
@@ -409,10 +409,9 @@ export async function integratePromote(
   return exclusive(loaded, `integrate promote ${target} → ${to}`, async () => {
     await recover(loaded);
     const head = await branchHead(cwd, target);
-    if (!head)
-      throw failure('ERR_NOT_FOUND', `no ${target} branch yet; run \`integrate run\` first`);
+    if (!head) throw notFoundError(`no ${target} branch yet; run \`integrate run\` first`);
     const from = await branchHead(cwd, to);
-    if (!from) throw failure('ERR_NOT_FOUND', `branch ${to} does not exist`);
+    if (!from) throw notFoundError(`branch ${to} does not exist`);
     const report = { target, to, from, head };
     if (from === head) return { ...report, promoted: false, via: 'none' };
     const { green } = await store(loaded).read();
