@@ -15,6 +15,7 @@ export {
   templateDatabase,
   orphanRescueRefPrefix,
   poolRoot,
+  integrationWorktree,
   urlWithPath,
   SLOT_ID,
 } from './naming.js';

@@ -81,6 +81,14 @@ export function poolRoot(config: Config, repo: RepoPaths): string {
   return path.join(path.dirname(repo.mainRoot), `${path.basename(repo.mainRoot)}.worktrees`);
 }
 
+/**
+ * The dedicated worktree where `integrate run` merges candidates into the integration branch:
+ * `<pool root>/integration`, beside the slot worktrees (`wt-<n>` never collides with it).
+ */
+export function integrationWorktree(config: Config, repo: RepoPaths): string {
+  return path.join(poolRoot(config, repo), 'integration');
+}
+
 export interface SlotNames {
   id: string;
   n: number;

@@ -32,6 +32,10 @@ const THRESHOLD = (def: number, env: string, description: string): Leaf => ({
   description,
 });
 
+// A gate command: not empty and not an obvious no-op (`true`, `:`, `exit 0`), so a config file
+// cannot quietly switch the mandatory build gate off.
+const GATE_COMMAND = /^(?!\s*(?:true|:|exit(?:\s+0)?|\/bin\/true|\/usr\/bin\/true)\s*$)\s*\S/;
+
 export const SCHEMA = {
   pool: {
     enabled: {
@@ -233,15 +237,34 @@ export const SCHEMA = {
   gates: {
     format: {
       type: 'string',
-      default: 'prettier --check',
-      description: 'format check; staged files are appended in pre-commit, `.` in ci',
+      default: 'prettier --check --ignore-unknown',
+      description:
+        'format check; pre-commit runs it on the staged files (through lint-staged), ci on `.`',
+      pattern: GATE_COMMAND,
+      patternHint: 'a non-empty command',
     },
     build: {
       type: 'string',
-      default: 'pnpm -s build',
-      description: 'build command (mandatory gate)',
+      default: 'tsc -b',
+      description:
+        'build command, a mandatory gate: it can be changed, never removed (keep it incremental so a one-file commit stays fast)',
+      pattern: GATE_COMMAND,
+      patternHint: 'a non-empty command that builds (the build gate cannot be disabled)',
     },
-    test: { type: 'string', default: 'pnpm -s test', description: 'test command' },
+    test: {
+      type: 'string',
+      default: 'pnpm -s test',
+      description: 'test command (ci; pre-commit only with RUN_TESTS_ON_COMMIT=1)',
+      pattern: GATE_COMMAND,
+      patternHint: 'a non-empty command',
+    },
+    setup: {
+      type: 'string',
+      default: null,
+      nullable: true,
+      description:
+        'command run in the integration worktree after each merge, before `gates ci` (e.g. pnpm install --frozen-lockfile --prefer-offline)',
+    },
   },
   monitor: {
     interval: { type: 'duration', default: '30s', description: 'daemon sampling interval' },
@@ -307,7 +330,7 @@ export interface Config {
     strategy: 'auto' | 'hardlink' | 'pnpm' | 'npm' | 'command' | 'none';
     command: string | null;
   };
-  gates: { format: string; build: string; test: string };
+  gates: { format: string; build: string; test: string; setup: string | null };
   monitor: {
     interval: number;
     leaseAlertAfter: number;

@@ -1,0 +1,66 @@
+/**
+ * The format gate of pre-commit: the configured check (`gates.format`) on the staged files,
+ * through lint-staged, which hides the unstaged parts of partially staged files while the check
+ * runs (so it sees exactly what will be committed) and restores them afterwards.
+ */
+import { gateEnv, shell } from './exec.js';
+import type { GateResult, PipelineOptions } from './pipeline.js';
+
+/** `sh -c '<format> "$@"' gates <files…>`: file names are arguments, never shell text. */
+const withFiles = (command: string) => `${command} "$@"`;
+
+export async function checkStagedFormat(
+  command: string,
+  opts: Pick<PipelineOptions, 'cwd' | 'mainRoot' | 'env'>,
+): Promise<GateResult> {
+  const started = Date.now();
+  let files: string[] = [];
+  let output = '';
+  let exitCode = 0;
+  const logged: string[] = [];
+  const log = (...args: unknown[]) => logged.push(args.map(String).join(' '));
+  // Loaded on use: lint-staged and its dependencies are only needed by this gate.
+  const { default: lintStaged } = await import('lint-staged');
+  const ok = await lintStaged(
+    {
+      cwd: opts.cwd,
+      quiet: true,
+      color: false,
+      relative: true,
+      config: {
+        '*': {
+          title: 'format',
+          task: async (staged: readonly string[]) => {
+            files = [...staged];
+            const r = await shell(withFiles(command), {
+              cwd: opts.cwd,
+              env: gateEnv([opts.cwd, opts.mainRoot], opts.env),
+              args: ['gates', ...files],
+            });
+            output = r.output;
+            exitCode = r.code;
+            if (r.code !== 0) throw new Error(`format check failed (exit ${r.code})`);
+          },
+        },
+      },
+    },
+    { log, warn: log, error: log, debug: () => {} },
+  );
+  const reproduce = `${command} ${files.map(quote).join(' ')}`.trim();
+  return {
+    name: 'format',
+    status: ok ? 'passed' : 'failed',
+    command: files.length
+      ? `${command} <${files.length} staged file(s)>`
+      : `${command} (no staged files)`,
+    ms: Date.now() - started,
+    exitCode: ok ? 0 : exitCode || 1,
+    output: [output, ok ? '' : logged.join('\n')].filter((s) => s.trim()).join('\n'),
+    reproduce,
+  };
+}
+
+/** Shell-quotes a file name for the human "reproduce" line only (never executed by us). */
+function quote(s: string): string {
+  return /^[A-Za-z0-9_./@+-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
+}

@@ -1,0 +1,145 @@
+/**
+ * The gate pipeline. `pre-commit`: beads flush, format check of the staged files (through
+ * lint-staged), build (mandatory: nothing skips it), tests only when RUN_TESTS_ON_COMMIT=1.
+ * `ci`: format check of every file, build, tests. A failed gate stops the pipeline; its report
+ * names the gate, carries its output and the command that reproduces it.
+ */
+import type { Config } from '@wtpool/config';
+import { flushBeads } from './beads.js';
+import { gateEnv, shell } from './exec.js';
+import { checkStagedFormat } from './format.js';
+
+export type GateName = 'beads' | 'format' | 'build' | 'test';
+export type GateStatus = 'passed' | 'failed' | 'skipped';
+
+export interface GateResult {
+  name: GateName;
+  status: GateStatus;
+  /** What ran (or why it was skipped). */
+  command: string;
+  ms: number;
+  exitCode?: number;
+  /** Output of the gate (always for a failure). */
+  output?: string;
+  /** Command a human runs, in `cwd`, to see the failure again. */
+  reproduce?: string;
+}
+
+export interface GateReport {
+  mode: 'pre-commit' | 'ci';
+  ok: boolean;
+  cwd: string;
+  gates: GateResult[];
+  /** The first gate that failed. */
+  failed: GateName | null;
+}
+
+export interface PipelineOptions {
+  /** The worktree the gates run in (its top directory). */
+  cwd: string;
+  /** The repository's main checkout (its node_modules/.bin is on PATH too). */
+  mainRoot: string;
+  config: Config;
+  env?: NodeJS.ProcessEnv;
+  /** Called when a gate starts (progress output). */
+  onGate?: (name: GateName, command: string) => void;
+  /** Streams gate output as it arrives (CI logs). */
+  onData?: (chunk: string) => void;
+}
+
+type Step = { name: GateName; run: () => Promise<GateResult> };
+
+/** True when the environment asks for tests on commit (`RUN_TESTS_ON_COMMIT=1`). */
+export function testsOnCommit(env: NodeJS.ProcessEnv): boolean {
+  return /^(1|true|yes)$/i.test(env.RUN_TESTS_ON_COMMIT ?? '');
+}
+
+function commandGate(name: GateName, command: string, opts: PipelineOptions): Step {
+  return {
+    name,
+    run: async () => {
+      const r = await shell(command, {
+        cwd: opts.cwd,
+        env: gateEnv([opts.cwd, opts.mainRoot], opts.env),
+        onData: opts.onData,
+      });
+      return {
+        name,
+        status: r.code === 0 ? 'passed' : 'failed',
+        command,
+        ms: r.ms,
+        exitCode: r.code,
+        output: r.output,
+        reproduce: command,
+      };
+    },
+  };
+}
+
+const skipped = (name: GateName, why: string): Step => ({
+  name,
+  run: async () => ({ name, status: 'skipped', command: why, ms: 0 }),
+});
+
+export async function runPipeline(
+  mode: GateReport['mode'],
+  opts: PipelineOptions,
+): Promise<GateReport> {
+  const env = opts.env ?? process.env;
+  const { gates } = opts.config;
+  const steps: Step[] =
+    mode === 'pre-commit'
+      ? [
+          { name: 'beads', run: () => flushBeads(opts.cwd, env) },
+          { name: 'format', run: () => checkStagedFormat(gates.format, opts) },
+          // The build gate has no condition around it on purpose: it is mandatory.
+          commandGate('build', gates.build, opts),
+          testsOnCommit(env)
+            ? commandGate('test', gates.test, opts)
+            : skipped('test', 'set RUN_TESTS_ON_COMMIT=1 to run the tests on commit'),
+        ]
+      : [
+          commandGate('format', `${gates.format} .`, opts),
+          commandGate('build', gates.build, opts),
+          commandGate('test', gates.test, opts),
+        ];
+  const results: GateResult[] = [];
+  let failed: GateName | null = null;
+  for (const step of steps) {
+    if (failed) {
+      results.push({
+        name: step.name,
+        status: 'skipped',
+        command: `after ${failed} failed`,
+        ms: 0,
+      });
+      continue;
+    }
+    opts.onGate?.(step.name, step.name);
+    const r = await step.run();
+    // Passing gates keep their output short in reports; a failure keeps all of it.
+    if (r.status === 'passed') delete r.output;
+    results.push(r);
+    if (r.status === 'failed') failed = r.name;
+  }
+  return { mode, ok: failed === null, cwd: opts.cwd, gates: results, failed };
+}
+
+/** The human summary of a report: one line per gate, then the failure's output and how to reproduce it. */
+export function formatReport(report: GateReport): string {
+  const mark: Record<GateStatus, string> = { passed: 'ok  ', failed: 'FAIL', skipped: 'skip' };
+  const lines = report.gates.map(
+    (g) =>
+      `${mark[g.status]} ${g.name.padEnd(6)} ${g.status === 'skipped' ? `(${g.command})` : `${g.command}  ${(g.ms / 1000).toFixed(1)}s`}`,
+  );
+  const bad = report.gates.find((g) => g.status === 'failed');
+  if (bad) {
+    lines.push(
+      '',
+      `gates ${report.mode}: the ${bad.name} gate failed${bad.exitCode === undefined ? '' : ` (exit ${bad.exitCode})`}${report.mode === 'pre-commit' ? '; nothing was committed' : ''}.`,
+    );
+    if (bad.output?.trim()) lines.push('', bad.output.trimEnd(), '');
+    lines.push(`reproduce: cd ${report.cwd} && ${bad.reproduce ?? bad.command}`);
+  }
+  return lines.join('\n');
+}

@@ -1,0 +1,75 @@
+/**
+ * Test fixtures (not part of the build): a temp repository holding a tiny TypeScript project
+ * whose gates use this workspace's prettier and tsc through PATH (no install per test).
+ */
+import path from 'node:path';
+import { makeTempRepo, PROJECT_ROOT, runCli, type TempRepo } from '@wtpool/testkit';
+
+export const GATES_BIN = path.join(PROJECT_ROOT, 'packages/gates/bin/gates.js');
+export const INTEGRATE_BIN = path.join(PROJECT_ROOT, 'packages/gates/bin/integrate.js');
+
+/** PATH with the workspace's node_modules/.bin first (prettier, tsc). */
+export const ENV: NodeJS.ProcessEnv = {
+  PATH: `${path.join(PROJECT_ROOT, 'node_modules/.bin')}${path.delimiter}${process.env.PATH}`,
+  RUN_TESTS_ON_COMMIT: '',
+  INIT_CWD: '',
+};
+
+export const TSCONFIG = `{
+  "compilerOptions": {
+    "strict": true,
+    "module": "NodeNext",
+    "target": "ES2022",
+    "outDir": "dist",
+    "rootDir": "src",
+    "incremental": true,
+    "tsBuildInfoFile": "dist/.tsbuildinfo"
+  },
+  "include": ["src"]
+}
+`;
+
+export const PASSING_TEST = `import assert from "node:assert";
+import { test } from "node:test";
+
+test("adds", () => {
+  assert.equal(1 + 1, 2);
+});
+`;
+
+export const FAILING_TEST = PASSING_TEST.replace('"adds"', '"fails"').replace('2);', '3);');
+
+/** A repository with a tiny TypeScript project and its gates configured. */
+export async function makeTsRepo(extraConfig = ''): Promise<TempRepo> {
+  return makeTempRepo({
+    files: {
+      'package.json': '{\n  "name": "tiny",\n  "private": true,\n  "type": "module"\n}\n',
+      'tsconfig.json': TSCONFIG,
+      '.gitignore': 'dist/\nnode_modules/\n',
+      'src/index.ts': 'export const one: number = 1;\n',
+      'test/add.test.mjs': PASSING_TEST,
+      'pool.config.yaml': `gates:\n  build: tsc -b\n  test: node --test\n${extraConfig}`,
+    },
+  });
+}
+
+/** Runs `git commit` for real (the installed hook runs); returns the CLI result. */
+export async function commit(
+  repo: TempRepo,
+  cwd: string,
+  files: Record<string, string>,
+  env: NodeJS.ProcessEnv = {},
+) {
+  for (const [rel, content] of Object.entries(files)) await repo.write(rel, content, cwd);
+  await repo.git(['add', '--', ...Object.keys(files)], cwd);
+  return runCli('git', ['commit', '-q', '-m', `change ${Object.keys(files).join(' ')}`], {
+    cwd,
+    env: { ...ENV, ...env },
+  });
+}
+
+export const gates = (args: string[], cwd: string, env: NodeJS.ProcessEnv = {}) =>
+  runCli(GATES_BIN, args, { cwd, env: { ...ENV, ...env } });
+
+export const integrate = (args: string[], cwd: string, env: NodeJS.ProcessEnv = {}) =>
+  runCli(INTEGRATE_BIN, args, { cwd, env: { ...ENV, ...env } });
