@@ -334,7 +334,7 @@ describe('pool CLI races (real processes)', () => {
   it('targets the repository pnpm was run from (INIT_CWD) and honours environment overrides', async () => {
     const { repo } = await setup('scale:\n  max: 5\n');
     const elsewhere = repo.sandbox; // not a git repository
-    const env = { INIT_CWD: repo.dir, WORKTREE_POOL_SIZE: '2' };
+    const env = { INIT_CWD: repo.dir, npm_lifecycle_event: 'pool', WORKTREE_POOL_SIZE: '2' };
     const init = await runCli(BIN, ['init', '--json'], { cwd: elsewhere, env });
     expect(init.code, init.stderr).toBe(0);
     expect(init.json<PoolStatus>().pool).toMatchObject({ min: 2, size: 2, ready: 2 });
