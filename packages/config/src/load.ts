@@ -67,6 +67,17 @@ function readCachedYaml(file: string, key: string, stateDir: string): unknown {
 // Loaded lazily: the YAML parser costs ~20 ms of start-up and is only needed on a cache miss.
 const require = createRequire(import.meta.url);
 
+function requireYaml(): typeof import('yaml') {
+  try {
+    return require('yaml') as typeof import('yaml');
+  } catch (e) {
+    if ((e as { code?: string }).code !== 'MODULE_NOT_FOUND') throw e;
+    // Bundled into a CLI (D60) this file runs from another package's dist: yaml is a
+    // dependency of @wtpool/config, so resolve it from there.
+    return createRequire(require.resolve('@wtpool/config'))('yaml') as typeof import('yaml');
+  }
+}
+
 export function parseYamlFile(file: string): unknown {
   let text: string;
   try {
@@ -75,7 +86,7 @@ export function parseYamlFile(file: string): unknown {
     if (errno(e) === 'ENOENT') throw notFoundError(`config file not found: ${file}`);
     throw e;
   }
-  const YAML = require('yaml') as typeof import('yaml');
+  const YAML = requireYaml();
   const doc = YAML.parseDocument(text, { prettyErrors: true, uniqueKeys: true });
   if (doc.errors.length) {
     const err = doc.errors[0]!;
