@@ -625,9 +625,17 @@ export class WorktreePool {
           hint: 'retry the acquire (with a longer --ttl if it keeps happening)',
         });
       }
-      const env = await this.leaseEnv(id, lease);
       let branch = lease.branch;
-      if (!(await switchToNewBranch(names.path, branch, this.config.pool.base))) {
+      // git runs in its own process: it switches while the services compute the env (both are
+      // settled before anything fails, so giveBack never races a running git).
+      const [envR, switchR] = await Promise.allSettled([
+        this.leaseEnv(id, lease),
+        switchToNewBranch(names.path, branch, this.config.pool.base),
+      ]);
+      if (envR.status === 'rejected') throw envR.reason;
+      if (switchR.status === 'rejected') throw switchR.reason;
+      const env = envR.value;
+      if (!switchR.value) {
         // A branch of that name exists outside the registry's knowledge: never reuse it.
         branch = names.branch(`${lease.slug}-${lease.token}`);
         if (!(await switchToNewBranch(names.path, branch, this.config.pool.base))) {
