@@ -163,9 +163,7 @@ describe('recommend against a real pool (the pool CLI on a temp repository)', ()
   const poolStatus = async () => {
     const r = await runCli(POOL, ['status', '--json', '--repo', repo.dir], { cwd: repo.dir });
     expect(r.code, r.stderr).toBe(0);
-    return r.json<
-      PoolStatusJson & { slots: { id: string; lease: { agent: string; task: string } | null }[] }
-    >();
+    return r.json<{ slots: { id: string; lease: { agent: string; task: string } | null }[] }>();
   };
 
   beforeAll(async () => {
