@@ -9,6 +9,7 @@ import { makeTempRepo, type TempRepo } from '@wtpool/testkit';
 import { WorktreePool } from './pool.js';
 import { readEvents } from './events.js';
 import { doctor } from './doctor.js';
+import { readEnvFile } from './envfile.js';
 
 const repos: TempRepo[] = [];
 afterEach(async () => {
@@ -47,7 +48,9 @@ describe('WorktreePool', () => {
     expect(leaseFile).toMatchObject({ slot: 'wt-1', agent: 'agent-1', token: lease.token });
     const marker = JSON.parse(await fs.readFile(path.join(lease.path, '.pool-owner'), 'utf8'));
     expect(marker).toMatchObject({ agent: 'agent-1', token: lease.token });
-    expect(await fs.readFile(lease.envFile, 'utf8')).toContain('WORKTREE_ID=wt-1');
+    // One writer: the file holds exactly the env the acquire returned (no service configured).
+    expect(lease.env).toEqual({ WORKTREE_ID: 'wt-1', POOL_STATE_DIR: pool.repo.stateDir });
+    expect(await readEnvFile(lease.envFile)).toEqual(lease.env);
     expect((await fs.stat(lease.envFile)).mode & 0o777).toBe(0o600);
     // The marker and env file never show up as changes (info/exclude).
     expect(await repo.git(['status', '--porcelain'], lease.path)).toBe('');

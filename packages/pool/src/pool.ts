@@ -29,6 +29,7 @@ import {
 } from '@wtpool/core';
 import { JsonStore, createExclusive, pidAlive, readJsonFile, writeFileAtomic } from '@wtpool/lock';
 import type { ProviderContext, SlotProvider } from '@wtpool/services';
+import { ENV_FILE, writeEnvFile } from './envfile.js';
 import { appendEvent } from './events.js';
 import { withGitLock } from './git.js';
 import { procAlive, procRef } from './proc.js';
@@ -66,7 +67,6 @@ import type {
   Ticket,
 } from './types.js';
 import {
-  ENV_FILE,
   OWNER_MARKER,
   addWorktree,
   commitsAhead,
@@ -109,13 +109,18 @@ function isLoaded(x: LoadedConfig | LoadOptions): x is LoadedConfig {
 
 const errMessage = (e: unknown) => (e instanceof Error ? e.message : String(e));
 
+type Services = {
+  svc: typeof import('@wtpool/services');
+  providers: SlotProvider[];
+};
+
 export class WorktreePool {
   readonly loaded: LoadedConfig;
   readonly config: Config;
   readonly repo: RepoPaths;
   readonly store: JsonStore<PoolState>;
   reporter: Reporter = silent;
-  private providersP: Promise<SlotProvider[]> | undefined;
+  private servicesP: Promise<Services> | undefined;
 
   /** From loadConfig() output, or from `{ repo, config }` options (then loadConfig runs here). */
   constructor(opts: LoadedConfig | LoadOptions = {}) {
@@ -220,10 +225,13 @@ export class WorktreePool {
 
   // ------------------------------------------------------------------ providers
 
-  private providers(): Promise<SlotProvider[]> {
-    // Lazy: service clients (pg, ioredis) load only when a command needs them.
-    this.providersP ??= import('@wtpool/services').then((m) => m.createProviders(this.loaded));
-    return this.providersP;
+  private services(): Promise<Services> {
+    // Lazy: service clients (pg, the Redis socket client) load only when a command needs them.
+    this.servicesP ??= import('@wtpool/services').then(async (svc) => ({
+      svc,
+      providers: await svc.createProviders(this.loaded),
+    }));
+    return this.servicesP;
   }
 
   private providerCtx(slot: string): ProviderContext {
@@ -237,11 +245,23 @@ export class WorktreePool {
     };
   }
 
+  /** One lifecycle step on every provider (services' lifecycle: a release tries them all). */
   private async eachProvider(
     slot: string,
     step: 'provision' | 'release' | 'destroy',
   ): Promise<void> {
-    for (const p of await this.providers()) await p[step]?.(this.providerCtx(slot));
+    const { svc, providers } = await this.services();
+    const run = {
+      provision: svc.provisionSlot,
+      release: svc.releaseSlot,
+      destroy: svc.destroySlot,
+    };
+    await run[step](providers, this.providerCtx(slot));
+  }
+
+  /** The keys the pool itself puts in every slot's env. */
+  private baseEnv(id: string): Record<string, string> {
+    return { WORKTREE_ID: id, POOL_STATE_DIR: this.repo.stateDir };
   }
 
   // ------------------------------------------------------------------ init / provisioning
@@ -728,27 +748,20 @@ export class WorktreePool {
     );
   }
 
-  /** Env of a lease: the pool's own keys plus what each enabled service contributes. */
+  /**
+   * Env of a lease: the pool's own keys plus what each enabled service allocates (a failing
+   * service undoes the others' allocations before the error reaches us).
+   */
   private async leaseEnv(id: string, lease: Lease): Promise<Record<string, string>> {
-    const env: Record<string, string> = { WORKTREE_ID: id, POOL_STATE_DIR: this.repo.stateDir };
-    for (const p of await this.providers()) {
-      if (p.lease)
-        Object.assign(
-          env,
-          await p.lease(this.providerCtx(id), {
-            agent: lease.agent,
-            task: lease.task,
-            token: lease.token,
-          }),
-        );
-    }
-    return env;
+    const { svc, providers } = await this.services();
+    const info = { agent: lease.agent, task: lease.task, token: lease.token };
+    return { ...this.baseEnv(id), ...(await svc.leaseSlot(providers, this.providerCtx(id), info)) };
   }
 
   /** Env of an existing lease (for `pool run` and status), without allocating anything. */
   async envOf(id: string): Promise<Record<string, string>> {
-    const env: Record<string, string> = { WORKTREE_ID: id, POOL_STATE_DIR: this.repo.stateDir };
-    for (const p of await this.providers())
+    const env = this.baseEnv(id);
+    for (const p of (await this.services()).providers)
       if (p.env) Object.assign(env, await p.env(this.providerCtx(id)));
     return env;
   }
@@ -1133,10 +1146,8 @@ export class WorktreePool {
 
   /** Problems the services report for a slot (doctor). */
   async checkServices(id: string): Promise<string[]> {
-    const out: string[] = [];
-    for (const p of await this.providers())
-      if (p.check) out.push(...(await p.check(this.providerCtx(id))).map((m) => `${p.name}: ${m}`));
-    return out;
+    const { svc, providers } = await this.services();
+    return svc.checkSlot(providers, this.providerCtx(id));
   }
 
   /** Used by `doctor --fix` / cleanupOnStartup. */
@@ -1170,12 +1181,4 @@ function capacityReached(max: number) {
   return usageError(`the pool is already at scale.max (${max})`, {
     hint: 'raise scale.max in pool.config.yaml',
   });
-}
-
-async function writeEnvFile(file: string, env: Record<string, string>): Promise<void> {
-  const text = Object.entries(env)
-    .map(([k, v]) => `${k}=${/^[A-Za-z0-9_./:@,+-]*$/.test(v) ? v : JSON.stringify(v)}`)
-    .join('\n');
-  await fs.writeFile(file, text + '\n', { mode: 0o600 });
-  await fs.chmod(file, 0o600);
 }
