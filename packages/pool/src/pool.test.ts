@@ -151,6 +151,32 @@ describe('WorktreePool', () => {
     expect(wts.match(/^worktree /gm)?.length).toBe(3);
   });
 
+  it('retries a broken slot from acquire with a growing backoff; init retries it at once', async () => {
+    const { pool } = await setup('scale:\n  min: 1\n  max: 1\n');
+    const [slot] = (await pool.initialize()).slots;
+    // A real failure: the slot's directory is replaced by something that is not a worktree.
+    await fs.rm(slot!.path, { recursive: true, force: true });
+    await fs.mkdir(slot!.path);
+    await fs.writeFile(path.join(slot!.path, 'squatter.txt'), 'not yours');
+    const full = { agent: 'ag', task: 't', wait: false };
+    // Found missing → provision fails (broken, retry due at once) → retried once more → broken again.
+    await expect(pool.lease(full)).rejects.toMatchObject({ exitCode: 75 });
+    const broken = (await pool.readState()).slots['wt-1']!;
+    expect(broken).toMatchObject({ state: 'broken', failures: 2, errorCode: 'ERR_SLOT_PATH' });
+    expect(Date.parse(broken.retryAt!)).toBeGreaterThan(Date.now());
+    const errors = async () =>
+      (await readEvents(pool.repo.stateDir)).filter((e) => e.type === 'error');
+    expect(await errors()).toHaveLength(2);
+    // Within the backoff an acquire does not try again (no new attempt, no new error).
+    await expect(pool.lease(full)).rejects.toMatchObject({ exitCode: 75 });
+    expect(await errors()).toHaveLength(2);
+    // Fixed by hand: init re-provisions broken slots whatever their backoff.
+    await fs.rm(slot!.path, { recursive: true, force: true });
+    expect((await pool.initialize()).pool).toMatchObject({ ready: 1, broken: 0 });
+    expect((await pool.readState()).slots['wt-1']).toMatchObject({ failures: 0, retryAt: null });
+    expect((await pool.lease(full)).slot).toBe('wt-1');
+  });
+
   it('prefers the slot an identity used last', async () => {
     const { pool } = await setup('scale:\n  min: 3\n  max: 3\n');
     await pool.initialize();

@@ -23,8 +23,10 @@ import {
   conflictError,
   failure,
   formatDuration,
+  isWtpoolError,
   notFoundError,
   poolFullError,
+  serviceUnavailableError,
   usageError,
 } from '@wtpool/core';
 import { JsonStore, createExclusive, pidAlive, readJsonFile, writeFileAtomic } from '@wtpool/lock';
@@ -41,11 +43,14 @@ import {
   grant,
   initialState,
   leaseOver,
+  anyRetryDue,
+  markBroken,
   markReady,
   pickReady,
   planIsEmpty,
   reserveGrowth,
   retireIdle,
+  reviveBroken,
   slotList,
   sweep,
   type GrantRequest,
@@ -160,13 +165,19 @@ export class WorktreePool {
    */
   private async tx<R>(
     fn: (draft: PoolState, plan: Plan, now: number) => R,
-    o: { grow?: boolean; shrink?: boolean } = {},
+    o: { grow?: boolean; shrink?: boolean; revive?: boolean } = {},
   ): Promise<{ result: R; plan: Plan }> {
     const out = await this.store.update((d) => {
       const draft = Object.assign(d, { ...initialState(), ...d });
       const now = Date.now();
       const plan = sweep(draft, { now, leaseFileOf: this.leaseFileOf });
       const result = fn(draft, plan, now);
+      if (o.revive) {
+        // Demand nothing ready will meet (the queue, or this request): retry broken slots first.
+        const c = counts(draft);
+        const want = Math.max(draft.queue.length, result === undefined ? 1 : 0);
+        reviveBroken(draft, plan, now, want - c.ready - c.provisioning);
+      }
       if (o.grow) reserveGrowth(draft, this.config, this.pathOf, now, plan);
       if (o.shrink) retireIdle(draft, this.config, this.config.scale.idleShrinkAfter, now, plan);
       dispatch(draft, plan, this.branchFor, this.pathOfId, now);
@@ -282,10 +293,11 @@ export class WorktreePool {
     await ensureExcludes(this.repo.commonDir);
     const { plan } = await this.tx((draft, plan, now) => {
       for (const s of slotList(draft)) {
-        // Self-healing: a registered idle or broken slot whose worktree is gone is recreated.
+        // Self-healing: broken slots (whatever their backoff) and idle slots whose worktree is
+        // gone or moved are provisioned again.
         if (
-          (s.state === 'ready' || s.state === 'broken') &&
-          (s.path !== this.pathOfId(s.id) || !worktreeExists(s.path))
+          s.state === 'broken' ||
+          (s.state === 'ready' && (s.path !== this.pathOfId(s.id) || !worktreeExists(s.path)))
         ) {
           s.state = 'provisioning';
           s.owner = procRef();
@@ -332,6 +344,9 @@ export class WorktreePool {
     await Promise.all(
       made.map(async (id) => {
         try {
+          // A slot that failed before (broken) may hold a half-reset database or an unflushed
+          // Redis DB: reset its services before provisioning them again.
+          if (registered[id]?.failures) await this.eachProvider(id, 'release');
           await this.eachProvider(id, 'provision');
           ready.push(id);
         } catch (e) {
@@ -394,17 +409,16 @@ export class WorktreePool {
 
   private async markBroken(id: string, e: unknown): Promise<void> {
     const message = errMessage(e);
-    await this.store.update((draft) => {
+    const code = isWtpoolError(e) ? e.code : null;
+    const slot = await this.store.update((draft) => {
       const s = draft.slots[id];
-      if (!s) return;
-      s.state = 'broken';
-      s.error = message;
-      s.owner = null;
-      s.lease = null;
-      s.branch = null;
+      if (s) markBroken(s, message, code, Date.now());
+      return s;
     });
-    await this.event('error', { slot: id, message });
-    this.reporter.warn(`${id} is broken: ${message} (run \`pool doctor --fix\`)`);
+    await this.event('error', { slot: id, message, code, failures: slot?.failures ?? null });
+    this.reporter.warn(
+      `${id} is broken: ${message} (an acquire retries it${slot?.retryAt ? ` from ${slot.retryAt}` : ''}; \`pool doctor --fix\` now)`,
+    );
   }
 
   /** Publishes slots this process worked on as ready (and hands them to queued waiters). */
@@ -519,7 +533,7 @@ export class WorktreePool {
           ticket = t.id;
           return undefined;
         },
-        { grow: wait && !final },
+        { grow: wait && !final, revive: !final },
       );
       if (!planIsEmpty(plan) || plan.grown.length) background.push(this.runPlan(plan));
       return (
@@ -542,6 +556,15 @@ export class WorktreePool {
       await Promise.allSettled(background);
       const st = await this.readState();
       const c = counts(st);
+      const down = slotList(st).find(
+        (s) => s.state === 'broken' && s.errorCode === 'ERR_SERVICE_UNAVAILABLE',
+      );
+      if (down && c.ready === 0) {
+        // Nothing free because a service is down: say so (exit 6), not "pool full".
+        throw serviceUnavailableError(`no usable slot: ${down.id} is broken: ${down.error}`, {
+          hint: `start the service; the next acquire retries ${down.id}${down.retryAt ? ` (from ${down.retryAt})` : ''}, or run \`pool doctor --fix\``,
+        });
+      }
       throw poolFullError(
         `no free slot: ${c.leased} of ${c.size} leased (max ${this.config.scale.max})`,
         {
@@ -612,6 +635,7 @@ export class WorktreePool {
     const c = counts(st);
     if (st.queue.length > c.provisioning && c.size < this.config.scale.max) return true;
     if (c.ready > 0) return true;
+    if (st.queue.length > c.provisioning && anyRetryDue(st, Date.now())) return true;
     return this.needsSweep(st, false);
   }
 
