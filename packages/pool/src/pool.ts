@@ -993,9 +993,14 @@ export class WorktreePool {
         deleteBranch(this.repo.mainRoot, lease.branch),
       );
     }
-    await this.eachProvider(id, 'release');
-    const lf = await readJsonFile<LeaseFile>(names.leaseFile).catch(() => undefined);
-    if (lf?.token === lease.token) await fs.rm(names.leaseFile, { force: true });
+    try {
+      await this.eachProvider(id, 'release');
+    } finally {
+      // The lease is over even if a service could not be reset (the slot then goes broken and
+      // its services are reset when it is provisioned again): no lease file may outlive it.
+      const lf = await readJsonFile<LeaseFile>(names.leaseFile).catch(() => undefined);
+      if (lf?.token === lease.token) await fs.rm(names.leaseFile, { force: true });
+    }
     return { rescueRef, kept: ahead > 0 };
   }
 
