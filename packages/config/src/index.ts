@@ -20,3 +20,4 @@ export {
   SLOT_ID,
 } from './naming.js';
 export type { SlotNames } from './naming.js';
+export { renderConfigDocs } from './docs.js';
