@@ -153,8 +153,12 @@ async function depsRows(): Promise<Row[]> {
       stdio: 'pipe',
     });
   pnpm(main);
+  // A husky-style layout (relative, git-ignored core.hooksPath): the case armHooks exists for.
+  // This repository no longer has one (gates install, D40), so the bench makes it.
+  mkdirSync(path.join(main, 'hooks/_'), { recursive: true });
+  writeFileSync(path.join(main, 'hooks/_/.gitignore'), '*\n');
+  writeFileSync(path.join(main, 'hooks/_/pre-commit'), '#!/bin/sh\nexit 0\n', { mode: 0o755 });
   git(main, 'config', 'core.hooksPath', 'hooks/_');
-  execFileSync('cp', ['-r', path.join(ROOT, 'hooks/_'), path.join(main, 'hooks/_')]);
   let n = 0;
   const worktrees: string[] = [];
   const add = () => {

@@ -104,7 +104,9 @@ export class Output {
 
   /** The command's result: `value` as JSON, or `human` as text. */
   result(value: unknown, human: string | (() => string)): void {
-    if (this.json) this.stdout.write(JSON.stringify(value, null, 2) + '\n');
+    // Passwords in URLs are redacted in JSON too; the real values are in files only the user
+    // can read (e.g. the slot's .env.worktree, mode 0600), never on a terminal or in a log.
+    if (this.json) this.stdout.write(redact(JSON.stringify(value, null, 2)) + '\n');
     else {
       const text = typeof human === 'function' ? human() : human;
       if (text) this.stdout.write(redact(text) + (text.endsWith('\n') ? '' : '\n'));

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseArgv, commandHelp, type CliSpec } from './cli.js';
+import { parseArgv, commandHelp, Output, type CliSpec } from './cli.js';
 import { parseDuration, formatDuration } from './duration.js';
 import { redact, conflictError, ExitCode } from './errors.js';
 
@@ -119,6 +119,15 @@ describe('redact', () => {
       'postgres://h/db?password=***&sslmode=require',
     );
     expect(redact('postgres://user@host/db')).toBe('postgres://user@host/db');
+  });
+
+  it('applies to JSON results', () => {
+    let written = '';
+    const out = new Output(true, {
+      write: (s: string) => ((written += s), true),
+    } as unknown as NodeJS.WritableStream);
+    out.result({ env: { DATABASE_URL: 'postgres://app:pw@h/db' } }, '');
+    expect(JSON.parse(written).env.DATABASE_URL).toBe('postgres://app:***@h/db');
   });
 
   it('applies to error JSON', () => {

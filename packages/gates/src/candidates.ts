@@ -1,54 +1,16 @@
 /**
- * Candidates for the merge queue. `--from-pool` takes the branches that released leases kept.
- *
- * The pool library (dev/pool) will export `keptBranches()`; until it lands this is the one
- * place that finds them with git alone: local branches `<branchPrefix>/wt-<n>/<task>` with
- * commits not in the base, whose slot has no live lease on them. Switch this function to the
- * pool's when merging; nothing else in gates knows how kept branches are found.
+ * Candidates for the merge queue. `--from-pool` takes the branches that released leases kept:
+ * the pool records each one when a release keeps a branch with commits, and
+ * `WorktreePool.keptBranches()` lists those still present and not leased again, oldest first.
  */
-import { readFileSync } from 'node:fs';
-import { slotNames, type LoadedConfig } from '@wtpool/config';
+import type { LoadedConfig } from '@wtpool/config';
 import { usageError } from '@wtpool/core';
-import { git, gitTry } from './exec.js';
-
-/** A live lease's branch, or `true` when a lease file exists but cannot be read (be careful). */
-function leasedBranch(file: string): string | true | null {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch {
-    return null;
-  }
-  try {
-    const lease = JSON.parse(text) as { branch?: unknown; data?: { branch?: unknown } };
-    const branch = lease.branch ?? lease.data?.branch;
-    return typeof branch === 'string' ? branch : true;
-  } catch {
-    return true;
-  }
-}
+import { WorktreePool } from '@wtpool/pool';
+import { gitTry } from './exec.js';
 
 export async function keptBranches(loaded: LoadedConfig): Promise<string[]> {
-  const { config, repo } = loaded;
-  const prefix = config.pool.branchPrefix;
-  const out = await git(
-    ['for-each-ref', '--sort=committerdate', '--format=%(refname:short)', `refs/heads/${prefix}/`],
-    repo.worktree,
-  );
-  const slotBranch = new RegExp(`^${prefix}/(wt-[1-9][0-9]{0,3})/.+$`);
-  const kept: string[] = [];
-  for (const branch of out.split('\n').filter(Boolean)) {
-    const m = slotBranch.exec(branch);
-    if (!m) continue;
-    const leased = leasedBranch(slotNames(config, repo, m[1]!).leaseFile);
-    if (leased === true || leased === branch) continue;
-    const ahead = await git(
-      ['rev-list', '--count', `refs/heads/${config.pool.base}..refs/heads/${branch}`],
-      repo.worktree,
-    );
-    if (Number(ahead) > 0) kept.push(branch);
-  }
-  return kept;
+  const kept = await new WorktreePool(loaded).keptBranches();
+  return kept.map((k) => k.branch);
 }
 
 /** A local branch name safe to hand to git: well-formed, not an option, existing. */

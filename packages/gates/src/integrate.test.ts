@@ -10,7 +10,15 @@ import { loadConfig } from '@wtpool/config';
 import type { TempRepo } from '@wtpool/testkit';
 import { keptBranches } from './candidates.js';
 import type { RunReport, StatusReport } from './integrate.js';
-import { ENV, INTEGRATE_BIN, integrate, makeTsRepo } from './test-fixtures.js';
+import {
+  ENV,
+  INTEGRATE_BIN,
+  integrate,
+  makeTsRepo,
+  pool,
+  POOL_CONFIG,
+  type Lease,
+} from './test-fixtures.js';
 
 let repo: TempRepo | undefined;
 afterEach(async () => {
@@ -106,22 +114,36 @@ describe('integrate run and promote', () => {
     expect(await repo.git(['log', '-1', '--format=%s', 'main'])).toBe('main moved on');
   });
 
-  it('--from-pool takes the kept pool branches: ahead of the base, no live lease on them', async () => {
-    repo = await makeTsRepo();
-    await branch(repo, 'pool/wt-1/task-a', { 'src/k.ts': 'export const k: number = 1;\n' });
-    await branch(repo, 'pool/wt-2/task-b', { 'src/l.ts': 'export const l: number = 2;\n' });
-    await repo.git(['branch', 'pool/wt-3/empty', 'main']);
+  it('--from-pool takes the branches released pool leases kept: not an empty one, not a leased one', async () => {
+    repo = await makeTsRepo(POOL_CONFIG);
+    await pool(['init'], repo);
+    const acquire = (agent: string, task: string) =>
+      pool<Lease>(['acquire', agent, task, '--no-wait'], repo!);
+    const done = await acquire('ag-1', 'task a');
+    const busy = await acquire('ag-2', 'task b');
+    const empty = await acquire('ag-3', 'task c');
+    await repo.commit({ 'src/k.ts': 'export const k: number = 1;\n' }, 'k', done.path);
+    await repo.commit({ 'src/l.ts': 'export const l: number = 2;\n' }, 'l', busy.path);
+    await pool(['release', done.slot, 'ag-1'], repo);
+    await pool(['release', empty.slot, 'ag-3'], repo);
+    // A branch outside the pool is never a candidate, even with commits.
     await branch(repo, 'feature/not-pool', { 'src/m.ts': 'export const m: number = 3;\n' });
+
     const loaded = loadConfig({ repo: repo.dir, env: {} });
-    const leases = path.join(loaded.repo.stateDir, 'leases');
-    const { mkdirSync } = await import('node:fs');
-    mkdirSync(leases, { recursive: true });
-    writeFileSync(path.join(leases, 'wt-2.json'), JSON.stringify({ branch: 'pool/wt-2/task-b' }));
-    expect(await keptBranches(loaded)).toEqual(['pool/wt-1/task-a']);
+    expect(await keptBranches(loaded)).toEqual([done.branch]);
+    const status = (await integrate(['status', '--json'], repo.dir)).json<StatusReport>();
+    expect(status.candidates.map((c) => c.branch)).toEqual([done.branch]);
 
     const run = await integrate(['run', '--from-pool', '--json'], repo.dir);
     expect(run.code, run.stderr).toBe(0);
-    expect(run.json<RunReport>().results.map((r) => r.branch)).toEqual(['pool/wt-1/task-a']);
+    expect(run.json<RunReport>().results.map((r) => `${r.branch}:${r.status}`)).toEqual([
+      `${done.branch}:kept`,
+    ]);
+    // Once released, the other lease's branch is a candidate; the merged one is no longer shown.
+    await pool(['release', busy.slot, 'ag-2'], repo);
+    expect(await keptBranches(loaded)).toEqual([done.branch, busy.branch]);
+    const after = (await integrate(['status', '--json'], repo.dir)).json<StatusReport>();
+    expect(after.candidates.map((c) => c.branch)).toEqual([busy.branch]);
   });
 
   it('refuses a run without candidates and bad branch names', async () => {

@@ -1,35 +1,65 @@
 /**
  * The must-show outcomes of the pre-commit gates, through real `git commit` runs in temp
- * repositories with the toolkit's hook installed by `gates install`: from the main checkout
- * and from a worktree created by hand after the install.
+ * repositories with the toolkit's hook installed by `gates install`: from the main checkout,
+ * from a worktree created by hand after the install, and from a pool slot the real pool CLI
+ * created and leased after the install.
  */
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TempRepo } from '@wtpool/testkit';
-import { FAILING_TEST, commit, gates, makeTsRepo } from './test-fixtures.js';
+import {
+  FAILING_TEST,
+  POOL_CONFIG,
+  commit,
+  gates,
+  makeTsRepo,
+  pool,
+  type Lease,
+} from './test-fixtures.js';
 
-const places = [
-  { where: 'the main checkout', handMade: false },
-  { where: 'a worktree created by hand with `git worktree add`', handMade: true },
+type Place = { where: string; setup: (repo: TempRepo) => Promise<string> };
+
+/** Where the commits are made: each setup runs after `gates install` and returns the directory. */
+const places: Place[] = [
+  { where: 'the main checkout', setup: async (repo) => repo.dir },
+  {
+    where: 'a worktree created by hand with `git worktree add`',
+    setup: async (repo) => {
+      // Created after the install, without any help from the toolkit.
+      const cwd = path.join(repo.sandbox, 'by-hand');
+      await repo.git(['worktree', 'add', '-q', '-b', 'by-hand', cwd]);
+      expect(existsSync(path.join(cwd, 'hooks'))).toBe(false);
+      return cwd;
+    },
+  },
+  {
+    where: 'a pool slot worktree (`pool init`, `pool acquire`)',
+    setup: async (repo) => {
+      await pool(['init'], repo);
+      const lease = await pool<Lease>(['acquire', 'agent-1', 'gates check', '--no-wait'], repo);
+      expect(lease.branch).toBe('pool/wt-1/gates-check');
+      return lease.path;
+    },
+  },
 ];
 
-describe.each(places)('pre-commit gates from $where', ({ handMade }) => {
+describe.each(places)('pre-commit gates from $where', ({ setup }) => {
   let repo: TempRepo;
   let cwd: string;
   const head = () => repo.git(['rev-parse', 'HEAD'], cwd);
 
   beforeAll(async () => {
-    repo = await makeTsRepo();
+    repo = await makeTsRepo(POOL_CONFIG);
     const r = await gates(['install', '--json'], repo.dir);
     expect(r.code, r.stderr).toBe(0);
-    cwd = repo.dir;
-    if (handMade) {
-      // Created after the install, without any help from the toolkit.
-      cwd = path.join(repo.sandbox, 'by-hand');
-      await repo.git(['worktree', 'add', '-q', '-b', 'by-hand', cwd]);
-      expect(existsSync(path.join(cwd, 'hooks'))).toBe(false);
-    }
+    cwd = await setup(repo);
+    // The hook git runs here is the one `gates install` wrote to the common dir.
+    const hook = await repo.git(
+      ['rev-parse', '--path-format=absolute', '--git-path', 'hooks/pre-commit'],
+      cwd,
+    );
+    expect(hook).toBe(path.join(repo.dir, '.git/hooks/pre-commit'));
   });
   afterAll(() => repo.cleanup());
 

@@ -7,6 +7,7 @@ import { makeTempRepo, PROJECT_ROOT, runCli, type TempRepo } from '@wtpool/testk
 
 export const GATES_BIN = path.join(PROJECT_ROOT, 'packages/gates/bin/gates.js');
 export const INTEGRATE_BIN = path.join(PROJECT_ROOT, 'packages/gates/bin/integrate.js');
+export const POOL_BIN = path.join(PROJECT_ROOT, 'packages/pool/bin/pool.js');
 
 /** PATH with the workspace's node_modules/.bin first (prettier, tsc). */
 export const ENV: NodeJS.ProcessEnv = {
@@ -73,3 +74,26 @@ export const gates = (args: string[], cwd: string, env: NodeJS.ProcessEnv = {}) 
 
 export const integrate = (args: string[], cwd: string, env: NodeJS.ProcessEnv = {}) =>
   runCli(INTEGRATE_BIN, args, { cwd, env: { ...ENV, ...env } });
+
+/**
+ * Pool settings for a tiny repository: three slots, no dependency install (the gates find
+ * prettier and tsc on PATH; `auto` would run npm in each slot and leave a package-lock.json).
+ */
+export const POOL_CONFIG = 'scale:\n  min: 3\n  max: 3\ndeps:\n  strategy: none\n';
+
+/** The real pool CLI on a temp repository; `json()` of a failure throws with its stderr. */
+export async function pool<T = unknown>(args: string[], repo: TempRepo): Promise<T> {
+  const r = await runCli(POOL_BIN, [...args, '--json', '--repo', repo.dir], {
+    cwd: repo.dir,
+    env: ENV,
+  });
+  if (r.code !== 0) throw new Error(`pool ${args.join(' ')} exited ${r.code}: ${r.stderr}`);
+  return r.json<T>();
+}
+
+/** What `pool acquire --json` prints (the fields the tests use). */
+export interface Lease {
+  slot: string;
+  path: string;
+  branch: string;
+}

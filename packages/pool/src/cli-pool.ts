@@ -293,7 +293,10 @@ export const spec: CliSpec = {
         const r = await provisionRedis(pool.loaded, {
           target: num(ctx.opts.target),
           yes: ctx.opts.yes === true,
+          // A question on stdin would corrupt a JSON pipeline: never ask in JSON mode or off a terminal.
+          interactive: !ctx.json && !!process.stdin.isTTY && !!process.stderr.isTTY,
           out: ctx.out,
+          event: (type, details) => pool.event(type, details),
         });
         ctx.out.result(
           r,

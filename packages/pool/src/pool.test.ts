@@ -9,6 +9,7 @@ import { makeTempRepo, type TempRepo } from '@wtpool/testkit';
 import { WorktreePool } from './pool.js';
 import { readEvents } from './events.js';
 import { doctor } from './doctor.js';
+import { readEnvFile } from './envfile.js';
 
 const repos: TempRepo[] = [];
 afterEach(async () => {
@@ -47,7 +48,9 @@ describe('WorktreePool', () => {
     expect(leaseFile).toMatchObject({ slot: 'wt-1', agent: 'agent-1', token: lease.token });
     const marker = JSON.parse(await fs.readFile(path.join(lease.path, '.pool-owner'), 'utf8'));
     expect(marker).toMatchObject({ agent: 'agent-1', token: lease.token });
-    expect(await fs.readFile(lease.envFile, 'utf8')).toContain('WORKTREE_ID=wt-1');
+    // One writer: the file holds exactly the env the acquire returned (no service configured).
+    expect(lease.env).toEqual({ WORKTREE_ID: 'wt-1', POOL_STATE_DIR: pool.repo.stateDir });
+    expect(await readEnvFile(lease.envFile)).toEqual(lease.env);
     expect((await fs.stat(lease.envFile)).mode & 0o777).toBe(0o600);
     // The marker and env file never show up as changes (info/exclude).
     expect(await repo.git(['status', '--porcelain'], lease.path)).toBe('');
@@ -146,6 +149,32 @@ describe('WorktreePool', () => {
     for (const s of after.slots) expect(existsSync(path.join(s.path, '.git'))).toBe(true);
     const wts = await repo.git(['worktree', 'list', '--porcelain']);
     expect(wts.match(/^worktree /gm)?.length).toBe(3);
+  });
+
+  it('retries a broken slot from acquire with a growing backoff; init retries it at once', async () => {
+    const { pool } = await setup('scale:\n  min: 1\n  max: 1\n');
+    const [slot] = (await pool.initialize()).slots;
+    // A real failure: the slot's directory is replaced by something that is not a worktree.
+    await fs.rm(slot!.path, { recursive: true, force: true });
+    await fs.mkdir(slot!.path);
+    await fs.writeFile(path.join(slot!.path, 'squatter.txt'), 'not yours');
+    const full = { agent: 'ag', task: 't', wait: false };
+    // Found missing → provision fails (broken, retry due at once) → retried once more → broken again.
+    await expect(pool.lease(full)).rejects.toMatchObject({ exitCode: 75 });
+    const broken = (await pool.readState()).slots['wt-1']!;
+    expect(broken).toMatchObject({ state: 'broken', failures: 2, errorCode: 'ERR_SLOT_PATH' });
+    expect(Date.parse(broken.retryAt!)).toBeGreaterThan(Date.now());
+    const errors = async () =>
+      (await readEvents(pool.repo.stateDir)).filter((e) => e.type === 'error');
+    expect(await errors()).toHaveLength(2);
+    // Within the backoff an acquire does not try again (no new attempt, no new error).
+    await expect(pool.lease(full)).rejects.toMatchObject({ exitCode: 75 });
+    expect(await errors()).toHaveLength(2);
+    // Fixed by hand: init re-provisions broken slots whatever their backoff.
+    await fs.rm(slot!.path, { recursive: true, force: true });
+    expect((await pool.initialize()).pool).toMatchObject({ ready: 1, broken: 0 });
+    expect((await pool.readState()).slots['wt-1']).toMatchObject({ failures: 0, retryAt: null });
+    expect((await pool.lease(full)).slot).toBe('wt-1');
   });
 
   it('prefers the slot an identity used last', async () => {

@@ -23,12 +23,15 @@ import {
   conflictError,
   failure,
   formatDuration,
+  isWtpoolError,
   notFoundError,
   poolFullError,
+  serviceUnavailableError,
   usageError,
 } from '@wtpool/core';
 import { JsonStore, createExclusive, pidAlive, readJsonFile, writeFileAtomic } from '@wtpool/lock';
 import type { ProviderContext, SlotProvider } from '@wtpool/services';
+import { ENV_FILE, writeEnvFile } from './envfile.js';
 import { appendEvent } from './events.js';
 import { withGitLock } from './git.js';
 import { procAlive, procRef } from './proc.js';
@@ -40,11 +43,14 @@ import {
   grant,
   initialState,
   leaseOver,
+  anyRetryDue,
+  markBroken,
   markReady,
   pickReady,
   planIsEmpty,
   reserveGrowth,
   retireIdle,
+  reviveBroken,
   slotList,
   sweep,
   type GrantRequest,
@@ -66,7 +72,6 @@ import type {
   Ticket,
 } from './types.js';
 import {
-  ENV_FILE,
   OWNER_MARKER,
   addWorktree,
   commitsAhead,
@@ -109,13 +114,18 @@ function isLoaded(x: LoadedConfig | LoadOptions): x is LoadedConfig {
 
 const errMessage = (e: unknown) => (e instanceof Error ? e.message : String(e));
 
+type Services = {
+  svc: typeof import('@wtpool/services');
+  providers: SlotProvider[];
+};
+
 export class WorktreePool {
   readonly loaded: LoadedConfig;
   readonly config: Config;
   readonly repo: RepoPaths;
   readonly store: JsonStore<PoolState>;
   reporter: Reporter = silent;
-  private providersP: Promise<SlotProvider[]> | undefined;
+  private servicesP: Promise<Services> | undefined;
 
   /** From loadConfig() output, or from `{ repo, config }` options (then loadConfig runs here). */
   constructor(opts: LoadedConfig | LoadOptions = {}) {
@@ -155,13 +165,19 @@ export class WorktreePool {
    */
   private async tx<R>(
     fn: (draft: PoolState, plan: Plan, now: number) => R,
-    o: { grow?: boolean; shrink?: boolean } = {},
+    o: { grow?: boolean; shrink?: boolean; revive?: boolean } = {},
   ): Promise<{ result: R; plan: Plan }> {
     const out = await this.store.update((d) => {
       const draft = Object.assign(d, { ...initialState(), ...d });
       const now = Date.now();
       const plan = sweep(draft, { now, leaseFileOf: this.leaseFileOf });
       const result = fn(draft, plan, now);
+      if (o.revive) {
+        // Demand nothing ready will meet (the queue, or this request): retry broken slots first.
+        const c = counts(draft);
+        const want = Math.max(draft.queue.length, result === undefined ? 1 : 0);
+        reviveBroken(draft, plan, now, want - c.ready - c.provisioning);
+      }
       if (o.grow) reserveGrowth(draft, this.config, this.pathOf, now, plan);
       if (o.shrink) retireIdle(draft, this.config, this.config.scale.idleShrinkAfter, now, plan);
       dispatch(draft, plan, this.branchFor, this.pathOfId, now);
@@ -220,10 +236,13 @@ export class WorktreePool {
 
   // ------------------------------------------------------------------ providers
 
-  private providers(): Promise<SlotProvider[]> {
-    // Lazy: service clients (pg, ioredis) load only when a command needs them.
-    this.providersP ??= import('@wtpool/services').then((m) => m.createProviders(this.loaded));
-    return this.providersP;
+  private services(): Promise<Services> {
+    // Lazy: service clients (pg, the Redis socket client) load only when a command needs them.
+    this.servicesP ??= import('@wtpool/services').then(async (svc) => ({
+      svc,
+      providers: await svc.createProviders(this.loaded),
+    }));
+    return this.servicesP;
   }
 
   private providerCtx(slot: string): ProviderContext {
@@ -237,11 +256,23 @@ export class WorktreePool {
     };
   }
 
+  /** One lifecycle step on every provider (services' lifecycle: a release tries them all). */
   private async eachProvider(
     slot: string,
     step: 'provision' | 'release' | 'destroy',
   ): Promise<void> {
-    for (const p of await this.providers()) await p[step]?.(this.providerCtx(slot));
+    const { svc, providers } = await this.services();
+    const run = {
+      provision: svc.provisionSlot,
+      release: svc.releaseSlot,
+      destroy: svc.destroySlot,
+    };
+    await run[step](providers, this.providerCtx(slot));
+  }
+
+  /** The keys the pool itself puts in every slot's env. */
+  private baseEnv(id: string): Record<string, string> {
+    return { WORKTREE_ID: id, POOL_STATE_DIR: this.repo.stateDir };
   }
 
   // ------------------------------------------------------------------ init / provisioning
@@ -262,10 +293,11 @@ export class WorktreePool {
     await ensureExcludes(this.repo.commonDir);
     const { plan } = await this.tx((draft, plan, now) => {
       for (const s of slotList(draft)) {
-        // Self-healing: a registered idle or broken slot whose worktree is gone is recreated.
+        // Self-healing: broken slots (whatever their backoff) and idle slots whose worktree is
+        // gone or moved are provisioned again.
         if (
-          (s.state === 'ready' || s.state === 'broken') &&
-          (s.path !== this.pathOfId(s.id) || !worktreeExists(s.path))
+          s.state === 'broken' ||
+          (s.state === 'ready' && (s.path !== this.pathOfId(s.id) || !worktreeExists(s.path)))
         ) {
           s.state = 'provisioning';
           s.owner = procRef();
@@ -312,6 +344,9 @@ export class WorktreePool {
     await Promise.all(
       made.map(async (id) => {
         try {
+          // A slot that failed before (broken) may hold a half-reset database or an unflushed
+          // Redis DB: reset its services before provisioning them again.
+          if (registered[id]?.failures) await this.eachProvider(id, 'release');
           await this.eachProvider(id, 'provision');
           ready.push(id);
         } catch (e) {
@@ -374,17 +409,16 @@ export class WorktreePool {
 
   private async markBroken(id: string, e: unknown): Promise<void> {
     const message = errMessage(e);
-    await this.store.update((draft) => {
+    const code = isWtpoolError(e) ? e.code : null;
+    const slot = await this.store.update((draft) => {
       const s = draft.slots[id];
-      if (!s) return;
-      s.state = 'broken';
-      s.error = message;
-      s.owner = null;
-      s.lease = null;
-      s.branch = null;
+      if (s) markBroken(s, message, code, Date.now());
+      return s;
     });
-    await this.event('error', { slot: id, message });
-    this.reporter.warn(`${id} is broken: ${message} (run \`pool doctor --fix\`)`);
+    await this.event('error', { slot: id, message, code, failures: slot?.failures ?? null });
+    this.reporter.warn(
+      `${id} is broken: ${message} (an acquire retries it${slot?.retryAt ? ` from ${slot.retryAt}` : ''}; \`pool doctor --fix\` now)`,
+    );
   }
 
   /** Publishes slots this process worked on as ready (and hands them to queued waiters). */
@@ -499,7 +533,7 @@ export class WorktreePool {
           ticket = t.id;
           return undefined;
         },
-        { grow: wait && !final },
+        { grow: wait && !final, revive: !final },
       );
       if (!planIsEmpty(plan) || plan.grown.length) background.push(this.runPlan(plan));
       return (
@@ -522,6 +556,15 @@ export class WorktreePool {
       await Promise.allSettled(background);
       const st = await this.readState();
       const c = counts(st);
+      const down = slotList(st).find(
+        (s) => s.state === 'broken' && s.errorCode === 'ERR_SERVICE_UNAVAILABLE',
+      );
+      if (down && c.ready === 0) {
+        // Nothing free because a service is down: say so (exit 6), not "pool full".
+        throw serviceUnavailableError(`no usable slot: ${down.id} is broken: ${down.error}`, {
+          hint: `start the service; the next acquire retries ${down.id}${down.retryAt ? ` (from ${down.retryAt})` : ''}, or run \`pool doctor --fix\``,
+        });
+      }
       throw poolFullError(
         `no free slot: ${c.leased} of ${c.size} leased (max ${this.config.scale.max})`,
         {
@@ -592,6 +635,7 @@ export class WorktreePool {
     const c = counts(st);
     if (st.queue.length > c.provisioning && c.size < this.config.scale.max) return true;
     if (c.ready > 0) return true;
+    if (st.queue.length > c.provisioning && anyRetryDue(st, Date.now())) return true;
     return this.needsSweep(st, false);
   }
 
@@ -736,27 +780,20 @@ export class WorktreePool {
     );
   }
 
-  /** Env of a lease: the pool's own keys plus what each enabled service contributes. */
+  /**
+   * Env of a lease: the pool's own keys plus what each enabled service allocates (a failing
+   * service undoes the others' allocations before the error reaches us).
+   */
   private async leaseEnv(id: string, lease: Lease): Promise<Record<string, string>> {
-    const env: Record<string, string> = { WORKTREE_ID: id, POOL_STATE_DIR: this.repo.stateDir };
-    for (const p of await this.providers()) {
-      if (p.lease)
-        Object.assign(
-          env,
-          await p.lease(this.providerCtx(id), {
-            agent: lease.agent,
-            task: lease.task,
-            token: lease.token,
-          }),
-        );
-    }
-    return env;
+    const { svc, providers } = await this.services();
+    const info = { agent: lease.agent, task: lease.task, token: lease.token };
+    return { ...this.baseEnv(id), ...(await svc.leaseSlot(providers, this.providerCtx(id), info)) };
   }
 
   /** Env of an existing lease (for `pool run` and status), without allocating anything. */
   async envOf(id: string): Promise<Record<string, string>> {
-    const env: Record<string, string> = { WORKTREE_ID: id, POOL_STATE_DIR: this.repo.stateDir };
-    for (const p of await this.providers())
+    const env = this.baseEnv(id);
+    for (const p of (await this.services()).providers)
       if (p.env) Object.assign(env, await p.env(this.providerCtx(id)));
     return env;
   }
@@ -964,9 +1001,14 @@ export class WorktreePool {
         deleteBranch(this.repo.mainRoot, lease.branch),
       );
     }
-    await this.eachProvider(id, 'release');
-    const lf = await readJsonFile<LeaseFile>(names.leaseFile).catch(() => undefined);
-    if (lf?.token === lease.token) await fs.rm(names.leaseFile, { force: true });
+    try {
+      await this.eachProvider(id, 'release');
+    } finally {
+      // The lease is over even if a service could not be reset (the slot then goes broken and
+      // its services are reset when it is provisioned again): no lease file may outlive it.
+      const lf = await readJsonFile<LeaseFile>(names.leaseFile).catch(() => undefined);
+      if (lf?.token === lease.token) await fs.rm(names.leaseFile, { force: true });
+    }
     return { rescueRef, kept: ahead > 0 };
   }
 
@@ -1141,10 +1183,8 @@ export class WorktreePool {
 
   /** Problems the services report for a slot (doctor). */
   async checkServices(id: string): Promise<string[]> {
-    const out: string[] = [];
-    for (const p of await this.providers())
-      if (p.check) out.push(...(await p.check(this.providerCtx(id))).map((m) => `${p.name}: ${m}`));
-    return out;
+    const { svc, providers } = await this.services();
+    return svc.checkSlot(providers, this.providerCtx(id));
   }
 
   /** Used by `doctor --fix` / cleanupOnStartup. */
@@ -1178,12 +1218,4 @@ function capacityReached(max: number) {
   return usageError(`the pool is already at scale.max (${max})`, {
     hint: 'raise scale.max in pool.config.yaml',
   });
-}
-
-async function writeEnvFile(file: string, env: Record<string, string>): Promise<void> {
-  const text = Object.entries(env)
-    .map(([k, v]) => `${k}=${/^[A-Za-z0-9_./:@,+-]*$/.test(v) ? v : JSON.stringify(v)}`)
-    .join('\n');
-  await fs.writeFile(file, text + '\n', { mode: 0o600 });
-  await fs.chmod(file, 0o600);
 }

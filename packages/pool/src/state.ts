@@ -176,6 +176,55 @@ export function retireIdle(
   }
 }
 
+/**
+ * How long a broken slot rests before an acquire retries it, after `failures` consecutive
+ * failures: the first retry at once (a service that was down for one acquire is usually back),
+ * then 2 s, 4 s, 8 s … capped at 5 minutes, so a slot that stays broken costs an acquire one
+ * quick failed attempt per interval, not one per acquire.
+ */
+export function brokenRetryDelay(failures: number): number {
+  return failures <= 1 ? 0 : Math.min(1000 * 2 ** (failures - 1), 5 * 60_000);
+}
+
+/** Marks a slot broken after slow work on it failed, scheduling its next retry. */
+export function markBroken(
+  slot: SlotRecord,
+  error: string,
+  code: string | null,
+  now: number,
+): void {
+  slot.state = 'broken';
+  slot.error = error;
+  slot.errorCode = code;
+  slot.owner = null;
+  slot.lease = null;
+  slot.branch = null;
+  slot.failures = (slot.failures ?? 0) + 1;
+  slot.retryAt = new Date(now + brokenRetryDelay(slot.failures)).toISOString();
+}
+
+const retryDue = (s: SlotRecord, now: number) =>
+  s.state === 'broken' && (!s.retryAt || Date.parse(s.retryAt) <= now);
+
+/** Is a broken slot due for a retry? (Lock-free check of a waiter.) */
+export const anyRetryDue = (s: PoolState, now: number) =>
+  Object.values(s.slots).some((x) => retryDue(x, now));
+
+/**
+ * Takes up to `want` broken slots whose retry is due for re-provisioning (self-healing after a
+ * service outage). Their `failures` stay until they are ready, so provisioning resets services first.
+ */
+export function reviveBroken(draft: PoolState, plan: Plan, now: number, want: number): void {
+  for (const s of slotList(draft)) {
+    if (want <= 0) return;
+    if (!retryDue(s, now)) continue;
+    s.state = 'provisioning';
+    s.owner = me();
+    plan.provision.push(s);
+    want--;
+  }
+}
+
 /** The smallest free slot number. */
 export function nextSlotNumber(s: PoolState): number {
   const used = new Set(Object.values(s.slots).map((x) => x.n));
@@ -331,6 +380,9 @@ export function markReady(slot: SlotRecord, now: number): void {
   slot.branch = null;
   slot.owner = null;
   slot.error = null;
+  slot.errorCode = null;
+  slot.failures = 0;
+  slot.retryAt = null;
   slot.readyAt = new Date(now).toISOString();
 }
 

@@ -59,6 +59,15 @@ export interface SlotRecord {
   owner: ProcRef | null;
   /** Why the slot is broken, or what the last error was. */
   error: string | null;
+  /** Stable code of that error (e.g. ERR_SERVICE_UNAVAILABLE), when it had one. */
+  errorCode?: string | null;
+  /**
+   * Consecutive failures (broken) since the slot was last ready. A slot re-provisioned with
+   * failures > 0 has its services reset first (its last release may not have completed).
+   */
+  failures?: number;
+  /** A broken slot is retried by an acquire that finds nothing ready, not before this time. */
+  retryAt?: string | null;
 }
 
 export interface Ticket {

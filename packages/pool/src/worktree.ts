@@ -6,11 +6,11 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, promises as fs, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { errno } from '@wtpool/core';
+import { ENV_FILE, excludeFromGit } from './envfile.js';
 import { git, gitRaw } from './git.js';
 
 /** Files the pool writes into every slot worktree; kept out of commits via info/exclude. */
 export const OWNER_MARKER = '.pool-owner';
-export const ENV_FILE = '.env.worktree';
 
 // Rescue commits are made by the pool, whatever the user's git identity is.
 const POOL_IDENTITY = {
@@ -21,21 +21,8 @@ const POOL_IDENTITY = {
 };
 
 /** Adds the pool's per-slot files to the common `info/exclude` (shared by every worktree). */
-export async function ensureExcludes(commonDir: string): Promise<void> {
-  const file = path.join(commonDir, 'info', 'exclude');
-  let text = '';
-  try {
-    text = await fs.readFile(file, 'utf8');
-  } catch (e) {
-    if (errno(e) !== 'ENOENT') throw e;
-  }
-  const lines = new Set(text.split('\n').map((l) => l.trim()));
-  const missing = [`/${OWNER_MARKER}`, `/${ENV_FILE}`].filter((l) => !lines.has(l));
-  if (!missing.length) return;
-  await fs.mkdir(path.dirname(file), { recursive: true });
-  const sep = text && !text.endsWith('\n') ? '\n' : '';
-  await fs.appendFile(file, `${sep}# worktree-pool per-slot files\n${missing.join('\n')}\n`);
-}
+export const ensureExcludes = (commonDir: string) =>
+  excludeFromGit(commonDir, [OWNER_MARKER, ENV_FILE]);
 
 /** Is `dir` a live worktree checkout (its `.git` file exists)? */
 export function worktreeExists(dir: string): boolean {

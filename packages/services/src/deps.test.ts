@@ -99,6 +99,19 @@ describe('dependencies', () => {
     });
   });
 
+  it('auto without a lockfile installs without writing one, so the slot stays clean', async () => {
+    f = await fixture(
+      {},
+      { 'package.json': '{"name":"nolock","private":true}\n', '.gitignore': 'node_modules\n' },
+    );
+    const wt = path.join(f.repo.sandbox, 'slot');
+    await f.repo.git(['worktree', 'add', '-q', '--detach', wt]);
+    expect(await installDeps(f.repo.dir, wt, { strategy: 'auto', command: null })).toMatchObject({
+      strategy: 'npm',
+    });
+    expect(await f.repo.git(['status', '--porcelain'], wt)).toBe('');
+  });
+
   it('none and projects without package.json do nothing', async () => {
     f = await fixture({});
     expect(

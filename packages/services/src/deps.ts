@@ -217,12 +217,15 @@ async function choose(
     await runOrFail('yarn install', [['yarn', ['install', '--frozen-lockfile']]], worktree);
     return { strategy: 'yarn', reason: 'yarn install' };
   }
-  const ci = lock ? 'ci' : 'install';
+  // Without a lockfile, `npm install` would write one into the slot, leaving it dirty: every
+  // release would then refuse. Install without creating it.
+  const args = lock ? ['ci'] : ['install', '--no-package-lock'];
+  const ci = args[0]!;
   await runOrFail(
     `npm ${ci}`,
     [
-      ['npm', [ci, '--offline', '--no-audit', '--no-fund']],
-      ['npm', [ci, '--no-audit', '--no-fund']],
+      ['npm', [...args, '--offline', '--no-audit', '--no-fund']],
+      ['npm', [...args, '--no-audit', '--no-fund']],
     ],
     worktree,
   );

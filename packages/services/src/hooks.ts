@@ -10,6 +10,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { failure } from '@wtpool/core';
+import type { SlotProvider } from './provider.js';
 
 const execFileP = promisify(execFile);
 
@@ -53,4 +54,19 @@ export async function armHooks(mainRoot: string, worktree: string): Promise<ArmR
   }
   await fs.cp(src, dst, { recursive: true, force: false, errorOnExist: false });
   return { hooksPath, armed: true, reason: `copied ${src} → ${dst}` };
+}
+
+/** Always on: arms the hooks when a slot is provisioned; `check` re-arms and reports drift. */
+export function hooksProvider(): SlotProvider {
+  return {
+    name: 'hooks',
+    async provision(ctx) {
+      const r = await armHooks(ctx.repo.mainRoot, ctx.names.path);
+      if (r.armed) ctx.progress(`${ctx.names.id}: hooks armed (${r.hooksPath})`);
+    },
+    async check(ctx) {
+      const r = await armHooks(ctx.repo.mainRoot, ctx.names.path);
+      return r.armed ? [`${ctx.names.id}: hooks were not armed (fixed: ${r.reason})`] : [];
+    },
+  };
 }

@@ -3,7 +3,7 @@ import type { LoadedConfig } from '@wtpool/config';
 import type { SlotProvider } from './provider.js';
 import { beadsBasePrefix, beadsProvider } from './beads.js';
 import { portsProvider } from './ports.js';
-import { envFileProvider, hooksProvider } from './slot-env.js';
+import { hooksProvider } from './hooks.js';
 import { depsProvider } from './deps.js';
 
 export type { SlotProvider, ProviderContext, LeaseInfo } from './provider.js';
@@ -12,7 +12,6 @@ export { redisCapacity, bandStore, flushIndex } from './redis.js';
 export { provisionRedis, withDatabases } from './provision-redis.js';
 export type { ProvisionRedisOptions, ProvisionRedisResult } from './provision-redis.js';
 export { ensureTemplate, migrationsHash, quoteIdent } from './postgres.js';
-export { writeEnvFile, readEnvFile, excludeFromGit, ENV_FILE } from './envfile.js';
 export { armHooks } from './hooks.js';
 export type { ArmResult } from './hooks.js';
 export { boundPorts } from './ports.js';
@@ -23,8 +22,9 @@ export { leaseSlot, releaseSlot, provisionSlot, destroySlot, checkSlot } from '.
 
 /**
  * The providers enabled by the configuration, in the order the pool runs them: hooks (always),
- * dependencies (unless deps.strategy is none), PostgreSQL, Redis, ports, beads (each when configured), and the env file last. pg is
- * imported only when PostgreSQL is configured; Redis uses a socket-level client (D21).
+ * dependencies (unless deps.strategy is none), PostgreSQL, Redis, ports, beads (each when
+ * configured). pg is imported only when PostgreSQL is configured; Redis uses a socket-level
+ * client (D20). The env keys they return are written to `.env.worktree` by the pool (D60).
  */
 export async function createProviders(loaded: LoadedConfig): Promise<SlotProvider[]> {
   const { config, repo } = loaded;
@@ -36,7 +36,7 @@ export async function createProviders(loaded: LoadedConfig): Promise<SlotProvide
   if (beads) services.push(beadsProvider(beads));
   const setup = [hooksProvider()];
   if (config.deps.strategy !== 'none') setup.push(depsProvider(config));
-  return [...setup, ...services, envFileProvider(services)];
+  return [...setup, ...services];
 }
 // The socket-level Redis client, reused by the monitor (no second client library).
 export { redisPipeline, redisCommand, RedisReplyError } from './resp.js';

@@ -1,21 +1,13 @@
 import { execFile } from 'node:child_process';
-import { existsSync, promises as fs, statSync } from 'node:fs';
+import { promises as fs } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { GIT_ENV } from '@wtpool/testkit';
 import { slotNames } from '@wtpool/config';
-import {
-  armHooks,
-  createProviders,
-  ENV_FILE,
-  leaseSlot,
-  readEnvFile,
-  releaseSlot,
-  provisionSlot,
-  writeEnvFile,
-} from './index.js';
+import { armHooks, createProviders, leaseSlot, releaseSlot, provisionSlot } from './index.js';
+import { bandStore } from './redis.js';
 import { fixture, type Fixture } from './fixture.testutil.js';
 
 const execFileP = promisify(execFile);
@@ -85,8 +77,8 @@ describe('hooks', () => {
   });
 });
 
-describe('env file, ports, beads', () => {
-  it('writes .env.worktree (0600) with the keys of the enabled services, excluded from git, removed at release', async () => {
+describe('env keys, ports, beads', () => {
+  it('a lease returns the env keys of the enabled services; a failed one allocates nothing', async () => {
     f = await fixture(
       {
         redis: { url: inject('redisUrl').replace('redis://', 'redis://:pw@'), bandStart: 40 },
@@ -94,22 +86,15 @@ describe('env file, ports, beads', () => {
       },
       { '.beads/config.yaml': 'issue-prefix: "proj"\n' },
     );
-    const wt = await addWorktree(f, 3);
+    await addWorktree(f, 3);
     const providers = await createProviders(f.loaded);
-    expect(providers.map((p) => p.name)).toEqual([
-      'hooks',
-      'deps',
-      'redis',
-      'ports',
-      'beads',
-      'env',
-    ]);
+    expect(providers.map((p) => p.name)).toEqual(['hooks', 'deps', 'redis', 'ports', 'beads']);
     await provisionSlot(providers, f.ctx(3));
     const err = await leaseSlot(providers, f.ctx(3), lease).catch((e: unknown) => e);
     // The shared test Redis has no password: AUTH is refused → exit 6, nothing allocated.
     expect(err).toMatchObject({ exitCode: 6 });
     expect((err as Error).message).not.toContain(':pw@');
-    expect(existsSync(path.join(wt, ENV_FILE))).toBe(false);
+    expect((await bandStore(f.loaded.repo).read()).alloc).toEqual({});
 
     await fs.writeFile(
       path.join(f.repo.dir, 'pool.config.yaml'),
@@ -122,12 +107,7 @@ describe('env file, ports, beads', () => {
     const fixed = await createProviders(g);
     const ctx = { ...f.ctx(3), config: g.config, names: slotNames(g.config, g.repo, 3) };
     const env = await leaseSlot(fixed, ctx, lease);
-    const file = path.join(wt, ENV_FILE);
-    expect(statSync(file).mode & 0o777).toBe(0o600);
-    const written = await readEnvFile(file);
-    expect(written).toEqual({
-      WORKTREE_ID: 'wt-3',
-      POOL_STATE_DIR: f.loaded.repo.stateDir,
+    expect(env).toEqual({
       REDIS_DB: '40',
       REDIS_URL: `${inject('redisUrl')}/40`,
       PORT: '46030',
@@ -136,12 +116,8 @@ describe('env file, ports, beads', () => {
       BEADS_PREFIX: 'proj-wt-3',
       BD_ISSUE_PREFIX: 'proj-wt-3',
     });
-    expect(env).toEqual(written);
-    // Never committable: `git add -A` in the worktree does not see it.
-    await git(wt, ['add', '-A']);
-    expect((await git(wt, ['status', '--porcelain'])).stdout).toBe('');
     await releaseSlot(fixed, ctx);
-    expect(existsSync(file)).toBe(false);
+    expect((await bandStore(g.repo).read()).alloc).toEqual({});
   });
 
   it('warns when a port of the block is already bound by another process', async () => {
@@ -159,16 +135,5 @@ describe('env file, ports, beads', () => {
     } finally {
       squatter.close();
     }
-  });
-
-  it('writeEnvFile quotes values so that a shell reads them back unchanged', async () => {
-    f = await fixture({});
-    const file = path.join(f.repo.sandbox, 'x.env');
-    const env = { A: 'it\'s $HOME `x` "q"', B: 'postgres://u:p@h:5/db?x=1&y=2', C: '' };
-    await writeEnvFile(file, env);
-    const out = await execFileP('sh', ['-c', `set -a; . "${file}"; printf '%s\\n' "$A" "$B" "$C"`]);
-    expect(out.stdout).toBe(`${env.A}\n${env.B}\n\n`);
-    expect(await readEnvFile(file)).toEqual(env);
-    await expect(writeEnvFile(file, { 'BAD KEY': 'x' })).rejects.toThrow(/invalid environment/);
   });
 });

@@ -53,6 +53,10 @@ export interface RedisServer {
   /** A shell command that restarts this server with its config file (for `pool scale --provision`). */
   restartCommand: string;
   stop(): Promise<void>;
+  /** Shut it down, keeping its directory and config (to test "Redis down"). */
+  pause(): Promise<void>;
+  /** Start it again after pause(), with the same config file and port. */
+  start(): Promise<void>;
 }
 
 /**
@@ -86,8 +90,17 @@ export async function startRedis(opts: { databases?: number } = {}): Promise<Red
       '',
     ].join('\n'),
   );
-  execFileSync(server, [confFile]);
-  await waitForPort(port);
+  const start = async () => {
+    execFileSync(server, [confFile]);
+    await waitForPort(port);
+  };
+  const pause = async () => {
+    spawnSync(cli, ['-h', '127.0.0.1', '-p', String(port), 'shutdown', 'nosave'], {
+      stdio: 'ignore',
+    });
+    for (let i = 0; i < 100 && existsSync(pidFile); i++) await sleep(20);
+  };
+  await start();
   const restartCommand = `${cli} -h 127.0.0.1 -p ${port} shutdown nosave >/dev/null 2>&1; i=0; while [ -e ${pidFile} ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done; ${server} ${confFile}`;
   return {
     url: `redis://127.0.0.1:${port}`,
@@ -95,11 +108,10 @@ export async function startRedis(opts: { databases?: number } = {}): Promise<Red
     dir,
     confFile,
     restartCommand,
+    start,
+    pause,
     stop: async () => {
-      spawnSync(cli, ['-h', '127.0.0.1', '-p', String(port), 'shutdown', 'nosave'], {
-        stdio: 'ignore',
-      });
-      for (let i = 0; i < 100 && existsSync(pidFile); i++) await sleep(20);
+      await pause();
       rmSync(dir, { recursive: true, force: true });
     },
   };

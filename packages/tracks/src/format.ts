@@ -8,7 +8,9 @@ const list = (xs: string[], max = 6) =>
   xs.slice(0, max).join(', ') + (xs.length > max ? `, … (${xs.length} in all)` : '');
 
 function trackText(t: Track): string[] {
-  const lines = [`${t.track_id} · P${t.priority} · ${t.size} item(s) now · ${t.reason}`];
+  const lines = [
+    `${t.track_id} · P${t.priority} · ${t.size} item${t.size === 1 ? '' : 's'} now · ${t.reason}`,
+  ];
   t.items.forEach((i, k) => {
     const unblocks = i.unblocks.length ? `  → unblocks ${list(i.unblocks, 4)}` : '';
     lines.push(

@@ -1,9 +1,12 @@
-import { describe, expect, it } from 'vitest';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PROJECT_ROOT, makeTempRepo, runCli, type TempRepo } from '@wtpool/testkit';
 import {
   acquireAssignments,
   recommend,
   type PoolPort,
   type PoolStatusJson,
+  type Recommendation,
   type Track,
 } from '@wtpool/tracks';
 
@@ -137,5 +140,84 @@ describe('recommend (pure)', () => {
     expect(r.assignments[0]!.lease?.slot).toBe('wt-9');
     expect(r.assignments[1]!.error?.message).toMatch(/pool full/);
     expect(r.assignments[2]!.lease).toBeUndefined();
+  });
+});
+
+describe('recommend against a real pool (the pool CLI on a temp repository)', () => {
+  const TRACKS = path.join(PROJECT_ROOT, 'packages/tracks/bin/tracks.js');
+  const POOL = path.join(PROJECT_ROOT, 'packages/pool/bin/pool.js');
+  const line = (id: string, priority: number, blockedBy?: string) =>
+    JSON.stringify({
+      id,
+      title: `work ${id}`,
+      status: 'open',
+      priority,
+      issue_type: 'task',
+      ...(blockedBy
+        ? { dependencies: [{ issue_id: id, depends_on_id: blockedBy, type: 'blocks' }] }
+        : {}),
+    });
+  let repo: TempRepo;
+  const tracks = (args: string[]) =>
+    runCli(TRACKS, [...args, '--repo', repo.dir], { cwd: repo.dir });
+  const poolStatus = async () => {
+    const r = await runCli(POOL, ['status', '--json', '--repo', repo.dir], { cwd: repo.dir });
+    expect(r.code, r.stderr).toBe(0);
+    return r.json<{ slots: { id: string; lease: { agent: string; task: string } | null }[] }>();
+  };
+
+  beforeAll(async () => {
+    // Three independent tracks (a chain, two single items) for a pool of two slots.
+    repo = await makeTempRepo({
+      files: {
+        '.beads/issues.jsonl': [
+          line('api-1', 1),
+          line('api-2', 1, 'api-1'),
+          line('ui-1', 0),
+          line('docs-1', 3),
+        ].join('\n'),
+        'pool.config.yaml': 'scale:\n  min: 2\n  max: 2\ndeps:\n  strategy: none\n',
+      },
+    });
+    const init = await runCli(POOL, ['init', '--json', '--repo', repo.dir], { cwd: repo.dir });
+    expect(init.code, init.stderr).toBe(0);
+  });
+  afterAll(() => repo.cleanup());
+
+  it('assigns the most urgent tracks to the free slots, then --acquire leases them', async () => {
+    const r = await tracks(['recommend', '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    const rec = r.json<{ recommendation: Recommendation }>().recommendation;
+    expect(rec).toMatchObject({ free_slots: 2, growable: 0 });
+    expect(rec.assignments.map((a) => [a.slot, a.task])).toEqual([
+      ['wt-1', 'track-a-ui-1'],
+      ['wt-2', 'track-b-api-1'],
+    ]);
+    expect(rec.waiting_for_slot).toEqual(['track-C']);
+    expect(rec.waiting_on_dependencies).toEqual([{ track: 'track-B', issues: 1 }]);
+    // Nothing was leased by a plain recommend.
+    expect((await poolStatus()).slots.map((s) => s.lease)).toEqual([null, null]);
+
+    const human = await tracks(['recommend']);
+    expect(human.stdout).toContain('Assign track-A → wt-1');
+
+    const acq = await tracks(['recommend', '--acquire', '--agent-prefix', 'a', '--json']);
+    expect(acq.code, acq.stderr).toBe(0);
+    const leased = acq.json<{ recommendation: Recommendation }>().recommendation.assignments;
+    expect(leased.map((a) => [a.agent, a.lease?.slot, a.lease?.branch])).toEqual([
+      ['a-1', 'wt-1', 'pool/wt-1/track-a-ui-1'],
+      ['a-2', 'wt-2', 'pool/wt-2/track-b-api-1'],
+    ]);
+    const st = await poolStatus();
+    expect(st.slots.map((s) => [s.id, s.lease?.agent, s.lease?.task])).toEqual([
+      ['wt-1', 'a-1', 'track-a-ui-1'],
+      ['wt-2', 'a-2', 'track-b-api-1'],
+    ]);
+    // With every slot leased, the next recommendation has nowhere to put a track.
+    const after = (await tracks(['recommend', '--json'])).json<{
+      recommendation: Recommendation;
+    }>();
+    expect(after.recommendation.assignments).toEqual([]);
+    expect(after.recommendation.waiting_for_slot).toEqual(['track-A', 'track-B', 'track-C']);
   });
 });

@@ -193,6 +193,32 @@ describe('default tracks: grouping', () => {
     ]);
   });
 
+  it('a track of many units says so once per shape, not once per unit', () => {
+    // Three chains (1, 3 and 2 issues waiting), two independent items, one epic with two children.
+    const chain = (head: string, waiting: number) =>
+      Array.from({ length: waiting + 1 }, (_, k) =>
+        issue(`x-${head}${k}`, k ? [['blocks', `x-${head}${k - 1}`]] : []),
+      );
+    const g = buildGraph([
+      ...chain('a', 1),
+      ...chain('b', 3),
+      ...chain('c', 2),
+      issue('x-s1'),
+      issue('x-s2'),
+      issue('x-e', [], { issueType: 'epic' }),
+      issue('x-e1', [['parent-child', 'x-e']]),
+      issue('x-e2', [['parent-child', 'x-e']]),
+    ]);
+    const [t, ...rest] = trackPlan(g, new Map(), { maxTracks: 1 }).tracks;
+    expect(rest).toHaveLength(0);
+    expect(t!.reason).toBe(
+      'prefix x: epic x-e with 2 open children; 3 dependency chains (up to 3 waiting); 2 independent items',
+    );
+    // Alone in its track, a chain is described by itself.
+    const [one] = trackPlan(buildGraph(chain('d', 2)), new Map()).tracks;
+    expect(one!.reason).toBe('a dependency chain (2 waiting)');
+  });
+
   it('blocked work follows its blocker in the same track', () => {
     const g = buildGraph([
       issue('a'),

@@ -77,7 +77,7 @@ export interface Unit {
   priority: number;
   minId: string;
   affinity: string;
-  reason: string;
+  shape: UnitShape;
 }
 
 const cmp = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
@@ -180,26 +180,35 @@ function mostCommon(values: string[]): string | null {
   return best;
 }
 
-function unitReason(
+/** What holds a unit together: the material of its track's reason. */
+export interface UnitShape {
+  /** The unit's epic and how many open children it has. */
+  epic?: { id: string; children: number };
+  /** Open issues of the unit that wait on dependencies (a dependency chain when > 0). */
+  waiting: number;
+  /** Issues joined because they name the same files, and those files (most shared first). */
+  shared?: { issues: number; files: string[] };
+  /** The smallest id of a unit joined only by hierarchical ids (`bd-x` for `bd-x.1`). */
+  family?: string;
+  /** The id of a unit's only actionable issue. */
+  single: string | null;
+}
+
+function unitShape(
   g: Graph,
   members: number[],
   actionable: number[],
   fileJoined: Set<number>,
   ev: FileEvidence,
-): string {
+): UnitShape {
   const inUnit = new Set(members);
-  const epics = members.filter((m) => g.children[m]!.some((c) => inUnit.has(c)));
-  const parts: string[] = [];
-  if (epics.length) {
-    const e = epics[0]!;
-    const kids = g.children[e]!.filter((c) => g.open[c]).length;
-    parts.push(`epic ${g.issues[e]!.id} with ${kids} open child${kids === 1 ? '' : 'ren'}`);
-  }
-  const chained = members.some((m) => g.blockers[m]!.some((b) => g.open[b]));
-  if (chained && members.length > actionable.length) {
-    parts.push(
-      `a dependency chain: ${members.length - actionable.length} issue(s) wait on its items`,
-    );
+  const shape: UnitShape = {
+    waiting: members.length - actionable.length,
+    single: actionable.length === 1 ? g.issues[actionable[0]!]!.id : null,
+  };
+  const e = members.find((m) => g.children[m]!.some((c) => inUnit.has(c)));
+  if (e !== undefined) {
+    shape.epic = { id: g.issues[e]!.id, children: g.children[e]!.filter((c) => g.open[c]).length };
   }
   if (fileJoined.size) {
     const shared = new Map<string, number>();
@@ -208,20 +217,69 @@ function unitReason(
         shared.set(f, (shared.get(f) ?? 0) + 1);
     const files = [...shared]
       .filter(([, c]) => c > 1)
-      .sort((a, b) => b[1] - a[1] || cmp(a[0], b[0]))
+      .sort((x, y) => y[1] - x[1] || cmp(x[0], y[0]))
       .map(([f]) => f);
-    parts.push(
-      `${fileJoined.size} issues touching the same files (${files.slice(0, 3).join(', ')}${files.length > 3 ? ', …' : ''})`,
-    );
+    shape.shared = { issues: fileJoined.size, files };
   }
-  if (!parts.length)
-    return actionable.length === 1
-      ? `independent item ${g.issues[actionable[0]!]!.id}`
-      : `${g.issues[members.map((m) => [m, g.issues[m]!.id.length] as const).sort((a, b) => a[1] - b[1])[0]![0]]!.id} and its sub-issues (hierarchical ids)`;
-  return parts.join('; ');
+  if (!shape.epic && !shape.shared && actionable.length > 1) {
+    shape.family = members.map((m) => g.issues[m]!.id).sort((x, y) => x.length - y.length)[0];
+  }
+  return shape;
 }
 
-/** Issue types that are work on the code; others (agent, message, convoy…) group by type. */
+const plural = (n: number, one: string, many = `${one}s`) => `${n} ${n === 1 ? one : many}`;
+const fileList = (files: string[]) =>
+  `(${files.slice(0, 3).join(', ')}${files.length > 3 ? ', …' : ''})`;
+
+/** The reason of a track made of one unit: every part of its shape. */
+function shapeText(u: UnitShape): string {
+  const parts: string[] = [];
+  if (u.epic) {
+    parts.push(`epic ${u.epic.id} with ${plural(u.epic.children, 'open child', 'open children')}`);
+  }
+  if (u.waiting)
+    parts.push(u.epic ? `${u.waiting} waiting` : `a dependency chain (${u.waiting} waiting)`);
+  if (u.shared) {
+    parts.push(`${u.shared.issues} issues touching the same files ${fileList(u.shared.files)}`);
+  }
+  if (u.family) parts.push(`${u.family} and its sub-issues (hierarchical ids)`);
+  if (!parts.length && u.single) parts.push(`independent item ${u.single}`);
+  return parts.join(', ');
+}
+
+type ShapeKind = 'epic' | 'chain' | 'files' | 'family' | 'single';
+
+const kindOf = (u: UnitShape): ShapeKind =>
+  u.epic ? 'epic' : u.waiting ? 'chain' : u.shared ? 'files' : u.family ? 'family' : 'single';
+
+/** Several units of one kind in one phrase: "8 dependency chains (up to 9 waiting)". */
+function kindText(kind: ShapeKind, us: UnitShape[]): string {
+  if (us.length === 1 && kind !== 'single') return shapeText(us[0]!);
+  const most = (f: (u: UnitShape) => number) => Math.max(...us.map(f));
+  switch (kind) {
+    case 'epic':
+      return `${us.length} epics (up to ${most((u) => u.epic!.children)} open children each)`;
+    case 'chain':
+      return `${us.length} dependency chains (up to ${most((u) => u.waiting)} waiting)`;
+    case 'files': {
+      const files = mostFrequent(us.flatMap((u) => u.shared!.files));
+      return `${us.length} groups of issues touching the same files ${fileList(files)}`;
+    }
+    case 'family':
+      return `${us.length} issues with sub-issues (hierarchical ids)`;
+    case 'single':
+      return us.length === 1
+        ? `independent item ${us[0]!.single}`
+        : `${us.length} independent items`;
+  }
+}
+
+function mostFrequent(values: string[]): string[] {
+  const counts = new Map<string, number>();
+  for (const v of values) counts.set(v, (counts.get(v) ?? 0) + 1);
+  return [...counts].sort((x, y) => y[1] - x[1] || cmp(x[0], y[0])).map(([v]) => v);
+}
+
 const WORK_TYPES = new Set(['task', 'bug', 'feature', 'chore', 'epic', 'story', 'spike', 'docs']);
 
 /**
@@ -305,16 +363,20 @@ export function packUnits(units: Unit[], maxTracks: number): Bin[] {
 const unitOrder = (a: Unit, b: Unit) =>
   a.priority - b.priority || b.actionable.length - a.actionable.length || cmp(a.minId, b.minId);
 
-function binReason(bin: Bin, g: Graph): string {
-  if (bin.units.length === 1) return bin.units[0]!.reason;
-  const singles = bin.units.filter((u) => u.members.length === 1);
-  const groups = bin.units.filter((u) => u.members.length > 1);
-  const parts: string[] = [];
-  if (groups.length) parts.push(...groups.slice(0, 2).map((u) => u.reason));
-  if (groups.length > 2) parts.push(`${groups.length - 2} more group(s)`);
-  if (singles.length === 1)
-    parts.push(`independent item ${g.issues[singles[0]!.actionable[0]!]!.id}`);
-  else if (singles.length) parts.push(`${singles.length} independent items`);
+const KIND_ORDER: ShapeKind[] = ['epic', 'chain', 'files', 'family', 'single'];
+
+/**
+ * A track's reason: what kind of work it is, then its units aggregated by shape, so a track of
+ * many similar units reads "8 dependency chains (up to 9 waiting); 2 independent items".
+ */
+function binReason(bin: Bin): string {
+  if (bin.units.length === 1) return shapeText(bin.units[0]!.shape);
+  const byKind = new Map<ShapeKind, UnitShape[]>();
+  for (const u of bin.units) {
+    const k = kindOf(u.shape);
+    byKind.set(k, [...(byKind.get(k) ?? []), u.shape]);
+  }
+  const parts = KIND_ORDER.filter((k) => byKind.has(k)).map((k) => kindText(k, byKind.get(k)!));
   const kind = bin.affinity === 'mixed' ? 'mixed kinds' : bin.affinity;
   return `${kind}: ${parts.join('; ')}`;
 }
@@ -388,7 +450,7 @@ export function trackPlan(g: Graph, ev: FileEvidence, opts: TrackOptions = {}): 
       priority: Math.min(...actionable.map((m) => g.issues[m]!.priority)),
       minId: actionable.map((m) => g.issues[m]!.id).sort(cmp)[0]!,
       affinity,
-      reason: unitReason(
+      shape: unitShape(
         g,
         members,
         actionable,
@@ -434,7 +496,7 @@ export function trackPlan(g: Graph, ev: FileEvidence, opts: TrackOptions = {}): 
       });
     const later = order.filter((i) => !g.actionable[i]).map(laterItem);
     const files = [...new Set(members.flatMap(filesOf))].sort(cmp);
-    const reason = binReason(bin, g);
+    const reason = binReason(bin);
     return {
       track_id: '',
       priority: Math.min(...items.map((i) => i.priority)),

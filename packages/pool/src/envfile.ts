@@ -1,6 +1,7 @@
 /**
  * `.env.worktree`: the slot's environment (CLI.md keys of the enabled services), mode 0600,
- * never committed (listed in the repository's info/exclude, shared by every worktree).
+ * never committed (listed in the repository's info/exclude, shared by every worktree). The pool
+ * is its one writer: once per lease, in the claim, from the env it also returns (D60).
  */
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
