@@ -2,7 +2,7 @@
 /**
  * Bundles each CLI (`packages/<pkg>/dist/cli-<bin>.js`, the output of `tsc -b`) into one ESM
  * file `dist/cli-<bin>.bundle.js` that the package's `bin/<bin>.js` imports (docs/decisions.md
- * D60). A command then loads one or two files instead of ~40 modules.
+ * D65). A command then loads one or two files instead of ~40 modules.
  *
  * - Workspace packages and third-party code are inlined; `import()` stays lazy as a split chunk
  *   (`dist/chunk-<hash>.js`), so services, pg, … load only when a command needs them.

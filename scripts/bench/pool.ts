@@ -31,7 +31,7 @@ const GIT_ENV = {
 };
 
 /**
- * The same CLI run from the unbundled `tsc` output (what the bin ran before D60), for an
+ * The same CLI run from the unbundled `tsc` output (what the bin ran before D65), for an
  * in-run comparison with the bundle.
  */
 function unbundledBin(root: string): string {
@@ -176,7 +176,7 @@ async function cliAcquireOnly(tmpfs: boolean): Promise<Row[]> {
         goal: '≤ 1.5×',
       },
       {
-        what: `  same, unbundled tsc output (before D60)`,
+        what: `  same, unbundled tsc output (before D65)`,
         value: fmtMs(median(s.tsc)),
         baseline: `${fmtMs(b)} node -e 0`,
         ratio: median(s.tsc) / b,
@@ -258,7 +258,7 @@ async function init(tmpfs: boolean): Promise<Row[]> {
         goal: '≤ 1.3×',
       },
       {
-        what: `  same, unbundled tsc output (before D60)`,
+        what: `  same, unbundled tsc output (before D65)`,
         value: fmtMs(u),
         baseline: `${fmtMs(g)} 10 × git worktree add`,
         ratio: u / g,

@@ -71,7 +71,7 @@ const require = createRequire(import.meta.url);
 /**
  * The yaml module, first found of: `yaml.bundle.cjs` beside this code (a CLI bundle runs this
  * file from its package's dist, where scripts/bundle.mjs puts yaml pre-bundled in one file:
- * a quarter of the load time, D60); yaml resolved from here; yaml resolved from
+ * a quarter of the load time, D65); yaml resolved from here; yaml resolved from
  * @wtpool/config, whose dependency it is (the bundle's package may not have it).
  */
 function requireYaml(): typeof import('yaml') {
