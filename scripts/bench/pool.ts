@@ -2,14 +2,15 @@
  * `pnpm bench pool`: the pool's hot paths against baselines measured in the same run.
  * - in-process acquire+release p50/p99, 1 and 16 concurrent clients, warm pool, vs the raw
  *   file-lock round trip (withLock, same concurrency);
- * - CLI `pool acquire --no-wait` end to end on a warm pool vs `node -e 0`;
- * - `pool init --size 10` vs ten raw `git worktree add` of the same repository.
+ * - CLI `pool acquire --no-wait` end to end on a warm pool vs `node -e 0` (also: the unbundled
+ *   tsc output, and node + loading the bundle alone);
+ * - `pool init --size 10` vs ten raw `git worktree add` of the same repository (also unbundled).
  * Each on the disk and on tmpfs (/dev/shm). Runs are interleaved; medians are quoted.
  */
 import { execFile, execFileSync, spawnSync } from 'node:child_process';
 import { rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { withLock } from '@wtpool/lock';
 import { WorktreePool } from '@wtpool/pool';
@@ -29,9 +30,23 @@ const GIT_ENV = {
   GIT_COMMITTER_EMAIL: 'bench@wtpool.invalid',
 };
 
+/**
+ * The same CLI run from the unbundled `tsc` output (what the bin ran before D65), for an
+ * in-run comparison with the bundle.
+ */
+function unbundledBin(root: string): string {
+  const file = path.join(root, 'pool-unbundled.mjs');
+  const dist = pathToFileURL(path.join(ROOT, 'packages/pool/dist/cli-pool.js')).href;
+  writeFileSync(
+    file,
+    `import { main } from ${JSON.stringify(dist)};\nprocess.exitCode = await main(process.argv.slice(2));\n`,
+  );
+  return file;
+}
+
 /** Runs the pool CLI (compiled bin) and returns its stdout, trimmed; throws on a non-zero exit. */
-function runPool(args: string[]): string {
-  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8' });
+function runPool(args: string[], bin = BIN): string {
+  const r = spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(r.stderr);
   return r.stdout.trim();
 }
@@ -118,27 +133,59 @@ async function cliAcquireOnly(tmpfs: boolean): Promise<Row[]> {
     const dir = makeRepo(root, 'scale:\n  min: 2\n  max: 2\n');
     const pool = new WorktreePool({ repo: dir });
     await pool.initialize({ size: 2 });
-    const acq: number[] = [];
-    const base: number[] = [];
-    for (let i = 0; i < 20; i++) {
-      base.push(await time(() => spawnSync(process.execPath, ['-e', '0'])));
+    const unbundled = unbundledBin(root);
+    const bundle = pathToFileURL(path.join(ROOT, 'packages/pool/dist/cli-pool.bundle.js')).href;
+    const s = {
+      base: [] as number[],
+      load: [] as number[],
+      bin: [] as number[],
+      tsc: [] as number[],
+    };
+    // Times one acquire (the release runs in process afterwards, untimed).
+    const acquire = async (bin: string, i: number, into: number[]) => {
       let out = '';
-      acq.push(
+      into.push(
         await time(() => {
-          out = runPool(['acquire', 'bench', `t${i}`, '--no-wait', '--repo', dir]);
+          out = runPool(['acquire', 'bench', `t${i}`, '--no-wait', '--repo', dir], bin);
         }),
       );
       await pool.release({ slot: path.basename(out), agent: 'bench' });
+    };
+    for (let i = 0; i < 20; i++) {
+      s.base.push(await time(() => spawnSync(process.execPath, ['-e', '0'])));
+      s.load.push(
+        await time(() =>
+          spawnSync(process.execPath, [
+            '--input-type=module',
+            '-e',
+            `await import(${JSON.stringify(bundle)})`,
+          ]),
+        ),
+      );
+      await acquire(BIN, i, s.bin);
+      await acquire(unbundled, i, s.tsc);
     }
-    const b = median(base);
-    const a = median(acq);
+    const b = median(s.base);
+    const where = tmpfs ? 'tmpfs' : 'disk';
     return [
       {
-        what: `CLI \`pool acquire --no-wait\`, warm pool, median (${tmpfs ? 'tmpfs' : 'disk'})`,
-        value: fmtMs(a),
+        what: `CLI \`pool acquire --no-wait\`, warm pool, median (${where})`,
+        value: fmtMs(median(s.bin)),
         baseline: `${fmtMs(b)} node -e 0`,
-        ratio: a / b,
+        ratio: median(s.bin) / b,
         goal: '≤ 1.5×',
+      },
+      {
+        what: `  same, unbundled tsc output (before D65)`,
+        value: fmtMs(median(s.tsc)),
+        baseline: `${fmtMs(b)} node -e 0`,
+        ratio: median(s.tsc) / b,
+      },
+      {
+        what: `  node + loading the bundle only (no command)`,
+        value: fmtMs(median(s.load)),
+        baseline: `${fmtMs(b)} node -e 0`,
+        ratio: median(s.load) / b,
       },
     ];
   } finally {
@@ -157,8 +204,10 @@ async function init(tmpfs: boolean): Promise<Row[]> {
       writeFileSync(path.join(dir, 'pool.config.yaml'), 'scale:\n  min: 10\n  max: 10\n');
       return dir;
     };
+    const unbundled = unbundledBin(root);
     const samples = {
       'pool init --size 10': [] as number[],
+      unbundled: [] as number[],
       '10 × git worktree add': [] as number[],
     };
     for (let r = 0; r < 4; r++) {
@@ -166,6 +215,12 @@ async function init(tmpfs: boolean): Promise<Row[]> {
       samples['pool init --size 10'].push(
         await time(() => {
           runPool(['init', '--size', '10', '--repo', a]);
+        }),
+      );
+      const u = fresh();
+      samples.unbundled.push(
+        await time(() => {
+          runPool(['init', '--size', '10', '--repo', u], unbundled);
         }),
       );
       const b = fresh();
@@ -192,6 +247,7 @@ async function init(tmpfs: boolean): Promise<Row[]> {
       );
     }
     const s = median(samples['pool init --size 10']);
+    const u = median(samples.unbundled);
     const g = median(samples['10 × git worktree add']);
     return [
       {
@@ -200,6 +256,12 @@ async function init(tmpfs: boolean): Promise<Row[]> {
         baseline: `${fmtMs(g)} 10 × git worktree add`,
         ratio: s / g,
         goal: '≤ 1.3×',
+      },
+      {
+        what: `  same, unbundled tsc output (before D65)`,
+        value: fmtMs(u),
+        baseline: `${fmtMs(g)} 10 × git worktree add`,
+        ratio: u / g,
       },
     ];
   } finally {

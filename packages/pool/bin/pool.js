@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Thin bin: compiled JavaScript, no TypeScript loader on the hot path.
-import { main } from '../dist/cli-pool.js';
+// Thin bin: one bundled file (scripts/bundle.mjs, D65), no TypeScript loader on the hot path.
+import { main } from '../dist/cli-pool.bundle.js';
 
 process.exitCode = await main(process.argv.slice(2));

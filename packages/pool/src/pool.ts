@@ -325,35 +325,38 @@ export class WorktreePool {
   /** Creates (or re-creates) the worktrees of slots reserved by this process, then publishes them ready. */
   private async provision(ids: string[]): Promise<void> {
     await ensureExcludes(this.repo.commonDir);
-    const made: string[] = [];
     const registered = (await this.readState()).slots;
-    await withGitLock(this.repo.stateDir, 'worktrees', async () => {
-      for (const id of ids) {
-        this.reporter.progress(`creating worktree ${id}…`);
-        try {
-          const old = registered[id]?.path;
-          if (old && old !== this.names(id).path) await this.removeMoved(id, old);
-          await this.createWorktree(id);
-          made.push(id);
-        } catch (e) {
-          await this.markBroken(id, e);
-        }
-      }
-    });
     const ready: string[] = [];
-    await Promise.all(
-      made.map(async (id) => {
-        try {
-          // A slot that failed before (broken) may hold a half-reset database or an unflushed
-          // Redis DB: reset its services before provisioning them again.
-          if (registered[id]?.failures) await this.eachProvider(id, 'release');
-          await this.eachProvider(id, 'provision');
-          ready.push(id);
-        } catch (e) {
-          await this.markBroken(id, e);
+    const services = async (id: string) => {
+      try {
+        // A slot that failed before (broken) may hold a half-reset database or an unflushed
+        // Redis DB: reset its services before provisioning them again.
+        if (registered[id]?.failures) await this.eachProvider(id, 'release');
+        await this.eachProvider(id, 'provision');
+        ready.push(id);
+      } catch (e) {
+        await this.markBroken(id, e);
+      }
+    };
+    // A slot's services start as soon as its worktree exists, while git creates the next one.
+    const started: Promise<void>[] = [];
+    try {
+      await withGitLock(this.repo.stateDir, 'worktrees', async () => {
+        for (const id of ids) {
+          this.reporter.progress(`creating worktree ${id}…`);
+          try {
+            const old = registered[id]?.path;
+            if (old && old !== this.names(id).path) await this.removeMoved(id, old);
+            await this.createWorktree(id);
+            started.push(services(id));
+          } catch (e) {
+            await this.markBroken(id, e);
+          }
         }
-      }),
-    );
+      });
+    } finally {
+      await Promise.all(started); // never throws: services() reports its own failures
+    }
     for (const id of ready) await this.event('provision', { slot: id, path: this.names(id).path });
     await this.publish(ready);
   }
@@ -669,9 +672,17 @@ export class WorktreePool {
           hint: 'retry the acquire (with a longer --ttl if it keeps happening)',
         });
       }
-      const env = await this.leaseEnv(id, lease);
       let branch = lease.branch;
-      if (!(await switchToNewBranch(names.path, branch, this.config.pool.base))) {
+      // git runs in its own process: it switches while the services compute the env (both are
+      // settled before anything fails, so giveBack never races a running git).
+      const [envR, switchR] = await Promise.allSettled([
+        this.leaseEnv(id, lease),
+        switchToNewBranch(names.path, branch, this.config.pool.base),
+      ]);
+      if (envR.status === 'rejected') throw envR.reason;
+      if (switchR.status === 'rejected') throw switchR.reason;
+      const env = envR.value;
+      if (!switchR.value) {
         // A branch of that name exists outside the registry's knowledge: never reuse it.
         branch = names.branch(`${lease.slug}-${lease.token}`);
         if (!(await switchToNewBranch(names.path, branch, this.config.pool.base))) {

@@ -1,0 +1,132 @@
+#!/usr/bin/env node
+/**
+ * Bundles each CLI (`packages/<pkg>/dist/cli-<bin>.js`, the output of `tsc -b`) into one ESM
+ * file `dist/cli-<bin>.bundle.js` that the package's `bin/<bin>.js` imports (docs/decisions.md
+ * D65). A command then loads one or two files instead of ~40 modules.
+ *
+ * - Workspace packages and third-party code are inlined; `import()` stays lazy as a split chunk
+ *   (`dist/chunk-<hash>.js`), so services, pg, … load only when a command needs them.
+ * - External: the package's own declared dependencies (resolvable from its directory at run
+ *   time) and optional native modules.
+ * - Everything lands directly in `dist/`, where `import.meta.url`-relative paths (the gates bin,
+ *   the monitor daemon) resolve exactly as they do for the tsc output.
+ * - A package is skipped when its bundle is newer than every input the last build read.
+ *
+ * Usage: node scripts/bundle.mjs [--force]
+ */
+import { existsSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const force = process.argv.includes('--force');
+/** Optional or platform-specific modules some dependencies probe for (never needed here). */
+const OPTIONAL = ['pg-native', 'pg-cloudflare', 'cloudflare:sockets'];
+const CHUNK = /^chunk-[A-Z0-9]+\.js$/;
+// Bundled CommonJS code calls require() for Node built-ins; ESM has no require of its own.
+const BANNER =
+  "import { createRequire as __wtpoolCreateRequire } from 'node:module';\n" +
+  'const require = __wtpoolCreateRequire(import.meta.url);';
+
+/** Packages with CLIs: each `src/cli-<bin>.ts` is an entry point. */
+function cliPackages() {
+  const dir = path.join(ROOT, 'packages');
+  return readdirSync(dir)
+    .map((name) => path.join(dir, name))
+    .map((pkg) => ({
+      pkg,
+      entries: existsSync(path.join(pkg, 'src'))
+        ? readdirSync(path.join(pkg, 'src'))
+            .filter((f) => /^cli-[a-z]+\.ts$/.test(f))
+            .map((f) => path.join(pkg, 'dist', f.replace(/\.ts$/, '.js')))
+        : [],
+    }))
+    .filter((p) => p.entries.length);
+}
+
+const mtime = (f) => {
+  try {
+    return statSync(f).mtimeMs;
+  } catch {
+    return Infinity; // a vanished input: rebuild
+  }
+};
+
+/** Up to date when every input recorded by the last build is older than its outputs. */
+function upToDate(pkg, entries) {
+  const meta = path.join(pkg, 'dist', '.bundle-inputs.json');
+  if (force || !existsSync(meta)) return false;
+  const { inputs, outputs } = JSON.parse(readFileSync(meta, 'utf8'));
+  const built = Math.min(...outputs.map((o) => mtime(path.join(ROOT, o))));
+  if (!Number.isFinite(built)) return false;
+  const all = [...inputs, ...entries.map((e) => path.relative(ROOT, e))];
+  return all.every((i) => mtime(path.join(ROOT, i)) < built);
+}
+
+async function bundle({ pkg, entries }) {
+  if (upToDate(pkg, entries)) return { pkg, skipped: true };
+  const manifest = JSON.parse(readFileSync(path.join(pkg, 'package.json'), 'utf8'));
+  const own = Object.keys(manifest.dependencies ?? {}).filter((d) => !d.startsWith('@wtpool/'));
+  const outdir = path.join(pkg, 'dist');
+  const { build } = await import('esbuild'); // not loaded when everything is up to date
+  const result = await build({
+    absWorkingDir: ROOT,
+    entryPoints: entries,
+    outdir,
+    entryNames: '[name].bundle',
+    chunkNames: 'chunk-[hash]',
+    bundle: true,
+    splitting: true,
+    format: 'esm',
+    platform: 'node',
+    target: 'node20',
+    external: [...own, ...OPTIONAL],
+    banner: { js: BANNER },
+    metafile: true,
+    logLevel: 'warning',
+  });
+  // @wtpool/config requires yaml synchronously on a config-cache miss; it looks for this
+  // one-file copy beside the bundle first (74 files → 1: a quarter of the load time).
+  const yaml = await build({
+    absWorkingDir: path.join(ROOT, 'packages/config'),
+    stdin: {
+      contents: "module.exports = require('yaml');",
+      resolveDir: path.join(ROOT, 'packages/config'),
+    },
+    outfile: path.join(outdir, 'yaml.bundle.cjs'),
+    bundle: true,
+    format: 'cjs',
+    platform: 'node',
+    target: 'node20',
+    metafile: true,
+    logLevel: 'warning',
+  });
+  const rel = (base, f) => path.relative(ROOT, path.resolve(base, f));
+  const outputs = [
+    ...Object.keys(result.metafile.outputs),
+    ...Object.keys(yaml.metafile.outputs).map((o) => rel(path.join(ROOT, 'packages/config'), o)),
+  ];
+  // Chunk names carry a content hash: remove the ones an earlier build left behind.
+  const keep = new Set(outputs.map((o) => path.join(ROOT, o)));
+  for (const f of readdirSync(outdir)) {
+    const file = path.join(outdir, f);
+    if (CHUNK.test(f) && !keep.has(file)) rmSync(file);
+  }
+  const inputs = [
+    ...Object.keys(result.metafile.inputs),
+    ...Object.keys(yaml.metafile.inputs).map((i) => rel(path.join(ROOT, 'packages/config'), i)),
+  ].filter((i) => !i.includes(':') && !i.endsWith('<stdin>'));
+  writeFileSync(
+    path.join(outdir, '.bundle-inputs.json'),
+    JSON.stringify({ inputs, outputs }) + '\n',
+  );
+  return { pkg, skipped: false, outputs: outputs.length };
+}
+
+const results = await Promise.all(cliPackages().map(bundle));
+if (process.argv.includes('--verbose')) {
+  for (const r of results) {
+    const name = path.relative(ROOT, r.pkg);
+    console.error(r.skipped ? `${name}: up to date` : `${name}: ${r.outputs} files`);
+  }
+}
