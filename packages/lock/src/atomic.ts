@@ -1,15 +1,18 @@
-import { randomBytes } from 'node:crypto';
 import * as fsSync from 'node:fs';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { errno } from '@wtpool/core';
 
-/** A temp name in the same directory (rename and link only are atomic within a filesystem). */
+let tempCounter = 0;
+
+/**
+ * A temp name in the same directory (rename and link only are atomic within a filesystem),
+ * unique per host: pid plus a per-process counter (the random part only guards against a pid
+ * reused by a process that finds a leftover of its namesake). No node:crypto on the hot path.
+ */
 export function tempPath(target: string): string {
-  return path.join(
-    path.dirname(target),
-    `.${path.basename(target)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`,
-  );
+  const unique = `${process.pid}.${++tempCounter}.${Math.random().toString(36).slice(2, 8)}`;
+  return path.join(path.dirname(target), `.${path.basename(target)}.${unique}.tmp`);
 }
 
 /** Writes `data` to a new temp file beside `target` and fsyncs it. Returns the temp path. */

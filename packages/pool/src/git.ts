@@ -1,4 +1,3 @@
-import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { failure } from '@wtpool/core';
 import { withLock } from '@wtpool/lock';
@@ -13,10 +12,13 @@ export interface GitResult {
 const GIT_ENV = { GIT_TERMINAL_PROMPT: '0', GIT_PAGER: 'cat', GIT_EDITOR: 'true' };
 
 /** Runs git with an argv array (never a shell). Resolves with the exit code; never throws for a non-zero exit. */
-export function gitRaw(
+export async function gitRaw(
   args: string[],
   opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {},
 ): Promise<GitResult> {
+  // Loaded on first use: child_process pulls in net, streams and dgram, and the warm acquire
+  // path runs no git at all.
+  const { execFile } = await import('node:child_process');
   return new Promise((resolve, reject) => {
     execFile(
       'git',

@@ -677,7 +677,7 @@ export class WorktreePool {
       // settled before anything fails, so giveBack never races a running git).
       const [envR, switchR] = await Promise.allSettled([
         this.leaseEnv(id, lease),
-        switchToNewBranch(names.path, branch, this.config.pool.base),
+        switchToNewBranch(names.path, branch, this.config.pool.base, this.repo.commonDir),
       ]);
       if (envR.status === 'rejected') throw envR.reason;
       if (switchR.status === 'rejected') throw switchR.reason;
@@ -685,7 +685,9 @@ export class WorktreePool {
       if (!switchR.value) {
         // A branch of that name exists outside the registry's knowledge: never reuse it.
         branch = names.branch(`${lease.slug}-${lease.token}`);
-        if (!(await switchToNewBranch(names.path, branch, this.config.pool.base))) {
+        if (
+          !(await switchToNewBranch(names.path, branch, this.config.pool.base, this.repo.commonDir))
+        ) {
           throw failure(
             'ERR_BRANCH_EXISTS',
             `branches ${lease.branch} and ${branch} already exist`,

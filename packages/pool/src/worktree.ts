@@ -2,10 +2,10 @@
  * Git operations on slot worktrees. Every call passes an argv array; names reaching git were
  * checked by @wtpool/config (agent, task slug, slot id) or come from the configuration.
  */
-import { randomBytes } from 'node:crypto';
 import { existsSync, promises as fs, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { errno } from '@wtpool/core';
+import { createExclusive, writeFileAtomic } from '@wtpool/lock';
 import { ENV_FILE, excludeFromGit } from './envfile.js';
 import { git, gitRaw } from './git.js';
 
@@ -139,7 +139,7 @@ export async function saveRescue(dir: string, refPrefix: string, message: string
   const gitDir = worktreeGitDir(dir);
   const tmpIndex = path.join(
     gitDir,
-    `wtpool-rescue-${process.pid}-${randomBytes(4).toString('hex')}.index`,
+    `wtpool-rescue-${process.pid}-${Date.now()}-${Math.random().toString(36).slice(2, 8)}.index`,
   );
   try {
     // Starting from a copy of the real index lets git reuse its stat cache.
@@ -187,12 +187,70 @@ export async function resetToBase(
   if (clean) await git(['clean', '-ffdxq', ...keep.flatMap((k) => ['-e', k])], { cwd: dir });
 }
 
+const SHA1 = /^[0-9a-f]{40}$/;
+
+/** A ref's commit from the files backend (loose file, else packed-refs); undefined if unsure. */
+function readRefSha(commonDir: string, ref: string, packed: string): string | undefined {
+  let loose: string | undefined;
+  try {
+    loose = readFileSync(path.join(commonDir, ref), 'utf8').trim();
+  } catch {
+    loose = undefined;
+  }
+  if (loose !== undefined) return SHA1.test(loose) ? loose : undefined;
+  const line = packed.split('\n').find((l) => l.endsWith(` ${ref}`));
+  const sha = line?.slice(0, 40);
+  return sha && SHA1.test(sha) ? sha : undefined;
+}
+
+/**
+ * The warm-path form of `git switch -c <branch> <base>`, without a git process: a ready slot
+ * sits detached and clean on the base commit, so switching needs no checkout, only the new ref
+ * and the worktree's HEAD. The ref is made by exclusive create, so an existing branch is never
+ * taken over. Returns undefined whenever a precondition does not hold (reftable or SHA-256
+ * repositories, the base moved since the slot was reset, a loose ref in the way), and the
+ * caller runs git. No reflog entry is written for the new branch.
+ */
+export async function switchWithoutGit(
+  dir: string,
+  branch: string,
+  base: string,
+  commonDir: string,
+): Promise<boolean | undefined> {
+  if (existsSync(path.join(commonDir, 'reftable'))) return undefined;
+  let gitDir: string;
+  let head: string;
+  try {
+    gitDir = worktreeGitDir(dir);
+    head = readFileSync(path.join(gitDir, 'HEAD'), 'utf8').trim();
+  } catch {
+    return undefined;
+  }
+  if (!SHA1.test(head)) return undefined;
+  const packed = await fs.readFile(path.join(commonDir, 'packed-refs'), 'utf8').catch(() => '');
+  if (readRefSha(commonDir, `refs/heads/${base}`, packed) !== head) return undefined;
+  const ref = `refs/heads/${branch}`;
+  if (packed.split('\n').some((l) => l.endsWith(` ${ref}`))) return false;
+  const refFile = path.join(commonDir, ref);
+  try {
+    await fs.mkdir(path.dirname(refFile), { recursive: true });
+    if (!(await createExclusive(refFile, `${head}\n`))) return false;
+  } catch {
+    return undefined; // e.g. a branch named like a parent directory of ours
+  }
+  await writeFileAtomic(path.join(gitDir, 'HEAD'), `ref: ${ref}\n`);
+  return true;
+}
+
 /** Creates the lease branch at `base` and switches to it; false when the branch already exists. */
 export async function switchToNewBranch(
   dir: string,
   branch: string,
   base: string,
+  commonDir: string,
 ): Promise<boolean> {
+  const fast = await switchWithoutGit(dir, branch, base, commonDir);
+  if (fast !== undefined) return fast;
   const r = await gitRaw(['switch', '-q', '--no-track', '-c', branch, base], { cwd: dir });
   if (r.code === 0) return true;
   if (/already exists/.test(r.stderr)) return false;
