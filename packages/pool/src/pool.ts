@@ -76,6 +76,8 @@ import {
   addWorktree,
   commitsAhead,
   deleteBranch,
+  deleteBranchWithoutGit,
+  detachWithoutGit,
   ensureExcludes,
   isDirty,
   listRefs,
@@ -997,14 +999,23 @@ export class WorktreePool {
       // Commits made off the lease branch (detached HEAD, another branch) are saved too.
       else if (!onBranch && (await headAhead()) > 0) await save();
       ahead = onBranch ? await headAhead() : await commitsAhead(dir, base, branchRef);
-      await resetToBase(dir, base, keep, st.needsClean);
+      // The common case, a clean lease still on the base commit, needs no checkout (D66).
+      const untouched =
+        onBranch && !st.dirty && !st.needsClean && baseCommit !== null && st.head === baseCommit;
+      if (!(untouched && (await detachWithoutGit(dir, lease.branch, baseCommit)))) {
+        await resetToBase(dir, base, keep, st.needsClean);
+      }
     } else {
       ahead = await commitsAhead(this.repo.mainRoot, base, branchRef);
     }
     if (ahead === 0) {
-      await withGitLock(this.repo.stateDir, 'refs', () =>
-        deleteBranch(this.repo.mainRoot, lease.branch),
-      );
+      const baseCommit = await readBranchCommit(this.repo.commonDir, base);
+      await withGitLock(this.repo.stateDir, 'refs', async () => {
+        const gone =
+          baseCommit !== null &&
+          (await deleteBranchWithoutGit(this.repo.commonDir, lease.branch, baseCommit));
+        if (!gone) await deleteBranch(this.repo.mainRoot, lease.branch);
+      });
     }
     try {
       await this.eachProvider(id, 'release');

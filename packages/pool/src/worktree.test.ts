@@ -6,7 +6,12 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { makeTempRepo, type TempRepo } from '@wtpool/testkit';
-import { switchToNewBranch, switchWithoutGit } from './worktree.js';
+import {
+  deleteBranchWithoutGit,
+  detachWithoutGit,
+  switchToNewBranch,
+  switchWithoutGit,
+} from './worktree.js';
 
 const repos: TempRepo[] = [];
 afterEach(async () => {
@@ -69,5 +74,36 @@ describe('switchWithoutGit', () => {
     const s2 = await slot();
     await s2.repo.git(['branch', 'pool']); // refs/heads/pool is a file: no directory can go there
     expect(await switchWithoutGit(s2.dir, 'pool/wt-1/x', 'main', s2.common)).toBeUndefined();
+  });
+});
+
+describe('release without git', () => {
+  it('detaches a clean lease at the base and deletes its empty branch, as git would', async () => {
+    const { repo, dir, common } = await slot();
+    const base = await repo.git(['rev-parse', 'main']);
+    expect(await switchWithoutGit(dir, 'pool/wt-1/t', 'main', common)).toBe(true);
+    // Still checked out here: git would refuse to delete it, and so do we.
+    expect(await deleteBranchWithoutGit(common, 'pool/wt-1/t', base)).toBe(false);
+    expect(await detachWithoutGit(dir, 'pool/wt-1/other', base)).toBe(false);
+    expect(await detachWithoutGit(dir, 'pool/wt-1/t', base)).toBe(true);
+    expect(await repo.git(['rev-parse', 'HEAD'], dir)).toBe(base);
+    await expect(repo.git(['symbolic-ref', '-q', 'HEAD'], dir)).rejects.toThrow();
+    expect(await deleteBranchWithoutGit(common, 'pool/wt-1/t', base)).toBe(true);
+    expect(await repo.git(['branch', '--list', 'pool/*'])).toBe('');
+    expect(await repo.git(['status', '--porcelain'], dir)).toBe('');
+    expect(await repo.git(['fsck', '--no-progress'])).toBe('');
+  });
+
+  it('leaves branches with other commits, packed branches and branches checked out elsewhere to git', async () => {
+    const { repo, dir, common } = await slot();
+    const base = await repo.git(['rev-parse', 'main']);
+    await repo.git(['branch', 'pool/wt-1/ahead']);
+    await repo.commit({ 'x.txt': 'x\n' }, 'ahead', dir); // dir is detached: make a real branch commit instead
+    await repo.git(['branch', '-f', 'pool/wt-1/ahead', 'HEAD'], dir);
+    expect(await deleteBranchWithoutGit(common, 'pool/wt-1/ahead', base)).toBe(false);
+    await repo.git(['branch', 'pool/wt-1/packed', base]);
+    await repo.git(['pack-refs', '--all']);
+    expect(await deleteBranchWithoutGit(common, 'pool/wt-1/packed', base)).toBe(false);
+    expect(await repo.git(['branch', '--list', 'pool/*'])).toContain('pool/wt-1/packed');
   });
 });

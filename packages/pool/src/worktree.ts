@@ -242,6 +242,57 @@ export async function switchWithoutGit(
   return true;
 }
 
+/**
+ * The release-side counterpart of switchWithoutGit(), for a lease that left the worktree clean
+ * on the base commit: detach HEAD at that commit (no checkout needed: tree and index already
+ * match). False when HEAD is not the expected branch at `sha`; the caller then runs git.
+ */
+export async function detachWithoutGit(dir: string, branch: string, sha: string): Promise<boolean> {
+  try {
+    const gitDir = worktreeGitDir(dir);
+    const head = readFileSync(path.join(gitDir, 'HEAD'), 'utf8').trim();
+    if (head !== `ref: refs/heads/${branch}` || !SHA1.test(sha)) return false;
+    await writeFileAtomic(path.join(gitDir, 'HEAD'), `${sha}\n`);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Deletes an empty lease branch without git when it is a loose ref at `sha`, not packed, and no
+ * worktree has it checked out (git would refuse that too). False means: run `git branch -D`.
+ */
+export async function deleteBranchWithoutGit(
+  commonDir: string,
+  branch: string,
+  sha: string,
+): Promise<boolean> {
+  const ref = `refs/heads/${branch}`;
+  const refFile = path.join(commonDir, ref);
+  try {
+    if (existsSync(path.join(commonDir, 'reftable'))) return false;
+    if ((await fs.readFile(refFile, 'utf8')).trim() !== sha) return false;
+    const packed = await fs.readFile(path.join(commonDir, 'packed-refs'), 'utf8').catch(() => '');
+    if (packed.split('\n').some((l) => l.endsWith(` ${ref}`))) return false;
+    const heads = [path.join(commonDir, 'HEAD')];
+    for (const w of await fs
+      .readdir(path.join(commonDir, 'worktrees'))
+      .catch(() => [] as string[])) {
+      heads.push(path.join(commonDir, 'worktrees', w, 'HEAD'));
+    }
+    for (const h of heads) {
+      const text = await fs.readFile(h, 'utf8').catch(() => '');
+      if (text.trim() === `ref: ${ref}`) return false;
+    }
+    await fs.rm(refFile);
+    await fs.rm(path.join(commonDir, 'logs', ref), { force: true });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** Creates the lease branch at `base` and switches to it; false when the branch already exists. */
 export async function switchToNewBranch(
   dir: string,

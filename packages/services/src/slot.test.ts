@@ -4,7 +4,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterEach, describe, expect, inject, it } from 'vitest';
-import { GIT_ENV } from '@wtpool/testkit';
+import { GIT_ENV, freePort } from '@wtpool/testkit';
 import { slotNames } from '@wtpool/config';
 import { armHooks, createProviders, leaseSlot, releaseSlot, provisionSlot } from './index.js';
 import { bandStore } from './redis.js';
@@ -121,14 +121,23 @@ describe('env keys, ports, beads', () => {
   });
 
   it('warns when a port of the block is already bound by another process', async () => {
-    f = await fixture({ ports: { base: 45000, stride: 10 } });
+    // A port the kernel says is free becomes the 5th port of wt-2's block; something binds it.
+    let taken = await freePort();
+    while (taken > 65000) taken = await freePort(); // the block must end below 65536
+    const base = taken - 2 * 10 - 4;
+    f = await fixture({ ports: { base, stride: 10 } });
     const squatter = net.createServer();
-    await new Promise<void>((r) => squatter.listen(45000 + 2 * 10 + 4, '127.0.0.1', r));
+    await new Promise<void>((resolve, reject) => {
+      squatter.once('error', reject);
+      squatter.listen(taken, '127.0.0.1', resolve);
+    });
     try {
       const providers = await createProviders(f.loaded);
       await leaseSlot(providers, f.ctx(2), lease);
       expect(f.warnings).toEqual([
-        expect.stringMatching(/wt-2: port 45024 of its block 45020-45029/),
+        expect.stringMatching(
+          new RegExp(`wt-2: port ${taken} of its block ${base + 20}-${base + 29}`),
+        ),
       ]);
       await leaseSlot(providers, f.ctx(3), lease);
       expect(f.warnings).toHaveLength(1);
