@@ -1,6 +1,7 @@
 import * as fsSync from 'node:fs';
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
+import path from 'node:path';
 import lockfile from 'proper-lockfile';
 import { WtpoolError, ExitCode, errno, formatDuration } from '@wtpool/core';
 
@@ -181,10 +182,50 @@ async function reclaimIfHolderDead(
  * handle's signal is aborted and withLock rejects with LockCompromisedError instead of
  * crashing the process.
  */
+/**
+ * Callers in one process queue in memory (FIFO per target) before they take the file lock:
+ * otherwise many concurrent callers of one process (an orchestrator leasing 16 slots at once)
+ * would poll the lock with backoff sleeps and wait for each other's timers, not for the lock.
+ */
+const localQueues = new Map<string, Promise<unknown>>();
+
 export async function withLock<T>(
   target: string,
   fn: (lock: LockHandle) => Promise<T> | T,
   opts: LockOptions & { purpose?: string } = {},
+): Promise<T> {
+  const key = path.resolve(target);
+  const before = localQueues.get(key) ?? Promise.resolve();
+  let done!: () => void;
+  const mine = new Promise<void>((r) => (done = r));
+  const tail = before.then(() => mine);
+  localQueues.set(key, tail);
+  try {
+    // The timeout covers the wait in this queue too; giving up keeps the queue intact.
+    const timeout = opts.timeout ?? 30_000;
+    const started = Date.now();
+    let timer: NodeJS.Timeout | undefined;
+    const inTime = await Promise.race([
+      before.then(() => true),
+      new Promise<boolean>((r) => (timer = setTimeout(() => r(false), timeout))),
+    ]);
+    clearTimeout(timer);
+    if (!inTime)
+      throw new LockTimeoutError(target, Date.now() - started, await readLockHolder(target));
+    return await withFileLock(target, fn, {
+      ...opts,
+      timeout: Math.max(0, timeout - (Date.now() - started)),
+    });
+  } finally {
+    done();
+    if (localQueues.get(key) === tail) localQueues.delete(key);
+  }
+}
+
+async function withFileLock<T>(
+  target: string,
+  fn: (lock: LockHandle) => Promise<T> | T,
+  opts: LockOptions & { purpose?: string },
 ): Promise<T> {
   const timeout = opts.timeout ?? 30_000;
   const stale = Math.max(opts.stale ?? 20_000, 2000);

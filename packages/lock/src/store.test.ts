@@ -24,6 +24,19 @@ describe('JsonStore', () => {
     expect(v.data.items).toEqual(['a', 'b']);
   });
 
+  it('serves many concurrent callers of one process, each exactly once', async () => {
+    const file = path.join(tempDir(), 'state.json');
+    const store = new JsonStore(file, { initial: { n: 0, order: [] as number[] } });
+    await Promise.all(
+      Array.from({ length: 64 }, (_, i) => store.update((d) => void (d.n++, d.order.push(i)))),
+    );
+    const v = await store.readVersioned();
+    expect(v.data.n).toBe(64);
+    expect(v.version).toBe(64);
+    // In-process callers queue first come, first served.
+    expect(v.data.order).toEqual(Array.from({ length: 64 }, (_, i) => i));
+  });
+
   it('writes nothing when the transaction throws', async () => {
     const file = path.join(tempDir(), 'state.json');
     const store = new JsonStore(file, { initial: { n: 1 } });

@@ -66,7 +66,7 @@ const MARKERS_KEPT = 32;
 export class JsonStore<T> {
   readonly file: string;
   private readonly opts: JsonStoreOptions<T>;
-  private dirReady = false;
+  private dirReady: Promise<unknown> | undefined;
 
   constructor(file: string, opts: JsonStoreOptions<T>) {
     this.file = path.resolve(file);
@@ -153,10 +153,8 @@ export class JsonStore<T> {
   async update<R>(
     fn: (draft: T, ctx: { version: number; lock: LockHandle }) => R | Promise<R>,
   ): Promise<R> {
-    if (!this.dirReady) {
-      await fs.mkdir(path.dirname(this.file), { recursive: true });
-      this.dirReady = true;
-    }
+    this.dirReady ??= fs.mkdir(path.dirname(this.file), { recursive: true });
+    await this.dirReady;
     const retries = this.opts.conflictRetries ?? 2;
     for (let attempt = 0; ; attempt++) {
       try {

@@ -29,10 +29,19 @@ async function exists(p: string): Promise<boolean> {
   );
 }
 
-export async function armHooks(mainRoot: string, worktree: string): Promise<ArmResult> {
-  const hooksPath = await execFileP('git', ['config', '--get', 'core.hooksPath'], { cwd: worktree })
+/** The effective core.hooksPath seen from a worktree (null when not set). */
+export function readHooksPath(worktree: string): Promise<string | null> {
+  return execFileP('git', ['config', '--get', 'core.hooksPath'], { cwd: worktree })
     .then((r) => r.stdout.trim() || null)
     .catch(() => null); // exit 1: not set
+}
+
+export async function armHooks(
+  mainRoot: string,
+  worktree: string,
+  known?: Promise<string | null>,
+): Promise<ArmResult> {
+  const hooksPath = await (known ?? readHooksPath(worktree));
   if (hooksPath === null) {
     return { hooksPath, armed: false, reason: 'no core.hooksPath: the shared .git/hooks apply' };
   }
@@ -58,10 +67,14 @@ export async function armHooks(mainRoot: string, worktree: string): Promise<ArmR
 
 /** Always on: arms the hooks when a slot is provisioned; `check` re-arms and reports drift. */
 export function hooksProvider(): SlotProvider {
+  // A new worktree has no config of its own: one read serves every slot provisioned by this
+  // process (`init --size 10` would otherwise run git ten times for the same answer).
+  let shared: Promise<string | null> | undefined;
   return {
     name: 'hooks',
     async provision(ctx) {
-      const r = await armHooks(ctx.repo.mainRoot, ctx.names.path);
+      shared ??= readHooksPath(ctx.names.path);
+      const r = await armHooks(ctx.repo.mainRoot, ctx.names.path, shared);
       if (r.armed) ctx.progress(`${ctx.names.id}: hooks armed (${r.hooksPath})`);
     },
     async check(ctx) {
