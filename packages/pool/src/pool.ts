@@ -78,6 +78,7 @@ import {
   deleteBranch,
   deleteBranchWithoutGit,
   detachWithoutGit,
+  removePoolFiles,
   ensureExcludes,
   isDirty,
   listRefs,
@@ -1005,6 +1006,7 @@ export class WorktreePool {
       if (!(untouched && (await detachWithoutGit(dir, lease.branch, baseCommit)))) {
         await resetToBase(dir, base, keep, st.needsClean);
       }
+      await removePoolFiles(dir);
     } else {
       ahead = await commitsAhead(this.repo.mainRoot, base, branchRef);
     }

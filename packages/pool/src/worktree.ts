@@ -20,6 +20,14 @@ const POOL_IDENTITY = {
   GIT_COMMITTER_EMAIL: 'wtpool@localhost',
 };
 
+/** Files the pool itself writes into a leased worktree (ignored through info/exclude). */
+const POOL_FILES = [OWNER_MARKER, ENV_FILE];
+
+/** Removes the lease's marker and env file from a worktree going back to the pool. */
+export async function removePoolFiles(dir: string): Promise<void> {
+  await Promise.all(POOL_FILES.map((f) => fs.rm(path.join(dir, f), { force: true })));
+}
+
 /** Adds the pool's per-slot files to the common `info/exclude` (shared by every worktree). */
 export const ensureExcludes = (commonDir: string) =>
   excludeFromGit(commonDir, [OWNER_MARKER, ENV_FILE]);
@@ -94,7 +102,9 @@ export async function worktreeStatus(dir: string, keep: string[]): Promise<Workt
       st.dirty = true;
       st.needsClean = true;
     } else if (e.startsWith('! ')) {
-      if (!kept.has(e.slice(2).replace(/\/+$/, ''))) st.needsClean = true;
+      const name = e.slice(2).replace(/\/+$/, '');
+      // The pool's own files are removed by the release itself (removePoolFiles), not by clean.
+      if (!kept.has(name) && !POOL_FILES.includes(name)) st.needsClean = true;
     } else if (/^[12u] /.test(e)) {
       st.dirty = true;
       if (e.startsWith('2 ')) i++; // a rename carries its original path as the next entry
