@@ -15,20 +15,14 @@ import { promisify } from 'node:util';
 import { withLock } from '@wtpool/lock';
 import { WorktreePool } from '@wtpool/pool';
 import { fmtMs, median, percentile, report, scratch, time, type Row } from './harness.js';
+import { GIT_ENV as TEST_GIT_ENV } from '../../packages/testkit/dist/index.js';
 
 const execFileP = promisify(execFile);
 const gitRevParse = (cwd: string) => execFileP('git', ['rev-parse', 'HEAD'], { cwd });
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const BIN = path.join(ROOT, 'packages/pool/bin/pool.js');
-const GIT_ENV = {
-  ...process.env,
-  GIT_CONFIG_NOSYSTEM: '1',
-  GIT_AUTHOR_NAME: 'bench',
-  GIT_AUTHOR_EMAIL: 'bench@wtpool.invalid',
-  GIT_COMMITTER_NAME: 'bench',
-  GIT_COMMITTER_EMAIL: 'bench@wtpool.invalid',
-};
+const GIT_ENV = { ...process.env, ...TEST_GIT_ENV };
 
 /**
  * The same CLI run from the unbundled `tsc` output (what the bin ran before D65), for an

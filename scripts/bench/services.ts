@@ -26,19 +26,13 @@ import {
 import { cloneDatabase, withAdmin } from '../../packages/services/dist/postgres.js';
 import { startPostgres, startRedis } from '../../packages/testkit/dist/index.js';
 import { fmtMs, interleave, median, report, scratch, time, type Row } from './harness.js';
+import { GIT_ENV as TEST_GIT_ENV } from '../../packages/testkit/dist/index.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const SERVICES = path.join(ROOT, 'packages/services');
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const DEPS_ROUNDS = Number(process.env.BENCH_DEPS_ROUNDS ?? 3);
-const GIT_ENV = {
-  ...process.env,
-  GIT_CONFIG_NOSYSTEM: '1',
-  GIT_AUTHOR_NAME: 'bench',
-  GIT_AUTHOR_EMAIL: 'bench@wtpool.invalid',
-  GIT_COMMITTER_NAME: 'bench',
-  GIT_COMMITTER_EMAIL: 'bench@wtpool.invalid',
-};
+const GIT_ENV = { ...process.env, ...TEST_GIT_ENV };
 const git = (cwd: string, ...args: string[]) =>
   execFileSync('git', args, { cwd, env: GIT_ENV, encoding: 'utf8', stdio: 'pipe' });
 const lease = { agent: 'bench', task: 'bench', token: 1 };
