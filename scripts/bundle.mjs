@@ -6,7 +6,7 @@
  *
  * - Workspace packages and third-party code are inlined; `import()` stays lazy as a split chunk
  *   (`dist/chunk-<hash>.js`), so services, pg, … load only when a command needs them.
- * - External: the package's own declared dependencies (resolvable from its directory at run
+ * - External: the package's own declared dependencies except pg (resolvable from its directory at run
  *   time) and optional native modules.
  * - Everything lands directly in `dist/`, where `import.meta.url`-relative paths (the gates bin,
  *   the monitor daemon) resolve exactly as they do for the tsc output.
