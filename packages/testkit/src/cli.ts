@@ -56,6 +56,8 @@ export function runCli(bin: string, args: string[], opts: RunOptions = {}): Prom
         },
       });
     });
+    // A command that exits without reading its input closes the pipe: that is not an error.
+    child.stdin.on('error', () => {});
     child.stdin.end(opts.input ?? '');
   });
 }
