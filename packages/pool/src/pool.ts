@@ -975,10 +975,10 @@ export class WorktreePool {
     let rescueRef: string | null = null;
     let ahead: number;
     const branchRef = `refs/heads/${lease.branch}`;
+    const baseCommit = await readBranchCommit(this.repo.commonDir, base);
     if (worktreeExists(dir)) {
       const st = known ?? (await worktreeStatus(dir, keep));
       const onBranch = st.branch === lease.branch;
-      const baseCommit = await readBranchCommit(this.repo.commonDir, base);
       const save = async () => {
         rescueRef = await saveRescue(
           dir,
@@ -1011,7 +1011,6 @@ export class WorktreePool {
       ahead = await commitsAhead(this.repo.mainRoot, base, branchRef);
     }
     if (ahead === 0) {
-      const baseCommit = await readBranchCommit(this.repo.commonDir, base);
       await withGitLock(this.repo.stateDir, 'refs', async () => {
         const gone =
           baseCommit !== null &&
