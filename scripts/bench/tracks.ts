@@ -6,20 +6,12 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { resolveRepo } from '@wtpool/config';
 import { analyze } from '@wtpool/tracks';
 import { fmtMs, interleave, median, report, scratch, type Row } from './harness.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
-function fixtures(): string {
-  const c = [root, resolveRepo(root).mainRoot].map((r) =>
-    path.resolve(r, '../shared/fixtures/beads'),
-  );
-  const f = c.find((d) => existsSync(d));
-  if (!f) throw new Error(`beads fixtures missing: looked in ${c.join(', ')}`);
-  return f;
-}
+const fixtures = (): string => path.join(root, 'packages/tracks/test/fixtures/beads');
 
 /** n issues, a third closed, epics of ~8 children, blocking chains, some files in text. */
 function generate(n: number, file: string): void {

@@ -1,7 +1,5 @@
 /** Test helpers (not compiled into dist, not a test file). */
-import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { resolveRepo } from '@wtpool/config';
 import { PROJECT_ROOT } from '@wtpool/testkit';
 import type { Issue } from '@wtpool/tracks';
 
@@ -21,10 +19,5 @@ export function issue(id: string, deps: [string, string][] = [], o: Partial<Issu
   };
 }
 
-// shared/ sits beside the repository's main checkout (CI: a fresh clone; here: beside a worktree's main).
-const candidates = [PROJECT_ROOT, resolveRepo(PROJECT_ROOT).mainRoot].map((r) =>
-  path.resolve(r, '../shared/fixtures/beads'),
-);
-const found = candidates.find((c) => existsSync(c));
-if (!found) throw new Error(`beads fixtures missing: looked in ${candidates.join(', ')}`);
-export const FIXTURES: string = found;
+// Real beads files, copied into the repository (their sources and licences: test/fixtures/beads/README.md).
+export const FIXTURES: string = path.join(PROJECT_ROOT, 'packages/tracks/test/fixtures/beads');
