@@ -87,9 +87,6 @@ async function bundle({ pkg, entries }) {
     platform: 'node',
     target: 'node20',
     external: [...own, ...OPTIONAL],
-    // proper-lockfile loads graceful-fs (which loads assert, constants and patches a clone of
-    // fs) only as the default of its `fs` option; @wtpool/lock always passes its own.
-    alias: { 'graceful-fs': path.join(ROOT, 'scripts/graceful-fs-stub.cjs') },
     banner: { js: BANNER },
     metafile: true,
     logLevel: 'warning',

@@ -2,6 +2,7 @@ export {
   withLock,
   readLockHolder,
   inspectLock,
+  reclaimLock,
   pidAlive,
   LockTimeoutError,
   LockCompromisedError,

@@ -1,9 +1,8 @@
 import * as fsSync from 'node:fs';
-import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import lockfile from 'proper-lockfile';
 import { WtpoolError, ExitCode, errno, formatDuration } from '@wtpool/core';
+import { openPrivateSync } from './private.js';
 
 export interface LockOptions {
   /** How long to wait for the lock before failing (ms). Default 30 s. */
@@ -80,37 +79,47 @@ export class LockCompromisedError extends WtpoolError {
 const HOST = os.hostname();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/**
- * proper-lockfile takes an `fs` option. Locks are held for well under a millisecond of work,
- * so a thread-pool hop per metadata call (mkdir, stat, utimes, rmdir) would dominate; these
- * run synchronously and call back on the next tick. All of them are metadata-only syscalls.
+/*
+ * The lock on `target` is the directory `<target>.lock`, made once and kept. It holds exactly
+ * one token file, always: `free`, or `held.<pid>.<host>.<nonce>` while someone holds the lock.
+ * Every change of hands is one rename of that token, and a rename of a given name succeeds for
+ * exactly one of any number of racing processes (the others get ENOENT):
+ *
+ * - acquire: rename `free` → `held.<me>`;
+ * - release: rename `held.<me>` → `free` (ENOENT: someone took it over; we were compromised);
+ * - take over a dead or stale holder: rename `held.<them>` → `held.<me>`. The name carries the
+ *   holder's identity, so a takeover can only ever move the lock of the holder it inspected:
+ *   if that holder released in between, the name is gone and the rename fails.
+ * - the first use: mkdir `<target>.lock` (one process wins) and create `held.<me>` in it.
+ *
+ * The holder record is the token itself (pid and host in its name, since/purpose in its
+ * content), so no record can outlive or precede its lock. A holder refreshes its token's times
+ * every stale/2; a token whose inode did not change (ctime: rename and utimes both set it) for
+ * `stale` is taken over.
  */
-type Cb = (err: NodeJS.ErrnoException | null, value?: unknown) => void;
-const syncFs = (() => {
-  const wrap =
-    <A extends unknown[]>(fn: (...args: A) => unknown) =>
-    (...args: [...A, Cb]) => {
-      const cb = args.pop() as Cb;
-      let value: unknown;
-      try {
-        value = fn(...(args as unknown as A));
-      } catch (e) {
-        process.nextTick(cb, e as NodeJS.ErrnoException);
-        return;
-      }
-      process.nextTick(cb, null, value);
-    };
-  return {
-    ...fsSync,
-    mkdir: wrap((p: string) => (fsSync.mkdirSync(p, 0o700), fsSync.chmodSync(p, 0o700))),
-    rmdir: wrap((p: string) => fsSync.rmdirSync(p)),
-    stat: wrap((p: string) => fsSync.statSync(p)),
-    utimes: wrap((p: string, a: Date, m: Date) => fsSync.utimesSync(p, a, m)),
-    realpath: wrap((p: string) => fsSync.realpathSync(p)),
-  };
-})();
+const FREE = 'free';
+const HELD = 'held.';
+const hostTag = HOST.replace(/[^A-Za-z0-9-]/g, '_').slice(0, 64) || 'host';
 const lockDir = (target: string) => `${target}.lock`;
-const ownerFile = (target: string) => `${target}.lock.owner`;
+/** The owner file of versions before the token design: read for display only, then removed. */
+const legacyOwnerFile = (target: string) => `${target}.lock.owner`;
+let nonceCounter = 0;
+/** Nonces of the locks this process holds now: a token with our pid and another nonce is a leftover. */
+const heldHere = new Set<string>();
+
+interface Token {
+  name: string;
+  pid: number;
+  host: string;
+  nonce: string;
+}
+
+function parseToken(name: string): Token | undefined {
+  if (!name.startsWith(HELD)) return undefined;
+  const [pid, host, nonce, ...rest] = name.slice(HELD.length).split('.');
+  if (!pid || !host || !nonce || rest.length || !/^\d+$/.test(pid)) return undefined;
+  return { name, pid: Number(pid), host, nonce };
+}
 
 /** Is `pid` alive on this host? (EPERM means it exists but is not ours.) */
 export function pidAlive(pid: number): boolean {
@@ -123,56 +132,203 @@ export function pidAlive(pid: number): boolean {
   }
 }
 
-/** The process currently holding the lock on `target`, as it recorded itself. */
-export async function readLockHolder(target: string): Promise<LockHolder | undefined> {
+/** A holder that cannot come back: a dead pid of this host, or a leftover of our own pid. */
+function tokenDead(t: Token): boolean {
+  if (t.host !== hostTag) return false;
+  if (t.pid === process.pid) return !heldHere.has(t.nonce);
+  return !pidAlive(t.pid);
+}
+
+interface LockState {
+  /** The held token, if any. */
+  token?: Token;
+  /** When the token (or, for a dir without one, the dir) last changed. */
+  changedMs?: number;
+  /** The directory exists but holds no token (a crashed first user, or an old-style lock). */
+  tokenless?: boolean;
+  free?: boolean;
+}
+
+function lockState(dir: string): LockState | undefined {
+  let names: string[];
   try {
-    return JSON.parse(await fs.readFile(ownerFile(target), 'utf8')) as LockHolder;
+    names = fsSync.readdirSync(dir);
+  } catch (e) {
+    if (errno(e) === 'ENOENT') return undefined;
+    throw e;
+  }
+  if (names.includes(FREE)) return { free: true };
+  for (const n of names) {
+    const token = parseToken(n);
+    if (!token) continue;
+    try {
+      return { token, changedMs: fsSync.statSync(path.join(dir, n)).ctimeMs };
+    } catch (e) {
+      if (errno(e) === 'ENOENT') return { free: true }; // it changed hands: look again
+      throw e;
+    }
+  }
+  try {
+    return { tokenless: true, changedMs: fsSync.statSync(dir).mtimeMs };
+  } catch (e) {
+    if (errno(e) === 'ENOENT') return undefined;
+    throw e;
+  }
+}
+
+function readRecord(dir: string, t: Token): LockHolder {
+  const holder: LockHolder = { pid: t.pid, host: t.host, since: '' };
+  try {
+    const rec = JSON.parse(fsSync.readFileSync(path.join(dir, t.name), 'utf8')) as LockHolder & {
+      nonce?: string;
+    };
+    // The content is the last holder's until the new one writes its own: match the nonce.
+    if (rec.nonce === t.nonce)
+      return { pid: t.pid, host: rec.host, since: rec.since, purpose: rec.purpose };
+  } catch {
+    // not written yet, or being written: the name is enough
+  }
+  try {
+    holder.since = new Date(fsSync.statSync(path.join(dir, t.name)).ctimeMs).toISOString();
+  } catch {
+    // gone
+  }
+  return holder;
+}
+
+function readLegacyOwner(target: string): LockHolder | undefined {
+  try {
+    return JSON.parse(fsSync.readFileSync(legacyOwnerFile(target), 'utf8')) as LockHolder;
   } catch {
     return undefined;
   }
+}
+
+/** The process currently holding the lock on `target`, as its token names it. */
+export async function readLockHolder(target: string): Promise<LockHolder | undefined> {
+  const dir = lockDir(target);
+  const st = lockState(dir);
+  if (st?.token) return readRecord(dir, st.token);
+  if (st?.tokenless) return readLegacyOwner(target);
+  return undefined;
 }
 
 /** Information about a lock on disk, for the monitor's stale-lock check. */
 export async function inspectLock(
   target: string,
 ): Promise<{ held: boolean; ageMs?: number; holder?: LockHolder; holderAlive?: boolean }> {
-  try {
-    const st = await fs.stat(lockDir(target));
-    const holder = await readLockHolder(target);
+  const dir = lockDir(target);
+  const st = lockState(dir);
+  if (!st || st.free) return { held: false };
+  const ageMs = Date.now() - (st.changedMs ?? Date.now());
+  if (st.token) {
     return {
       held: true,
-      ageMs: Date.now() - st.mtimeMs,
-      ...(holder
-        ? { holder, holderAlive: holder.host === HOST ? pidAlive(holder.pid) : true }
-        : {}),
+      ageMs,
+      holder: readRecord(dir, st.token),
+      holderAlive: !tokenDead(st.token),
     };
-  } catch {
-    return { held: false };
+  }
+  const legacy = readLegacyOwner(target);
+  return {
+    held: true,
+    ageMs,
+    ...(legacy
+      ? { holder: legacy, holderAlive: legacy.host === HOST ? pidAlive(legacy.pid) : true }
+      : {}),
+  };
+}
+
+type Attempt =
+  { got: true; how: 'free' | 'created' | 'takeover' } | { got: false; cleared?: boolean };
+
+/**
+ * One attempt to take the lock, synchronous (a handful of metadata syscalls; thread-pool hops
+ * would cost more than the calls). `inspect` also looks at the holder: a dead or stale one is
+ * taken over; a directory without a token that has not changed for `stale` is set aside.
+ */
+function attempt(target: string, me: string, stale: number, inspect: boolean): Attempt {
+  const dir = lockDir(target);
+  try {
+    fsSync.renameSync(path.join(dir, FREE), path.join(dir, me));
+    return { got: true, how: 'free' };
+  } catch (e) {
+    if (errno(e) !== 'ENOENT') throw e;
+  }
+  if (fsSync.existsSync(dir))
+    return inspect ? inspectAndReclaim(target, me, stale) : { got: false };
+  // First use: the directory appears with our token already in it (made aside, then renamed
+  // into place), so a lock directory never exists without a token.
+  const tmp = `${dir}.new-${process.pid}-${++nonceCounter}`;
+  fsSync.mkdirSync(tmp, 0o700);
+  try {
+    fsSync.chmodSync(tmp, 0o700);
+    fsSync.closeSync(openPrivateSync(path.join(tmp, me)));
+    fsSync.renameSync(tmp, dir);
+    return { got: true, how: 'created' };
+  } catch (e) {
+    const code = errno(e);
+    if (code !== 'ENOTEMPTY' && code !== 'EEXIST') throw e;
+    return { got: false }; // someone else made it first
+  } finally {
+    fsSync.rmSync(tmp, { recursive: true, force: true });
   }
 }
 
-/**
- * A lock whose recorded holder is a dead process on this host can be taken over at once,
- * without waiting for `stale`. Renaming the lock directory away is atomic, so of several
- * processes that see the same dead holder only one removes it.
- */
-async function reclaimIfHolderDead(
-  target: string,
-  holder: LockHolder | undefined,
-): Promise<boolean> {
-  if (!holder || holder.host !== HOST || pidAlive(holder.pid)) return false;
-  // Someone may have reclaimed it and taken the lock since we read the holder: re-check.
-  const now = await readLockHolder(target);
-  if (!now || now.pid !== holder.pid || now.since !== holder.since) return false;
-  const graveyard = `${lockDir(target)}.dead-${process.pid}-${Date.now()}`;
-  try {
-    await fs.rename(lockDir(target), graveyard);
-  } catch {
-    return false;
+function inspectAndReclaim(target: string, me: string, stale: number): Attempt {
+  const dir = lockDir(target);
+  const st = lockState(dir);
+  if (!st || st.free) return { got: false }; // changed hands meanwhile: the caller retries at once
+  const age = Date.now() - (st.changedMs ?? Date.now());
+  if (st.token) {
+    if (!tokenDead(st.token) && age < stale) return { got: false };
+    try {
+      // Exactly the holder we inspected: if it released or was taken over since, this fails.
+      fsSync.renameSync(path.join(dir, st.token.name), path.join(dir, me));
+      return { got: true, how: 'takeover' };
+    } catch (e) {
+      if (errno(e) === 'ENOENT') return { got: false };
+      throw e;
+    }
   }
-  await fs.rm(graveyard, { recursive: true, force: true });
-  await fs.rm(ownerFile(target), { force: true });
-  return true;
+  // No token: an old-style lock (an empty directory its holder refreshes), or a token removed
+  // by hand. Nothing adds a token to such a directory, so once it is stale it is set aside
+  // whole; rename is atomic, so only one of us does.
+  if (age < stale) return { got: false };
+  const grave = `${dir}.stale-${process.pid}-${++nonceCounter}`;
+  try {
+    fsSync.renameSync(dir, grave);
+  } catch (e) {
+    if (errno(e) === 'ENOENT') return { got: false };
+    throw e;
+  }
+  fsSync.rmSync(grave, { recursive: true, force: true });
+  fsSync.rmSync(legacyOwnerFile(target), { force: true });
+  return { got: false, cleared: true };
+}
+
+/**
+ * Frees the lock on `target` if its holder is dead, or has not refreshed it for `stale` ms (for
+ * the monitor's cleanup). Like a waiter's takeover, it can only move the holder it inspected.
+ * True if it freed something.
+ */
+export function reclaimLock(target: string, opts: { stale: number }): boolean {
+  const nonce = `${++nonceCounter}${Math.random().toString(36).slice(2, 8)}`;
+  const me = `${HELD}${process.pid}.${hostTag}.${nonce}`;
+  heldHere.add(nonce);
+  try {
+    const r = inspectAndReclaim(target, me, opts.stale);
+    if (!r.got) return r.cleared === true;
+    const dir = lockDir(target);
+    try {
+      fsSync.renameSync(path.join(dir, me), path.join(dir, FREE));
+    } catch (e) {
+      if (errno(e) !== 'ENOENT') throw e;
+    }
+    return true;
+  } finally {
+    heldHere.delete(nonce);
+  }
 }
 
 /**
@@ -233,68 +389,78 @@ async function withFileLock<T>(
   const controller = new AbortController();
   let compromisedBy: unknown;
   const started = Date.now();
-  let release: (() => Promise<void>) | undefined;
-  let attempt = 0;
+  const nonce = `${++nonceCounter}${Math.random().toString(36).slice(2, 8)}`;
+  const me = `${HELD}${process.pid}.${hostTag}.${nonce}`;
+  const dir = lockDir(target);
+  const mine = path.join(dir, me);
+  let tries = 0;
   let announced = false;
-  let holderChecked = false;
 
   // Waiters sleep a jittered, growing interval (1 ms up to maxBackoff). Measured: waking every
   // waiter on each release (an inotify watch on the directory) made the lock bounce between
   // processes and halved aggregate throughput under 16-way contention; sleeping lets a holder
   // that loops keep the lock while the others stay out of its way (docs/benchmarks.md).
-  while (!release) {
-    try {
-      release = await lockfile.lock(target, {
-        realpath: false,
-        stale,
-        retries: 0,
-        fs: syncFs,
-        onCompromised: (err: Error) => {
-          compromisedBy = err;
-          controller.abort(err);
-        },
-      });
-    } catch (e) {
-      if (errno(e) !== 'ELOCKED') throw e;
-      attempt++;
-      // Now and then, look at who holds it: a dead local holder is reclaimed at once.
-      if (!holderChecked || attempt % 16 === 0) {
-        holderChecked = true;
-        const holder = await readLockHolder(target);
-        if (!announced) {
-          announced = true;
-          opts.onWait?.(holder);
-        }
-        if (await reclaimIfHolderDead(target, holder)) continue;
+  heldHere.add(nonce);
+  try {
+    for (;;) {
+      // Now and then, look at who holds it: a dead or stale holder is taken over.
+      const inspect = tries === 0 || tries % 16 === 1;
+      if (attempt(target, me, stale, inspect).got) break;
+      tries++;
+      if (!announced && inspect && tries > 1) {
+        announced = true;
+        opts.onWait?.(await readLockHolder(target));
       }
       const waited = Date.now() - started;
       if (waited >= timeout)
         throw new LockTimeoutError(target, waited, await readLockHolder(target));
-      const cap = Math.min(maxBackoff, 2 ** Math.min(attempt, 10));
+      const cap = Math.min(maxBackoff, 2 ** Math.min(tries, 10));
       await sleep(Math.min(Math.random() * cap + 0.5, Math.max(1, timeout - waited)));
     }
+  } catch (e) {
+    heldHere.delete(nonce);
+    throw e;
   }
 
-  // Who holds the lock is recorded only if the hold lasts: most critical sections end within a
-  // millisecond, and a waiter only needs the name when it has waited long (timeout message) or
-  // suspects a dead holder. A holder that dies before this is reclaimed after `stale`.
-  const holder: LockHolder = { pid: process.pid, host: HOST, since: new Date().toISOString() };
-  if (opts.purpose) holder.purpose = opts.purpose;
-  let ownerWritten = false;
-  const recordOwner = () => {
+  const compromise = (cause: unknown) => {
+    if (controller.signal.aborted) return;
+    compromisedBy = cause;
+    controller.abort(cause);
+  };
+  // The token keeps our lock fresh: its ctime moves with every utimes. Gone means taken over.
+  const refresh = setInterval(() => {
     try {
-      fsSync.writeFileSync(ownerFile(target), JSON.stringify(holder), { mode: 0o600 });
-      fsSync.chmodSync(ownerFile(target), 0o600);
-      ownerWritten = true;
-    } catch {
-      // informational only
+      const now = new Date();
+      fsSync.utimesSync(mine, now, now);
+    } catch (e) {
+      compromise(e);
+    }
+  }, stale / 2);
+  refresh.unref();
+  // Who holds it is in the token's name at once; since/purpose are written only if the hold
+  // lasts (most critical sections end within a millisecond).
+  const record = () => {
+    const holder = { pid: process.pid, host: HOST, since: new Date().toISOString(), nonce };
+    try {
+      const fd = fsSync.openSync(mine, 'r+');
+      try {
+        fsSync.ftruncateSync(fd);
+        fsSync.writeSync(
+          fd,
+          JSON.stringify(opts.purpose ? { ...holder, purpose: opts.purpose } : holder),
+        );
+      } finally {
+        fsSync.closeSync(fd);
+      }
+    } catch (e) {
+      if (errno(e) === 'ENOENT') compromise(e);
     }
   };
-  const ownerTimer =
+  const recordTimer =
     opts.recordHolderAfter === 0
-      ? (recordOwner(), undefined)
-      : setTimeout(recordOwner, opts.recordHolderAfter ?? 25);
-  ownerTimer?.unref();
+      ? (record(), undefined)
+      : setTimeout(record, opts.recordHolderAfter ?? 25);
+  recordTimer?.unref();
 
   const handle: LockHandle = {
     signal: controller.signal,
@@ -306,15 +472,20 @@ async function withFileLock<T>(
     },
   };
 
+  let result: T;
   try {
-    const result = await fn(handle);
-    handle.assertHeld();
-    return result;
+    result = await fn(handle);
   } finally {
-    clearTimeout(ownerTimer);
-    if (!controller.signal.aborted) {
-      if (ownerWritten) fsSync.rmSync(ownerFile(target), { force: true });
-      await release().catch(() => {});
+    clearInterval(refresh);
+    clearTimeout(recordTimer);
+    heldHere.delete(nonce);
+    try {
+      fsSync.renameSync(mine, path.join(dir, FREE));
+    } catch (e) {
+      // Our token is gone: someone took the lock over while we held it. Leave theirs alone.
+      compromise(e);
     }
   }
+  handle.assertHeld();
+  return result;
 }

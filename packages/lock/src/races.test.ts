@@ -3,7 +3,15 @@
  * runs the compiled library). These are the "must show" cases of the foundation issue.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  readdirSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -178,5 +186,124 @@ describe('FencingCounter', () => {
     const later = worker('fence', file, '1');
     await later.exited;
     expect((later.lines[0] as { tokens: number[] }).tokens[0]).toBe(101);
+  });
+});
+
+/** A pid that was alive a moment ago and is dead now. */
+async function deadPid(): Promise<number> {
+  const child = spawn(process.execPath, ['-e', '0']);
+  await new Promise((r) => child.on('exit', r));
+  return child.pid!;
+}
+
+const hostTag =
+  os
+    .hostname()
+    .replace(/[^A-Za-z0-9-]/g, '_')
+    .slice(0, 64) || 'host';
+
+interface CriticalResult {
+  done?: boolean;
+  overlaps: number;
+  leftovers: number;
+  sections: number;
+  error?: string;
+}
+const resultOf = (p: Proc) =>
+  p.lines.find((l) => 'done' in l || 'error' in l) as unknown as CriticalResult;
+
+describe('withLock: exclusion after a dead holder (issue #11)', () => {
+  it('3 processes × 200 non-idempotent sections after a leftover lock of a dead pid: 0 overlaps, 0 crashes, 5 rounds', async () => {
+    for (let round = 0; round < 5; round++) {
+      const dir = tempDir();
+      const target = path.join(dir, 'critical');
+      const marker = path.join(dir, 'inside');
+      const dead = await deadPid();
+      const lockDir = `${target}.lock`;
+      mkdirSync(lockDir);
+      if (round % 2 === 0) {
+        // The current layout: the dead holder's token, record inside.
+        writeFileSync(
+          path.join(lockDir, `held.${dead}.${hostTag}.1abc`),
+          JSON.stringify({ pid: dead, host: os.hostname(), since: new Date().toISOString() }),
+        );
+      } else {
+        // The layout of the bug report: an empty lock dir and a separate owner record of a
+        // dead pid, the dir not refreshed for longer than `stale`.
+        writeFileSync(
+          `${lockDir}.owner`,
+          JSON.stringify({ pid: dead, host: os.hostname(), since: new Date().toISOString() }),
+        );
+        const old = new Date(Date.now() - 60_000);
+        utimesSync(lockDir, old, old);
+      }
+      const procs = Array.from({ length: 3 }, () =>
+        worker('critical', target, '200', marker, '2000'),
+      );
+      const codes = await Promise.all(procs.map((p) => p.exited));
+      const results = procs.map(resultOf);
+      expect(results.map((r) => r.error)).toEqual([undefined, undefined, undefined]);
+      expect(codes).toEqual([0, 0, 0]);
+      expect(results.map((r) => [r.overlaps, r.leftovers, r.sections])).toEqual([
+        [0, 0, 200],
+        [0, 0, 200],
+        [0, 0, 200],
+      ]);
+      expect(existsSync(marker)).toBe(false);
+      // The lock is free and its directory holds exactly the one token.
+      expect(readdirSync(lockDir)).toEqual(['free']);
+    }
+  });
+
+  it('the same with holders SIGKILLed at random inside their sections: survivors finish, 0 overlaps', async () => {
+    for (let round = 0; round < 3; round++) {
+      const dir = tempDir();
+      const target = path.join(dir, 'critical');
+      const marker = path.join(dir, 'inside');
+      const lockDir = `${target}.lock`;
+      const survivors = Array.from({ length: 3 }, () =>
+        worker('critical', target, '200', marker, '2000'),
+      );
+      const victims = new Map<number, Proc>();
+      const addVictim = () => {
+        const v = worker('critical', target, '1000000', marker, '2000');
+        victims.set(v.child.pid!, v);
+      };
+      for (let i = 0; i < 3; i++) addVictim();
+      let finished = false;
+      const all = Promise.all(survivors.map((s) => s.exited)).then(() => (finished = true));
+      let kills = 0;
+      while (!finished) {
+        await sleep(20 + Math.random() * 80);
+        // Kill the holder if it is a victim: read who holds the lock from its token.
+        let names: string[] = [];
+        try {
+          names = readdirSync(lockDir);
+        } catch {
+          continue; // not made yet
+        }
+        const held = names.find((n) => n.startsWith('held.'));
+        const v = held && victims.get(Number(held.split('.')[1]));
+        if (!v) continue;
+        v.child.kill('SIGKILL');
+        victims.delete(v.child.pid!);
+        kills++;
+        addVictim();
+      }
+      await all;
+      for (const v of victims.values()) v.child.kill('SIGKILL');
+      const results = survivors.map(resultOf);
+      expect(results.map((r) => r.error)).toEqual([undefined, undefined, undefined]);
+      expect(survivors.map((s) => s.child.exitCode)).toEqual([0, 0, 0]);
+      expect(results.map((r) => [r.overlaps, r.sections])).toEqual([
+        [0, 200],
+        [0, 200],
+        [0, 200],
+      ]);
+      expect(kills).toBeGreaterThan(0);
+      // A victim killed inside its section leaves its marker; each is found at most once.
+      const leftovers = results.reduce((n, r) => n + r.leftovers, 0);
+      expect(leftovers).toBeLessThanOrEqual(kills);
+    }
   });
 });

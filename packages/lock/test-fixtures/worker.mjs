@@ -1,12 +1,26 @@
-/* global performance */
+/* global performance, setImmediate */
 // A real OS process for the lock library's race tests. Uses the compiled library (dist/).
 // Usage: node worker.mjs <mode> <args…>; prints one JSON line per event on stdout.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, linkSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { JsonStore, createExclusive, withLock, FencingCounter } from '../dist/index.js';
 
 const [mode, file, ...rest] = process.argv.slice(2);
 const say = (obj) => process.stdout.write(JSON.stringify(obj) + '\n');
+
+/** Alive and not a zombie (a killed child its parent has not reaped yet is dead to us). */
+function alive(pid) {
+  try {
+    process.kill(pid, 0);
+  } catch (e) {
+    if (e.code !== 'EPERM') return false;
+  }
+  try {
+    return readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.[0] !== 'Z';
+  } catch {
+    return false;
+  }
+}
 
 async function waitFor(path) {
   while (!existsSync(path)) await sleep(1);
@@ -94,6 +108,52 @@ try {
       const started = Date.now();
       await withLock(file, () => undefined, { stale: Number(rest[0]), timeout: Number(rest[1]) });
       say({ gotLockAfterMs: Date.now() - started });
+      break;
+    }
+    case 'critical': {
+      // critical <target> <count> <marker> <stale>: `count` non-idempotent critical sections.
+      // Each creates <marker> exclusively (content: our pid, complete when it appears), may
+      // yield to the event loop, and removes it before leaving. A marker already there, or gone
+      // when we remove it, is an overlap, unless its creator is dead (a holder the test killed
+      // inside its section): then it is a leftover, removed and counted apart.
+      const [count, marker, stale] = rest;
+      const tmp = `${marker}.${process.pid}`;
+      writeFileSync(tmp, String(process.pid));
+      let overlaps = 0;
+      let leftovers = 0;
+      for (let i = 0; i < Number(count); i++) {
+        await withLock(
+          file,
+          async () => {
+            try {
+              linkSync(tmp, marker);
+            } catch (e) {
+              if (e.code !== 'EEXIST') throw e;
+              const owner = Number(readFileSync(marker, 'utf8'));
+              if (alive(owner)) {
+                overlaps++;
+                say({ overlap: 'marker present', owner, section: i });
+                return;
+              }
+              leftovers++;
+              unlinkSync(marker);
+              linkSync(tmp, marker);
+            }
+            if (i % 3 === 0) await new Promise((r) => setImmediate(r));
+            if (i % 50 === 7) await sleep(30); // long enough to write the holder record
+            try {
+              unlinkSync(marker);
+            } catch (e) {
+              if (e.code !== 'ENOENT') throw e;
+              overlaps++;
+              say({ overlap: 'marker gone', section: i });
+            }
+          },
+          { stale: Number(stale), timeout: 600000 },
+        );
+      }
+      rmSync(tmp, { force: true });
+      say({ done: true, overlaps, leftovers, sections: Number(count) });
       break;
     }
     default:

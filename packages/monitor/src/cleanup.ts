@@ -7,7 +7,7 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { orphanRescueRefPrefix, type LoadedConfig } from '@wtpool/config';
-import { inspectLock, pidAlive } from '@wtpool/lock';
+import { inspectLock, pidAlive, reclaimLock } from '@wtpool/lock';
 import { bandStore, flushIndex, quoteIdent } from '@wtpool/services';
 import { detectLeaks, LOCK_STALE_MS, type Leak, type LeakKind } from './leaks.js';
 import { poolOps, readPoolState, type PoolOps } from './pool-access.js';
@@ -108,12 +108,11 @@ async function removeStaleLock(leak: Leak) {
   if ((info.ageMs ?? 0) < LOCK_STALE_MS || info.holderAlive === true) {
     throw new Error(`${lockDir} is in use again; left alone`);
   }
-  // Rename first: atomic, so of two cleaners only one removes it, and never a fresh lock.
-  const grave = `${lockDir}.dead-${process.pid}-${Date.now()}`;
-  await fs.rename(lockDir, grave);
-  await fs.rm(grave, { recursive: true, force: true });
-  await fs.rm(`${lockDir}.owner`, { force: true });
-  return { action: `removed stale lock ${lockDir}` };
+  // The lock package frees exactly the holder it inspects, never one that took the lock since.
+  if (!reclaimLock(target, { stale: LOCK_STALE_MS })) {
+    throw new Error(`${lockDir} is in use again; left alone`);
+  }
+  return { action: `freed stale lock ${lockDir}` };
 }
 
 async function endLease(leak: Leak, ops: PoolOps) {

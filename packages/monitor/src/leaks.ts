@@ -218,7 +218,7 @@ async function redisLeaks({ loaded, state }: DetectContext): Promise<Leak[]> {
   return leaks;
 }
 
-/** Lock directories (`<target>.lock`, proper-lockfile) in the state dir, two levels deep. */
+/** Lock directories (`<target>.lock`, @wtpool/lock) in the state dir, two levels deep. */
 async function lockTargets(stateDir: string): Promise<string[]> {
   const out: string[] = [];
   const scan = async (dir: string, depth: number) => {
@@ -254,7 +254,7 @@ async function lockLeaks({ loaded }: DetectContext): Promise<Leak[]> {
         holder: info.holder ?? null,
         holderAlive: info.holderAlive ?? null,
       },
-      fix: 'remove the lock directory and its owner file',
+      fix: 'free the lock (only if its holder is still the one found)',
     });
   }
   return leaks;

@@ -150,6 +150,10 @@ export async function ensureTemplate(
     path.join(repo.stateDir, 'postgres-template'),
     () =>
       withAdmin(url, async (c) => {
+        // Second line of defence behind the file lock (which a builder stopped past its stale
+        // period loses): a session advisory lock, held by the server for as long as this
+        // connection lives, so two builds of one template never overlap.
+        await c.query('SELECT pg_advisory_lock(hashtext($1))', [`wtpool-template:${name}`]);
         if (await ready(c)) return { name, hash, built: false };
         hooks.progress?.(`building PostgreSQL template ${name}…`);
         await dropDatabase(c, name); // a half-built leftover of a crashed or failed build

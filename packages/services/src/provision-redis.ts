@@ -88,7 +88,7 @@ export async function provisionRedis(
   await fs.mkdir(loaded.repo.stateDir, { recursive: true });
   return withLock(
     lockTarget,
-    async () => {
+    async (lock) => {
       const before = await physicalDatabases(url);
       if (before >= target) {
         await bandStore(loaded.repo).update((d) => void (d.physical = before));
@@ -131,8 +131,11 @@ export async function provisionRedis(
         });
       }
       const mode = (await fs.stat(confFile)).mode & 0o777;
-      await writeFileAtomic(confFile, withDatabases(conf, target));
-      await fs.chmod(confFile, mode);
+      // The file lock alone does not exclude a holder stopped past its stale period: never
+      // lower what is configured, and write only while the lock is still ours.
+      const configured = Number(/^[ \t]*databases[ \t]+(\d+)[ \t]*$/m.exec(conf)?.[1] ?? 0);
+      lock.assertHeld();
+      await writeFileAtomic(confFile, withDatabases(conf, Math.max(target, configured)), { mode });
       progress(`restarting Redis (${r.restartCommand})…`);
       const runIdBefore = await redisInfo(url, 'run_id').catch(() => undefined);
       // The restart command comes from pool.config.yaml (the operator's own file), not a user.
