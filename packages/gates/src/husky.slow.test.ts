@@ -9,7 +9,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PROJECT_ROOT, runCli, type TempRepo } from '@wtpool/testkit';
 import type { InstallResult } from './install.js';
-import { ENV, POOL_CONFIG, gates, makeTsRepo, pool, type Lease } from './test-fixtures.js';
+import { ENV, POOL_CONFIG, gates, makeTsRepo, pool, type Lease } from './fixtures.testutil.js';
 
 const HUSKY = path.join(PROJECT_ROOT, 'node_modules/husky/bin.js');
 const PRE_COMMIT =
@@ -64,7 +64,7 @@ describe('gates install with husky 9', () => {
     const lease = await pool<Lease>(['acquire', 'agent-1', 'husky', '--no-wait'], repo);
     expect(existsSync(path.join(lease.path, '.husky/_/h'))).toBe(true);
     places.push({ where: 'a pool slot', cwd: lease.path });
-  });
+  }, 600_000);
   afterAll(() => repo.cleanup());
 
   it('keeps husky hooks and the gates running everywhere', async () => {
@@ -94,7 +94,7 @@ describe('gates install with husky 9', () => {
         'husky pre-commit ran',
       );
     }
-  });
+  }, 900_000);
 
   it('uninstall takes the gates out of .husky/pre-commit and leaves husky as it was', async () => {
     const r = await gates(['uninstall', '--json'], repo.dir);
