@@ -6,8 +6,9 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { poolRoot } from '@wtpool/config';
+import { gitRun } from '@wtpool/core';
 import { readJsonFile } from '@wtpool/lock';
-import { gitRaw, withGitLock } from './git.js';
+import { withGitLock } from './git.js';
 import { HOST, procAlive, procRef } from './proc.js';
 import { emptyPlan, retireIdle, slotList, sweep } from './state.js';
 import type { LeaseFile } from './types.js';
@@ -126,7 +127,7 @@ export async function doctor(pool: WorktreePool, opts: { fix: boolean }): Promis
     });
     if (opts.fix)
       await withGitLock(pool.repo.stateDir, 'worktrees', () =>
-        gitRaw(['worktree', 'prune'], { cwd: pool.repo.mainRoot }),
+        gitRun(['worktree', 'prune'], { cwd: pool.repo.mainRoot }),
       );
   }
   for (const w of worktrees) {
