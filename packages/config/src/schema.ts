@@ -130,8 +130,7 @@ export const SCHEMA = {
     idleShrinkAfter: {
       type: 'duration',
       default: '30m',
-      min: 1000,
-      description: 'ready slots above min idle for this long are retired (at least 1s)',
+      description: 'ready slots above min idle for this long are retired',
     },
   },
   postgres: {
@@ -304,7 +303,6 @@ export const SCHEMA = {
     leaseAlertAfter: {
       type: 'duration',
       default: '20m',
-      min: 1000,
       description: 'leases older than this are reported',
     },
     thresholds: {
