@@ -6,7 +6,13 @@
 import { execFile } from 'node:child_process';
 import { createRequire } from 'node:module';
 import path from 'node:path';
-import { WtpoolError, failure, serviceUnavailableError } from '@wtpool/core';
+import {
+  WtpoolError,
+  failure,
+  serviceUnavailableError,
+  toErrorCode,
+  toExitCode,
+} from '@wtpool/core';
 import { checkName, checkTask } from '@wtpool/config';
 import type { Track } from './tracks.js';
 
@@ -173,11 +179,10 @@ export function cliPoolPort(opts: CliPoolOptions): PoolPort {
               }),
             );
           }
-          const code = typeof err?.code === 'number' ? err.code : 1;
           reject(
             new WtpoolError(
-              e?.code ?? 'ERR_POOL',
-              code,
+              e?.code ? toErrorCode(e.code) : 'ERR_POOL',
+              toExitCode(err?.code),
               `pool ${args[0]} failed: ${e?.message ?? (stderr.trim().split('\n')[0] || String(err))}`,
               { hint: e?.hint ?? 'run `pool status` to see the pool' },
             ),
