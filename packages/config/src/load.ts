@@ -1,7 +1,8 @@
-import { chmodSync, readFileSync, mkdirSync, writeFileSync, renameSync } from 'node:fs';
+import { chmodSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { configError, errno, notFoundError } from '@wtpool/core';
+import { PRIVATE_FILE_MODE, ensurePrivateDir } from '@wtpool/lock';
 import { validateConfig } from './validate.js';
 import { poolRootProblem } from './checks.js';
 import { resolveRepo, targetDir, mtimeKey, type RepoPaths } from './repo.js';
@@ -75,17 +76,18 @@ function readCache(cacheFile: string, file: string, key: string): unknown {
 
 /**
  * The cache holds the parsed file, which may hold credentials (postgres.url): mode 0600 in a
- * 0700 state dir, whatever the umask.
+ * 0700 state dir, whatever the umask (D92).
  */
 function writeCache(cacheFile: string, content: unknown): void {
+  const tmp = `${cacheFile}.${process.pid}.tmp`;
   try {
-    mkdirSync(path.dirname(cacheFile), { recursive: true, mode: 0o700 });
-    const tmp = `${cacheFile}.${process.pid}.tmp`;
-    writeFileSync(tmp, JSON.stringify(content), { mode: 0o600 });
-    chmodSync(tmp, 0o600);
+    ensurePrivateDir(path.dirname(cacheFile));
+    writeFileSync(tmp, JSON.stringify(content), { mode: PRIVATE_FILE_MODE, flag: 'w' });
+    chmodSync(tmp, PRIVATE_FILE_MODE); // the umask may have removed bits, never added any
     renameSync(tmp, cacheFile);
   } catch {
     // the cache is an optimisation only
+    rmSync(tmp, { force: true });
   }
 }
 

@@ -14,7 +14,7 @@ import { existsSync, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { WtpoolError, conflictError, failure, notFoundError, usageError } from '@wtpool/core';
 import { integrationWorktree, resolveRepo, type LoadedConfig } from '@wtpool/config';
-import { JsonStore, withLock } from '@wtpool/lock';
+import { JsonStore, PRIVATE_FILE_MODE, ensurePrivateDir, withLock } from '@wtpool/lock';
 import { branchHead, checkBranch, keptBranches } from './candidates.js';
 import { gateEnv, git, gitTry, shell, stopChildren } from './exec.js';
 import { formatReport, runPipeline } from './pipeline.js';
@@ -73,7 +73,7 @@ async function exclusive<T>(
   purpose: string,
   fn: () => Promise<T>,
 ): Promise<T> {
-  await fs.mkdir(integrationDir(loaded), { recursive: true });
+  ensurePrivateDir(integrationDir(loaded));
   return withLock(path.join(integrationDir(loaded), 'queue'), fn, { timeout: 2000, purpose });
 }
 
@@ -222,9 +222,10 @@ function logName(branch: string): string {
 
 async function writeLog(loaded: LoadedConfig, branch: string, text: string): Promise<string> {
   const dir = path.join(integrationDir(loaded), 'logs');
-  await fs.mkdir(dir, { recursive: true });
+  // A CI log may print credentials from the environment: owner-only, like the rest of the state.
+  ensurePrivateDir(dir);
   const file = path.join(dir, logName(branch));
-  await fs.writeFile(file, text);
+  await fs.writeFile(file, text, { mode: PRIVATE_FILE_MODE });
   return file;
 }
 
