@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Makes sure the binaries the test suite needs are present: redis-server and PostgreSQL's
-# initdb/pg_ctl/postgres. Installs them with apt-get when running as root; otherwise says
+# initdb/pg_ctl/postgres, and chromium (the dashboard's browser test). Installs them with apt-get when running as root; otherwise says
 # exactly what to install. Starting the servers is the test setup's job (packages/testkit).
 set -euo pipefail
 
@@ -13,6 +13,7 @@ for d in ${PG_BIN:-} /usr/lib/postgresql/*/bin; do
 done
 if [ -z "$pg_bin" ] && command -v initdb >/dev/null 2>&1 && command -v pg_ctl >/dev/null 2>&1; then pg_bin=path; fi
 [ -n "$pg_bin" ] || missing+=(postgresql)
+[ -x "${CHROMIUM_PATH:-/usr/bin/chromium}" ] || missing+=(chromium)
 
 if [ ${#missing[@]} -eq 0 ]; then exit 0; fi
 
