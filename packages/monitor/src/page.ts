@@ -47,7 +47,8 @@ export const PAGE_HTML = `<!doctype html>
   .chart .cap { font-size: 12px; color: var(--mute); display: flex; justify-content: space-between; }
   button { font: inherit; font-size: 12px; padding: 1px 8px; border: 1px solid #c5cad3; background: #fff; border-radius: 4px; cursor: pointer; }
   button:hover { background: #eef3ff; }
-  .events td:first-child { color: var(--mute); }
+  .events td:first-child { color: var(--mute); } .events td:last-child { width: 100%; }
+  .gauge .label span:first-child { white-space: nowrap; margin-right: 12px; }
   #toast { position: fixed; bottom: 12px; right: 12px; background: #1d2330; color: #fff; padding: 6px 10px; border-radius: 4px; display: none; max-width: 50%; }
 </style>
 </head>

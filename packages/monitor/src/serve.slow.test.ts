@@ -21,7 +21,7 @@ import {
 
 const MONITOR = path.join(PROJECT_ROOT, 'packages/monitor/bin/monitor.js');
 const POOL = path.join(PROJECT_ROOT, 'packages/pool/bin/pool.js');
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const HAVE_CHROMIUM = existsSync(CHROMIUM);
 if (!HAVE_CHROMIUM)
   console.warn(
