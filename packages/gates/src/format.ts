@@ -4,7 +4,7 @@
  * runs (so it sees exactly what will be committed) and restores them afterwards.
  */
 import { gateEnv, shell } from './exec.js';
-import type { GateResult, PipelineOptions } from './pipeline.js';
+import type { GateResult, PipelineOptions } from './gate-types.js';
 
 /** `sh -c '<format> "$@"' gates <files…>`: file names are arguments, never shell text. */
 const withFiles = (command: string) => `${command} "$@"`;
