@@ -160,8 +160,12 @@ describe('integrate run never leaves the repository mid-merge', () => {
   async function startSlowRun(r: TempRepo) {
     const marker = path.join(r.sandbox, 'tests-started');
     const cfg = path.join(r.sandbox, 'slow.yaml');
-    // The test gate signals that it started, then hangs: the merge commit exists by then.
-    writeFileSync(cfg, `gates:\n  build: tsc -b\n  test: touch ${marker} && sleep 60\n`);
+    // The test gate of the merge signals that it started, then hangs: the merge commit exists by
+    // then. The base check (without src/s.ts) passes at once.
+    writeFileSync(
+      cfg,
+      `deps:\n  strategy: none\ngates:\n  build: tsc -b\n  test: if [ -f src/s.ts ]; then touch ${marker} && sleep 60; fi\n`,
+    );
     await branch(r, 'slow', { 'src/s.ts': 'export const s: number = 1;\n' });
     const start = await r.git(['rev-parse', 'main']);
     const child = spawn(
