@@ -3,6 +3,10 @@ import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vitest/config';
 
 const root = path.dirname(fileURLToPath(import.meta.url));
+const ALL = ['packages/*/src/**/*.test.ts', 'scripts/**/*.test.ts'];
+// Suites that start real servers (redis-server, PostgreSQL), spawn the CLI bundles (dist/), run
+// races between many OS processes or real builds are named `*.slow.test.ts` (docs/architecture.md).
+const SLOW = ['packages/*/src/**/*.slow.test.ts', 'scripts/**/*.slow.test.ts'];
 
 export default defineConfig({
   resolve: {
@@ -12,13 +16,24 @@ export default defineConfig({
     ],
   },
   test: {
-    include: ['packages/*/src/**/*.test.ts', 'scripts/**/*.test.ts'],
-    globalSetup: ['packages/testkit/src/global-setup.ts'],
     testTimeout: 120_000,
     hookTimeout: 120_000,
     pool: 'forks',
     // Race tests spawn many real processes; two cores: keep files from piling up on each other.
     maxWorkers: 2,
     reporters: ['default', './packages/testkit/src/summary-reporter.ts'],
+    projects: [
+      // `pnpm test:fast`: no servers, no dist/, no process races.
+      { extends: true, test: { name: 'fast', include: ALL, exclude: SLOW } },
+      // One real redis-server and PostgreSQL for the run (packages/testkit global setup).
+      {
+        extends: true,
+        test: {
+          name: 'slow',
+          include: SLOW,
+          globalSetup: ['packages/testkit/src/global-setup.ts'],
+        },
+      },
+    ],
   },
 });

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Makes sure the binaries the test suite needs are present: redis-server and PostgreSQL's
-# initdb/pg_ctl/postgres. Installs them with apt-get when running as root; otherwise says
+# Makes sure the binaries the test suite needs are present: redis-server, PostgreSQL's
+# initdb/pg_ctl/postgres and a chromium for the dashboard's browser tests (CHROMIUM may name one). Installs them with apt-get when running as root; otherwise says
 # exactly what to install. Starting the servers is the test setup's job (packages/testkit).
 set -euo pipefail
 
@@ -13,6 +13,11 @@ for d in ${PG_BIN:-} /usr/lib/postgresql/*/bin; do
 done
 if [ -z "$pg_bin" ] && command -v initdb >/dev/null 2>&1 && command -v pg_ctl >/dev/null 2>&1; then pg_bin=path; fi
 [ -n "$pg_bin" ] || missing+=(postgresql)
+
+if [ -z "${CHROMIUM:-}" ] || [ ! -x "$CHROMIUM" ]; then
+  command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 ||
+    command -v google-chrome >/dev/null 2>&1 || missing+=(chromium)
+fi
 
 if [ ${#missing[@]} -eq 0 ]; then exit 0; fi
 
@@ -27,5 +32,5 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
 fi
 
 echo "ensure-test-services: missing ${missing[*]}." >&2
-echo "Install them, e.g.: sudo apt-get install -y ${missing[*]}  (or set PG_BIN to a PostgreSQL bin directory)" >&2
+echo "Install them, e.g.: sudo apt-get install -y ${missing[*]}  (or set PG_BIN to a PostgreSQL bin directory, CHROMIUM to a browser)" >&2
 exit 1

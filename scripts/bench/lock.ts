@@ -21,7 +21,7 @@ import { median, report, scratch, type Row } from './harness.js';
 
 const WORKER = path.join(
   path.dirname(fileURLToPath(import.meta.url)),
-  '../../packages/lock/test-fixtures/worker.mjs',
+  '../../packages/lock/test/fixtures/worker.mjs',
 );
 const OPS = Number(process.env.BENCH_LOCK_OPS ?? 300);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);

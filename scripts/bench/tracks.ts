@@ -3,7 +3,7 @@
  * for the largest fixture and generated graphs of 2k, 10k and 50k issues. Baseline, measured
  * in the same run and interleaved: a plain `JSON.parse` of every line of the same file.
  */
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { analyze } from '@wtpool/tracks';

@@ -21,7 +21,8 @@ interface Step {
 interface Job {
   needs?: string[];
   if?: string;
-  services?: Record<string, { image: string; options?: string }>;
+  services?: Record<string, unknown>;
+  env?: Record<string, string>;
   steps: Step[];
 }
 interface Workflow {
@@ -51,15 +52,20 @@ describe('integration workflow', () => {
     expect(wf.concurrency.group).toBeTruthy();
   });
 
-  it('has PostgreSQL and Redis services with health checks, pnpm and node with caching', () => {
+  it('installs the test servers before the gates, uses pnpm and node with caching', () => {
     const job = wf.jobs.gates!;
-    expect(job.services?.postgres?.options).toContain('--health-cmd');
-    expect(job.services?.redis?.options).toContain('--health-cmd');
+    // The testkit starts its own redis-server and PostgreSQL on free ports: no containers, no
+    // DATABASE_URL/REDIS_URL that nothing reads.
+    expect(job.services).toBeUndefined();
+    expect(Object.keys(job.env ?? {})).toEqual(['CI']);
+    const runs = job.steps.map((s) => s.run ?? '');
+    const servers = runs.findIndex((r) => r.includes('bash scripts/ensure-test-services.sh'));
+    expect(servers).toBeGreaterThanOrEqual(0);
+    expect(runs.indexOf('pnpm gates ci')).toBeGreaterThan(servers);
     const uses = job.steps.map((s) => s.uses ?? '');
     expect(uses.some((u) => u.startsWith('pnpm/action-setup'))).toBe(true);
     const node = job.steps.find((s) => s.uses?.startsWith('actions/setup-node'));
     expect(node?.with?.cache).toBe('pnpm');
-    expect(job.steps.some((s) => s.run === 'pnpm gates ci')).toBe(true);
   });
 
   it('ends with one job that needs all the others (the check to require)', () => {

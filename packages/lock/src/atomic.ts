@@ -2,6 +2,7 @@ import * as fsSync from 'node:fs';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { errno } from '@wtpool/core';
+import { PRIVATE_FILE_MODE, ensurePrivateDir, openPrivateSync } from './private.js';
 
 let tempCounter = 0;
 
@@ -15,11 +16,19 @@ export function tempPath(target: string): string {
   return path.join(path.dirname(target), `.${path.basename(target)}.${unique}.tmp`);
 }
 
-/** Writes `data` to a new temp file beside `target` and fsyncs it. Returns the temp path. */
-export async function writeTemp(target: string, data: string): Promise<string> {
+/**
+ * Writes `data` to a new temp file beside `target` and fsyncs it. Returns the temp path. The
+ * file has exactly `mode` (default 0600, whatever the umask).
+ */
+export async function writeTemp(
+  target: string,
+  data: string,
+  mode = PRIVATE_FILE_MODE,
+): Promise<string> {
   const tmp = tempPath(target);
-  const fh = await fs.open(tmp, 'wx', 0o644);
+  const fh = await fs.open(tmp, 'wx', mode);
   try {
+    await fh.chmod(mode);
     await fh.writeFile(data);
     await fh.sync();
   } catch (e) {
@@ -32,9 +41,9 @@ export async function writeTemp(target: string, data: string): Promise<string> {
 }
 
 /** writeTemp, synchronously (for short critical sections; see JsonStore). */
-export function writeTempSync(target: string, data: string): string {
+export function writeTempSync(target: string, data: string, mode = PRIVATE_FILE_MODE): string {
   const tmp = tempPath(target);
-  const fd = fsSync.openSync(tmp, 'wx', 0o644);
+  const fd = openPrivateSync(tmp, mode);
   try {
     fsSync.writeFileSync(fd, data);
     fsSync.fsyncSync(fd);
@@ -50,15 +59,29 @@ export function writeTempSync(target: string, data: string): string {
 /**
  * Replaces `target` with `data` atomically: temp file, fsync, rename. A reader sees the old
  * or the new content, never a torn file, even if this process is killed at any instant.
+ * The file gets exactly `mode`: 0600 unless told otherwise (it may hold a secret).
  */
-export async function writeFileAtomic(target: string, data: string): Promise<void> {
-  const tmp = await writeTemp(target, data);
+export async function writeFileAtomic(
+  target: string,
+  data: string,
+  opts: { mode?: number } = {},
+): Promise<void> {
+  const tmp = await writeTemp(target, data, opts.mode);
   try {
     await fs.rename(tmp, target);
   } catch (e) {
     await fs.rm(tmp, { force: true });
     throw e;
   }
+}
+
+/**
+ * writeFileAtomic for a file that may hold a credential: the file is 0600 and its directory is
+ * created (or tightened) to 0700, whatever the umask.
+ */
+export async function writePrivateFile(target: string, data: string): Promise<void> {
+  ensurePrivateDir(path.dirname(target));
+  await writeFileAtomic(target, data);
 }
 
 /**

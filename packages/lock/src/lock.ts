@@ -102,7 +102,7 @@ const syncFs = (() => {
     };
   return {
     ...fsSync,
-    mkdir: wrap((p: string) => fsSync.mkdirSync(p)),
+    mkdir: wrap((p: string) => (fsSync.mkdirSync(p, 0o700), fsSync.chmodSync(p, 0o700))),
     rmdir: wrap((p: string) => fsSync.rmdirSync(p)),
     stat: wrap((p: string) => fsSync.statSync(p)),
     utimes: wrap((p: string, a: Date, m: Date) => fsSync.utimesSync(p, a, m)),
@@ -283,7 +283,8 @@ async function withFileLock<T>(
   let ownerWritten = false;
   const recordOwner = () => {
     try {
-      fsSync.writeFileSync(ownerFile(target), JSON.stringify(holder));
+      fsSync.writeFileSync(ownerFile(target), JSON.stringify(holder), { mode: 0o600 });
+      fsSync.chmodSync(ownerFile(target), 0o600);
       ownerWritten = true;
     } catch {
       // informational only

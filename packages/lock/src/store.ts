@@ -3,6 +3,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { WtpoolError, ExitCode, errno } from '@wtpool/core';
 import { writeTempSync } from './atomic.js';
+import { ensurePrivateDir } from './private.js';
 import { withLock, type LockOptions, type LockHandle } from './lock.js';
 
 /** On disk: the data plus a version that grows by one with every committed write. */
@@ -66,7 +67,6 @@ const MARKERS_KEPT = 32;
 export class JsonStore<T> {
   readonly file: string;
   private readonly opts: JsonStoreOptions<T>;
-  private dirReady: Promise<unknown> | undefined;
 
   constructor(file: string, opts: JsonStoreOptions<T>) {
     this.file = path.resolve(file);
@@ -153,8 +153,8 @@ export class JsonStore<T> {
   async update<R>(
     fn: (draft: T, ctx: { version: number; lock: LockHandle }) => R | Promise<R>,
   ): Promise<R> {
-    this.dirReady ??= fs.mkdir(path.dirname(this.file), { recursive: true });
-    await this.dirReady;
+    // The state may name credentials: its directory is 0700, its files 0600 (writeTempSync).
+    ensurePrivateDir(path.dirname(this.file));
     const retries = this.opts.conflictRetries ?? 2;
     for (let attempt = 0; ; attempt++) {
       try {

@@ -87,6 +87,28 @@ export const spec: CliSpec = {
     'Exit codes: 0 ok · 1 failure · 2 usage · 3 config invalid · 4 not found · 5 conflict (not the holder, dirty worktree) · 6 service unavailable · 7 capacity exhausted · 75 pool full / wait timed out.\nDocs: docs/pool.md',
   commands: [
     {
+      name: 'setup',
+      summary:
+        'set up this repository: commented pool.config.yaml from what it has, root scripts, the gates',
+      description:
+        'Detects the package manager and its packageManager pin, lockfile, formatter, build script and PostgreSQL/Redis URLs in .env files (redacted when printed), writes pool.config.yaml, adds the pool/gates/monitor/tracks/integrate scripts and runs `gates install`. Idempotent: existing files and scripts are kept unless --force.',
+      options: [
+        {
+          name: 'yes',
+          short: 'y',
+          type: 'boolean',
+          description: 'do not ask (setup never asks today; kept for scripts)',
+        },
+        { name: 'force', type: 'boolean', description: 'overwrite pool.config.yaml and scripts' },
+      ],
+      async run(ctx) {
+        const { setup, formatSetup } = await import('./setup.js');
+        const r = await setup({ repo: ctx.repo, force: ctx.opts.force === true });
+        ctx.out.result(r, () => formatSetup(r));
+        return r.gates.ok ? 0 : 1;
+      },
+    },
+    {
       name: 'init',
       summary: 'create ready slots (default scale.min); idempotent; recreates missing worktrees',
       options: [

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { slotNames } from '@wtpool/config';
 import { installDeps } from './index.js';
-import { fixture, type Fixture } from './fixture.testutil.js';
+import { fixture, type Fixture } from './fixtures.testutil.js';
 
 let f: Fixture | undefined;
 afterEach(async () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { buildGraph, bvPlan, trackName } from '@wtpool/tracks';
-import { issue } from './helpers.test-util.js';
+import { issue } from './fixtures.testutil.js';
 
 describe('--format bv follows bv --robot-plan', () => {
   it('names tracks A…Z, AA…', () => {

@@ -2,7 +2,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { tempDir } from '@wtpool/testkit';
-import { FIXTURES } from './helpers.test-util.js';
+import { FIXTURES } from './fixtures.testutil.js';
 import { buildGraph, findIssueFile, readIssueFile, readIssueLines } from '@wtpool/tracks';
 
 const fx = (name: string) => path.join(FIXTURES, name);

@@ -4,9 +4,17 @@
  * is reached through a small port, by default the pool CLI run as a child process.
  */
 import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
-import { WtpoolError, failure, serviceUnavailableError } from '@wtpool/core';
+import { fileURLToPath } from 'node:url';
+import {
+  WtpoolError,
+  failure,
+  serviceUnavailableError,
+  toErrorCode,
+  toExitCode,
+} from '@wtpool/core';
 import { checkName, checkTask } from '@wtpool/config';
 import type { Track } from './tracks.js';
 
@@ -125,8 +133,10 @@ export async function acquireAssignments(rec: Recommendation, port: PoolPort): P
   }
 }
 
-/** The pool CLI's bin, found through the installed @wtpool/pool package. */
+/** The pool CLI's bin: beside this code in the one-package install (worktree-pool), else @wtpool/pool's. */
 export function poolBin(): string {
+  const beside = fileURLToPath(new URL('../bin/pool.js', import.meta.url));
+  if (existsSync(beside)) return beside;
   const req = createRequire(import.meta.url);
   let entry: string;
   try {
@@ -173,11 +183,10 @@ export function cliPoolPort(opts: CliPoolOptions): PoolPort {
               }),
             );
           }
-          const code = typeof err?.code === 'number' ? err.code : 1;
           reject(
             new WtpoolError(
-              e?.code ?? 'ERR_POOL',
-              code,
+              e?.code ? toErrorCode(e.code) : 'ERR_POOL',
+              toExitCode(err?.code),
               `pool ${args[0]} failed: ${e?.message ?? (stderr.trim().split('\n')[0] || String(err))}`,
               { hint: e?.hint ?? 'run `pool status` to see the pool' },
             ),

@@ -8,7 +8,7 @@ import {
   type Graph,
   type Issue,
 } from '@wtpool/tracks';
-import { issue } from './helpers.test-util.js';
+import { issue } from './fixtures.testutil.js';
 
 const BLOCKING = ['blocks', 'parent-child', 'conditional-blocks', 'waits-for'];
 const OTHER = ['related', 'discovered-from'];

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { TempRepo } from '@wtpool/testkit';
 import type { InstallResult } from './install.js';
-import { ENV, commit, gates, makeTsRepo } from './test-fixtures.js';
+import { ENV, commit, gates, makeTsRepo } from './fixtures.testutil.js';
 
 let repo: TempRepo | undefined;
 afterEach(async () => {

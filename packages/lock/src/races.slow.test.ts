@@ -1,5 +1,5 @@
 /**
- * The lock library's guarantees, shown with real concurrent OS processes (test-fixtures/worker.mjs
+ * The lock library's guarantees, shown with real concurrent OS processes (test/fixtures/worker.mjs
  * runs the compiled library). These are the "must show" cases of the foundation issue.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -12,7 +12,7 @@ import { tempDir } from '@wtpool/testkit';
 
 const WORKER = path.join(
   path.dirname(fileURLToPath(import.meta.url)),
-  '../test-fixtures/worker.mjs',
+  '../test/fixtures/worker.mjs',
 );
 
 interface Proc {

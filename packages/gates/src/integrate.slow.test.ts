@@ -18,7 +18,7 @@ import {
   pool,
   POOL_CONFIG,
   type Lease,
-} from './test-fixtures.js';
+} from './fixtures.testutil.js';
 
 let repo: TempRepo | undefined;
 afterEach(async () => {

@@ -19,7 +19,7 @@ import {
 } from '@wtpool/testkit';
 import type { Capacity } from './redis.js';
 import { redisInfo, redisPipeline } from './resp.js';
-import { uniquePrefix } from './fixture.testutil.js';
+import { uniquePrefix } from './fixtures.testutil.js';
 
 const POOL = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../pool/bin/pool.js');
 const execFileP = promisify(execFile);

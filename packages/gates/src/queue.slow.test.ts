@@ -11,7 +11,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { TempRepo } from '@wtpool/testkit';
 import type { RunReport, StatusReport } from './integrate.js';
 import type { GateReport } from './pipeline.js';
-import { gates, integrate, makeTsRepo, TSCONFIG } from './test-fixtures.js';
+import { gates, integrate, makeTsRepo, TSCONFIG } from './fixtures.testutil.js';
 
 let repo: TempRepo | undefined;
 afterEach(async () => {

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { tempDir } from '@wtpool/testkit';
 import { redisCapacity } from './index.js';
-import { fixture, runWorker, uniquePrefix, type Fixture } from './fixture.testutil.js';
+import { fixture, runWorker, uniquePrefix, type Fixture } from './fixtures.testutil.js';
 
 interface Line {
   op: 'got' | 'free' | 'state';

@@ -8,7 +8,7 @@ import { GIT_ENV, freePort } from '@wtpool/testkit';
 import { slotNames } from '@wtpool/config';
 import { armHooks, createProviders, leaseSlot, releaseSlot, provisionSlot } from './index.js';
 import { bandStore } from './redis.js';
-import { fixture, type Fixture } from './fixture.testutil.js';
+import { fixture, type Fixture } from './fixtures.testutil.js';
 
 const execFileP = promisify(execFile);
 const lease = { agent: 'a', task: 't', token: 1 };

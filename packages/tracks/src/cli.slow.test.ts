@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PROJECT_ROOT, makeTempRepo, runCli, type TempRepo } from '@wtpool/testkit';
-import { FIXTURES } from './helpers.test-util.js';
+import { FIXTURES } from './fixtures.testutil.js';
 
 const BIN = path.join(PROJECT_ROOT, 'packages/tracks/bin/tracks.js');
 const issueLine = (o: Record<string, unknown>) =>

@@ -16,7 +16,7 @@ import {
   makeTsRepo,
   pool,
   type Lease,
-} from './test-fixtures.js';
+} from './fixtures.testutil.js';
 
 type Place = { where: string; setup: (repo: TempRepo) => Promise<string> };
 

@@ -5,7 +5,7 @@ import { startRedis, tempDir, type RedisServer } from '@wtpool/testkit';
 import { loadConfig } from '@wtpool/config';
 import { createProviders, leaseSlot, provisionRedis, redisCapacity, releaseSlot } from './index.js';
 import { redisCommand, redisInfo, redisPipeline } from './resp.js';
-import { fixture, runWorker, type Fixture } from './fixture.testutil.js';
+import { fixture, runWorker, type Fixture } from './fixtures.testutil.js';
 
 describe('Redis elastic band (own redis-server, databases 64)', () => {
   let redis: RedisServer;

@@ -6,7 +6,7 @@ import { startPostgres, type PostgresServer } from '@wtpool/testkit';
 import { urlWithPath } from '@wtpool/config';
 import { createProviders, leaseSlot, releaseSlot } from './index.js';
 import { ensureTemplate, quoteIdent, withAdmin } from './postgres.js';
-import { fixture, uniquePrefix, type Fixture } from './fixture.testutil.js';
+import { fixture, uniquePrefix, type Fixture } from './fixtures.testutil.js';
 
 const lease = { agent: 'a', task: 't', token: 1 };
 
