@@ -23,3 +23,4 @@ export {
 } from './naming.js';
 export type { SlotNames } from './naming.js';
 export { renderConfigDocs } from './docs.js';
+export { integrationStateDir, integrationWorktrees } from './integration.js';

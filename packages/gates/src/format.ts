@@ -6,7 +6,7 @@
  * full-tree check stays in `gates ci`.
  */
 import { gateEnv, shell } from './exec.js';
-import type { GateResult, PipelineOptions } from './pipeline.js';
+import type { GateResult, PipelineOptions } from './gate-types.js';
 
 /** `sh -c '<format> "$@"' gates <files…>`: file names are arguments, never shell text. */
 const withFiles = (command: string) => `${command} "$@"`;

@@ -17,7 +17,12 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { WtpoolError, conflictError, failure, notFoundError, usageError } from '@wtpool/core';
-import { integrationWorktree, resolveRepo, type LoadedConfig } from '@wtpool/config';
+import {
+  integrationStateDir,
+  integrationWorktree,
+  resolveRepo,
+  type LoadedConfig,
+} from '@wtpool/config';
 import { JsonStore, pidAlive, withLock } from '@wtpool/lock';
 import { appendEvent } from '@wtpool/pool';
 import { installDeps } from '@wtpool/services';
@@ -99,7 +104,7 @@ const KEEP_RESULTS = 200;
 const KEEP_GREEN = 100;
 
 export function integrationDir(loaded: LoadedConfig): string {
-  return path.join(loaded.repo.stateDir, 'integration');
+  return integrationStateDir(loaded.repo);
 }
 
 function store(loaded: LoadedConfig): JsonStore<IntegrationState> {

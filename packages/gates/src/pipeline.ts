@@ -7,7 +7,6 @@
  * A failed gate stops the pipeline; its report names the gate, carries its output and the
  * command that reproduces it.
  */
-import type { Config } from '@wtpool/config';
 import { flushBeads } from './beads.js';
 import {
   changedFiles,
@@ -20,47 +19,20 @@ import {
 import { gateEnv, shell } from './exec.js';
 import { checkFilesFormat, checkStagedFormat } from './format.js';
 
-export type GateName = 'beads' | 'format' | 'build' | 'typecheck' | 'test' | 'deps' | 'setup';
-export type GateStatus = 'passed' | 'failed' | 'skipped';
-
-export interface GateResult {
-  name: GateName;
-  status: GateStatus;
-  /** What ran (or why it was skipped). */
-  command: string;
-  ms: number;
-  exitCode?: number;
-  /** Output of the gate (always for a failure). */
-  output?: string;
-  /** Command a human runs, in `cwd`, to see the failure again. */
-  reproduce?: string;
-  /** The `gates.paths` globs that selected this command, or `default`. */
-  for?: string;
-}
-
-export interface GateReport {
-  mode: 'pre-commit' | 'ci' | 'merge';
-  ok: boolean;
-  cwd: string;
-  gates: GateResult[];
-  /** The first gate that failed. */
-  failed: GateName | null;
-}
-
-export interface PipelineOptions {
-  /** The worktree the gates run in (its top directory). */
-  cwd: string;
-  /** The repository's main checkout (its node_modules/.bin is on PATH too). */
-  mainRoot: string;
-  config: Config;
-  env?: NodeJS.ProcessEnv;
-  /** `merge` mode: the range the merge changed (the previous head and the merge commit). */
-  range?: { from: string; to: string };
-  /** Called when a gate starts (progress output). */
-  onGate?: (name: GateName, command: string) => void;
-  /** Streams gate output as it arrives (CI logs). */
-  onData?: (chunk: string) => void;
-}
+export type {
+  GateName,
+  GateStatus,
+  GateResult,
+  GateReport,
+  PipelineOptions,
+} from './gate-types.js';
+import type {
+  GateName,
+  GateResult,
+  GateReport,
+  GateStatus,
+  PipelineOptions,
+} from './gate-types.js';
 
 type Step = { name: GateName; command: string; run: () => Promise<GateResult> };
 

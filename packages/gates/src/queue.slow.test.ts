@@ -8,10 +8,19 @@ import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { TempRepo } from '@wtpool/testkit';
+import { PROJECT_ROOT, runCli, type TempRepo } from '@wtpool/testkit';
 import type { RunReport, StatusReport } from './integrate.js';
 import type { GateReport } from './pipeline.js';
-import { gates, integrate, makeTsRepo, TSCONFIG } from './fixtures.testutil.js';
+import {
+  ENV,
+  gates,
+  integrate,
+  makeTsRepo,
+  pool,
+  POOL_BIN,
+  POOL_CONFIG,
+  TSCONFIG,
+} from './fixtures.testutil.js';
 
 let repo: TempRepo | undefined;
 afterEach(async () => {
@@ -251,5 +260,49 @@ describe('the integration worktree gets dependencies like a slot', () => {
     expect(statuses(report)).toEqual(['uses-dep:kept', 'new-lock:rejected']);
     // The new lockfile no longer matches the main checkout: the hard-link strategy refuses.
     expect(report.results[1]!.failedGate).toBe('deps');
+  });
+});
+
+describe('the integration worktree is a protected part of the pool', () => {
+  const MONITOR_BIN = path.join(PROJECT_ROOT, 'packages/monitor/bin/monitor.js');
+  const monitor = (args: string[], r: TempRepo) =>
+    runCli(MONITOR_BIN, [...args, '--repo', r.dir], { cwd: r.dir, env: ENV });
+
+  it('after integrate run, detect-leaks, pool doctor and cleanup-leaks --yes leave it in place and report no leak', async () => {
+    repo = await makeTsRepo(POOL_CONFIG);
+    await pool(['init'], repo);
+    await branch(repo, 'good', { 'src/g.ts': 'export const g: number = 1;\n' });
+    const run = await integrate(['run', '--branches', 'good', '--json'], repo.dir);
+    expect(run.code, run.stderr).toBe(0);
+    const wt = run.json<RunReport>().worktree;
+    const head = await repo.git(['rev-parse', 'HEAD'], wt);
+
+    const status = await pool<{ integration: { path: string; branch: string }[] }>(
+      ['status'],
+      repo,
+    );
+    expect(status.integration).toEqual([{ path: wt, branch: 'integration', head }]);
+    const detect = await monitor(['detect-leaks', '--json'], repo);
+    expect(detect.code, detect.stdout).toBe(0);
+    expect(detect.json<{ leaks: unknown[] }>().leaks).toEqual([]);
+    const doctor = await runCli(POOL_BIN, ['doctor', '--fix', '--json', '--repo', repo.dir], {
+      cwd: repo.dir,
+      env: ENV,
+    });
+    expect(doctor.code, doctor.stdout).toBe(0);
+    expect(doctor.json<{ problems: unknown[] }>().problems).toEqual([]);
+    const cleanup = await monitor(['cleanup-leaks', '--yes', '--json'], repo);
+    expect(cleanup.code, cleanup.stdout).toBe(0);
+    expect(cleanup.json<{ actions: unknown[] }>().actions).toEqual([]);
+    const prune = await runCli(POOL_BIN, ['prune', '--json', '--repo', repo.dir], {
+      cwd: repo.dir,
+      env: ENV,
+    });
+    expect(prune.code, prune.stdout).toBe(0);
+
+    expect(existsSync(path.join(wt, '.git'))).toBe(true);
+    expect(await repo.git(['rev-parse', 'HEAD'], wt)).toBe(head);
+    const listed = await repo.git(['worktree', 'list', '--porcelain']);
+    expect(listed).toContain(`worktree ${wt}`);
   });
 });

@@ -1,6 +1,6 @@
 /**
  * The `pool` command family: argv table → one WorktreePool call → print. Logic lives in the
- * package (pool.ts, run.ts, doctor.ts); this file stays thin.
+ * package (pool.ts and the modules it wires, run.ts); this file stays thin.
  */
 import {
   ExitCode,
@@ -388,8 +388,7 @@ export const spec: CliSpec = {
 };
 
 async function doctorCommand(ctx: CommandContext, fix: boolean): Promise<number> {
-  const { doctor } = await import('./doctor.js');
-  const r = await doctor(open(ctx), { fix });
+  const r = await open(ctx).doctor({ fix });
   ctx.out.result(r, () =>
     r.problems.length
       ? r.problems

@@ -2,7 +2,9 @@
 export { WorktreePool } from './pool.js';
 export type { Reporter } from './pool.js';
 export { toStatus, formatStatus } from './status.js';
-export { doctor } from './doctor.js';
+export { doctor } from './pool.js';
+export type { LeaseStore } from './lease-store.js';
+export { FileLeaseStore } from './file-lease-store.js';
 export type { DoctorReport, Problem } from './doctor.js';
 export { runInSlot } from './run.js';
 export type { RunResult } from './run.js';
