@@ -3,7 +3,10 @@
  * what it means. Validation, defaults and docs/config.md all come from here.
  */
 
-export type LeafType = 'string' | 'int' | 'number' | 'boolean' | 'duration' | 'string[]' | 'enum';
+import { GATE_COMMAND, type PathGates } from './path-gates.js';
+
+export type LeafType =
+  'string' | 'int' | 'number' | 'boolean' | 'duration' | 'string[]' | 'enum' | 'path-gates';
 
 export interface Leaf {
   type: LeafType;
@@ -32,9 +35,7 @@ const THRESHOLD = (def: number, env: string, description: string): Leaf => ({
   description,
 });
 
-// A gate command: not empty and not an obvious no-op (`true`, `:`, `exit 0`), so a config file
-// cannot quietly switch the mandatory build gate off.
-const GATE_COMMAND = /^(?!\s*(?:true|:|exit(?:\s+0)?|\/bin\/true|\/usr\/bin\/true)\s*$)\s*\S/;
+// GATE_COMMAND (path-gates.ts): a config file cannot quietly switch the mandatory build gate off.
 
 export const SCHEMA = {
   pool: {
@@ -263,7 +264,13 @@ export const SCHEMA = {
       default: null,
       nullable: true,
       description:
-        'command run in the integration worktree after each merge, before `gates ci` (e.g. pnpm install --frozen-lockfile --prefer-offline)',
+        'extra command run in the integration worktree after its dependencies are brought up to date (as slots get them, deps.strategy), before the gates',
+    },
+    paths: {
+      type: 'path-gates',
+      default: {},
+      description:
+        'per-path gates: path glob → { build, typecheck, test } commands for changes under it (a check left out uses the default; see docs/gates.md)',
     },
   },
   monitor: {
@@ -330,7 +337,13 @@ export interface Config {
     strategy: 'auto' | 'hardlink' | 'pnpm' | 'npm' | 'command' | 'none';
     command: string | null;
   };
-  gates: { format: string; build: string; test: string; setup: string | null };
+  gates: {
+    format: string;
+    build: string;
+    test: string;
+    setup: string | null;
+    paths: PathGates;
+  };
   monitor: {
     interval: number;
     leaseAlertAfter: number;

@@ -4,7 +4,7 @@
  */
 import type { Config } from '@wtpool/config';
 
-export type GateName = 'beads' | 'format' | 'build' | 'test';
+export type GateName = 'beads' | 'format' | 'build' | 'typecheck' | 'test' | 'deps' | 'setup';
 export type GateStatus = 'passed' | 'failed' | 'skipped';
 
 export interface GateResult {
@@ -18,10 +18,12 @@ export interface GateResult {
   output?: string;
   /** Command a human runs, in `cwd`, to see the failure again. */
   reproduce?: string;
+  /** The `gates.paths` globs that selected this command, or `default`. */
+  for?: string;
 }
 
 export interface GateReport {
-  mode: 'pre-commit' | 'ci';
+  mode: 'pre-commit' | 'ci' | 'merge';
   ok: boolean;
   cwd: string;
   gates: GateResult[];
@@ -36,6 +38,8 @@ export interface PipelineOptions {
   mainRoot: string;
   config: Config;
   env?: NodeJS.ProcessEnv;
+  /** `merge` mode: the range the merge changed (the previous head and the merge commit). */
+  range?: { from: string; to: string };
   /** Called when a gate starts (progress output). */
   onGate?: (name: GateName, command: string) => void;
   /** Streams gate output as it arrives (CI logs). */

@@ -4,7 +4,7 @@
  * worktree whose `.pool-owner` marker shows a live lease is never removed.
  */
 import path from 'node:path';
-import { poolRoot } from '@wtpool/config';
+import { integrationWorktrees, poolRoot } from '@wtpool/config';
 import { tx, type PoolContext } from './context.js';
 import { gitRaw, withGitLock } from './git.js';
 import { HOST, procAlive, procRef } from './proc.js';
@@ -118,6 +118,8 @@ export async function runDoctor(ctx: PoolContext, opts: { fix: boolean }): Promi
   // Git: prunable registrations, and worktrees under the pool root the registry does not know.
   const root = poolRoot(ctx.config, ctx.repo);
   const known = new Set(slotList(await ctx.store.read()).map((s) => path.resolve(s.path)));
+  // The merge queue's worktree belongs to the pool (docs/integration.md): never an orphan.
+  for (const p of integrationWorktrees(ctx.config, ctx.repo)) known.add(p);
   const worktrees = await listWorktrees(ctx.repo.mainRoot);
   if (worktrees.some((w) => w.prunable)) {
     problems.push({

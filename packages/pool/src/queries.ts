@@ -1,13 +1,14 @@
 /**
  * Reading the pool: status, the registry snapshot, kept branches and rescue refs.
  */
+import { integrationWorktrees } from '@wtpool/config';
 import { needsSweep, type PoolContext } from './context.js';
 import { cleanup } from './scale.js';
 import { capacity } from './slot-services.js';
 import { slotList } from './state.js';
 import { toStatus } from './status.js';
 import type { KeptBranch, PoolState, PoolStatus } from './types.js';
-import { listRefs, type RefInfo } from './worktree.js';
+import { listRefs, listWorktrees, type RefInfo } from './worktree.js';
 
 /** Slots, leases, queue and capacity (CLI.md shape). Reclaims expired leases it sees. */
 export async function getStatus(
@@ -19,7 +20,17 @@ export async function getStatus(
     await cleanup(ctx);
     st = await ctx.store.read();
   }
-  return toStatus(st, ctx.config, await capacity(ctx));
+  const status = toStatus(st, ctx.config, await capacity(ctx));
+  // The merge queue's worktree is part of the pool too (`integrate run` works there).
+  const git = new Map((await listWorktrees(ctx.repo.mainRoot)).map((w) => [w.path, w]));
+  status.integration = integrationWorktrees(ctx.config, ctx.repo)
+    .filter((p) => git.has(p))
+    .map((p) => ({
+      path: p,
+      branch: git.get(p)!.branch?.replace(/^refs\/heads\//, '') ?? null,
+      head: git.get(p)!.head,
+    }));
+  return status;
 }
 
 /** The registry snapshot: the status shape plus the raw registry and where it lives. */

@@ -95,6 +95,9 @@ export function formatStatus(s: PoolStatus, now = Date.now()): string {
     );
     lines.push('', 'queue:', table(rows));
   }
+  for (const w of s.integration ?? []) {
+    lines.push('', `integration worktree: ${w.path} (${w.branch ?? 'detached'}, protected)`);
+  }
   if (s.capacity && typeof s.capacity === 'object') {
     const c = s.capacity as Record<string, number>;
     lines.push(
