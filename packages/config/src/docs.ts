@@ -6,12 +6,15 @@ function typeText(leaf: Leaf): string {
       ? (leaf.values ?? []).map((v) => `\`${v}\``).join(' \\| ')
       : leaf.type === 'string[]'
         ? 'list of strings'
-        : leaf.type;
+        : leaf.type === 'path-gates'
+          ? 'mapping: glob → checks'
+          : leaf.type;
   return leaf.nullable ? `${t} or null` : t;
 }
 
 function defaultText(leaf: Leaf): string {
   if (leaf.default === null || leaf.default === undefined) return '—';
+  if (typeof leaf.default === 'object' && !Array.isArray(leaf.default)) return '`{}`';
   return `\`${Array.isArray(leaf.default) ? `[${leaf.default.join(', ')}]` : String(leaf.default)}\``;
 }
 

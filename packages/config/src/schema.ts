@@ -5,7 +5,10 @@ import { branchNameProblem, relativePathProblem, urlProblem } from './checks.js'
  * what it means. Validation, defaults and docs/config.md all come from here.
  */
 
-export type LeafType = 'string' | 'int' | 'number' | 'boolean' | 'duration' | 'string[]' | 'enum';
+import type { PathGates } from './path-gates.js';
+
+export type LeafType =
+  'string' | 'int' | 'number' | 'boolean' | 'duration' | 'string[]' | 'enum' | 'path-gates';
 
 export interface Leaf {
   type: LeafType;
@@ -290,7 +293,13 @@ export const SCHEMA = {
       default: null,
       nullable: true,
       description:
-        'command run in the integration worktree after each merge, before `gates ci` (e.g. pnpm install --frozen-lockfile --prefer-offline)',
+        'extra command run in the integration worktree after its dependencies are brought up to date (as slots get them, deps.strategy), before the gates',
+    },
+    paths: {
+      type: 'path-gates',
+      default: {},
+      description:
+        'per-path gates: path glob → { build, typecheck, test } commands for changes under it (a check left out uses the default; see docs/gates.md)',
     },
   },
   monitor: {
@@ -362,7 +371,13 @@ export interface Config {
     strategy: 'auto' | 'hardlink' | 'pnpm' | 'npm' | 'command' | 'none';
     command: string | null;
   };
-  gates: { format: string; build: string; test: string; setup: string | null };
+  gates: {
+    format: string;
+    build: string;
+    test: string;
+    setup: string | null;
+    paths: PathGates;
+  };
   monitor: {
     interval: number;
     leaseAlertAfter: number;

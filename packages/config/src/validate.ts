@@ -1,4 +1,5 @@
 import { configError, formatDuration, parseDuration } from '@wtpool/core';
+import { coercePathGates } from './path-gates.js';
 import { SCHEMA, isLeaf, type Config, type Leaf, type Schema } from './schema.js';
 
 const typeName = (leaf: Leaf): string => {
@@ -9,9 +10,11 @@ const typeName = (leaf: Leaf): string => {
         ? `a duration (90s, 30m, 2h or milliseconds)${leaf.min ? ` of at least ${formatDuration(leaf.min)}` : ''}`
         : leaf.type === 'string[]'
           ? 'a list of strings'
-          : leaf.type === 'int'
-            ? 'an integer'
-            : `a ${leaf.type}`;
+          : leaf.type === 'path-gates'
+            ? 'a mapping of path globs to checks'
+            : leaf.type === 'int'
+              ? 'an integer'
+              : `a ${leaf.type}`;
   return leaf.nullable ? `${base} or null` : base;
 };
 
@@ -83,6 +86,8 @@ function coerceType(leaf: Leaf, value: unknown, key: string, source: string): un
     case 'enum':
       if (typeof value !== 'string' || !leaf.values?.includes(value)) throw bad();
       return value;
+    case 'path-gates':
+      return coercePathGates(value, key, source);
     case 'string':
       if (typeof value !== 'string') throw bad();
       if (leaf.pattern && !leaf.pattern.test(value)) {

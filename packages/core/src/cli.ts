@@ -6,6 +6,9 @@
 import { parseDuration } from './duration.js';
 import { ExitCode, WtpoolError, isWtpoolError, redact, usageError } from './errors.js';
 
+/** The toolkit's version, printed by `<bin> --version` (a test keeps it equal to package.json). */
+export const VERSION = '0.1.0';
+
 export type OptionType = 'boolean' | 'string' | 'int' | 'duration' | 'list';
 
 export interface OptionSpec {
@@ -170,6 +173,7 @@ export function familyHelp(spec: CliSpec): string {
   lines.push('', 'Global options:');
   for (const o of GLOBAL_OPTIONS) lines.push(optionHelp(o));
   lines.push('', `Run \`${spec.bin} <command> --help\` for a command's options.`);
+  lines.push(`\`${spec.bin} --version\` prints the version (${VERSION}).`);
   if (spec.footer) lines.push('', spec.footer);
   return lines.join('\n') + '\n';
 }
@@ -367,6 +371,10 @@ export function reportError(e: unknown, out: { json: boolean; debug: boolean }):
 /** Runs a command family. Returns the exit code; the bin sets process.exitCode. */
 export async function runCli(spec: CliSpec, argv: string[]): Promise<number> {
   const rough = { json: argv.includes('--json'), debug: argv.includes('--debug') };
+  if (argv.length === 1 && (argv[0] === '--version' || argv[0] === '-V')) {
+    process.stdout.write(`${spec.bin} ${VERSION}\n`);
+    return ExitCode.OK;
+  }
   try {
     const parsed = parseArgv(spec, argv);
     if (!parsed.cmd) {

@@ -153,3 +153,14 @@ describe('redact', () => {
     expect(e.exitCode).toBe(5);
   });
 });
+
+describe('--version', () => {
+  it('is the version of the root package.json and of the publishable package', async () => {
+    const { readFileSync } = await import('node:fs');
+    const { VERSION } = await import('./cli.js');
+    const root = new URL('../../../package.json', import.meta.url);
+    const pub = new URL('../../worktree-pool/package.json', import.meta.url);
+    expect(VERSION).toBe(JSON.parse(readFileSync(root, 'utf8')).version);
+    expect(VERSION).toBe(JSON.parse(readFileSync(pub, 'utf8')).version);
+  });
+});

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { runCli, type CliSpec, type CommandContext } from '@wtpool/core';
 import { loadConfig, resolveRepo, targetDir } from '@wtpool/config';
 import { formatReport, runPipeline, type GateReport } from './pipeline.js';
-import { installHooks, type InstallResult } from './install.js';
+import { installHooks, uninstallHooks, type InstallResult } from './install.js';
 
 /**
  * The gates of a worktree come from that worktree's own pool.config.yaml when it has one: a
@@ -32,16 +32,30 @@ async function pipeline(ctx: CommandContext, mode: GateReport['mode']): Promise<
 }
 
 function installText(r: InstallResult): string {
-  const lines = [`gates hook installed: ${r.hook}`];
-  if (r.previousHooksPath !== null)
+  if (r.mode === 'guidance')
+    return [`gates not installed: ${r.manager} manages this repository's hooks.`, ...r.notes].join(
+      '\n',
+    );
+  const lines =
+    r.mode === 'directory'
+      ? [`gates added to ${r.hook} (${r.manager}; core.hooksPath and its other hooks unchanged)`]
+      : [`gates hook installed: ${r.hook}`];
+  if (r.mode === 'shared' && r.previousHooksPath !== null)
     lines.push(
-      `removed core.hooksPath=${r.previousHooksPath} (it diverted git from ${r.hooksDir})`,
+      `removed core.hooksPath=${r.previousHooksPath} (that directory does not exist; \`gates uninstall\` puts it back)`,
     );
   if (r.hooksPath)
     lines.push(`set core.hooksPath=${r.hooksPath} (a global one would win otherwise)`);
   if (r.chained) lines.push(`the previous pre-commit hook now runs after the gates: ${r.chained}`);
-  for (const w of r.worktrees) lines.push(`  active  ${w.path}`);
-  lines.push('worktrees created later share this hook (git common dir).');
+  for (const a of r.armed) lines.push(`  armed   ${a}`);
+  for (const w of r.worktrees)
+    lines.push(w.active ? `  active  ${w.path}` : `  waiting ${w.path}: ${w.reason ?? w.hook}`);
+  lines.push(
+    r.mode === 'directory'
+      ? 'pool slots get the hooks armed when created; in a worktree made by hand, run `gates install` again (or your install, which runs husky).'
+      : 'worktrees created later share this hook (git common dir).',
+  );
+  for (const n of r.notes) lines.push(`next: ${n}`);
   return lines.join('\n');
 }
 
@@ -72,6 +86,22 @@ export const spec: CliSpec = {
         const repo = resolveRepo(targetDir(ctx.repo));
         const r = await installHooks(repo);
         ctx.out.result(r, () => installText(r));
+        return r.mode === 'guidance' ? 1 : 0;
+      },
+    },
+    {
+      name: 'uninstall',
+      summary: 'remove what `gates install` wrote and put back the hooks and settings it moved',
+      run: async (ctx) => {
+        const repo = resolveRepo(targetDir(ctx.repo));
+        const r = await uninstallHooks(repo);
+        ctx.out.result(r, () =>
+          [
+            r.removed ? `removed the gates from ${r.removed}` : 'no gates hook found',
+            ...(r.restored ? [`restored the previous hook: ${r.restored}`] : []),
+            ...(r.hooksPath ? [`restored core.hooksPath=${r.hooksPath}`] : []),
+          ].join('\n'),
+        );
       },
     },
   ],

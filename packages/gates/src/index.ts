@@ -1,8 +1,23 @@
 // Public surface of @wtpool/gates.
 export { runPipeline, formatReport, testsOnCommit } from './pipeline.js';
 export type { GateReport, GateResult, GateName, GateStatus, PipelineOptions } from './pipeline.js';
-export { installHooks, hookStates, hookScript, listWorktrees, HOOK_MARKER } from './install.js';
-export type { InstallResult, WorktreeHookState } from './install.js';
+export {
+  installHooks,
+  uninstallHooks,
+  detectHookManager,
+  hookStates,
+  hookScript,
+  listWorktrees,
+  HOOK_MARKER,
+  HOOK_BLOCK,
+} from './install.js';
+export type {
+  InstallResult,
+  UninstallResult,
+  WorktreeHookState,
+  HookManager,
+  HookManagerInfo,
+} from './install.js';
 export { flushBeads } from './beads.js';
 export { checkStagedFormat } from './format.js';
 export {

@@ -1,16 +1,23 @@
 /**
- * `gates install`: activates the pre-commit gates for a repository's main checkout and every
- * worktree, including worktrees created later (by hand or by the pool).
+ * `gates install` / `gates uninstall`: activates the pre-commit gates for a repository's main
+ * checkout and every worktree, and never disables hooks it did not write (D111).
  *
- * The hook goes into git's default hooks directory, `<git common dir>/hooks`. Every worktree of
- * a repository shares that directory, it moves with the repository, and it needs no per-checkout
- * generated files (husky's `core.hooksPath=hooks/_` is git-ignored, so a `git worktree add`
- * checkout has no `hooks/_` and git silently skips every hook there). So `install` removes any
- * `core.hooksPath` of the repository (and of per-worktree config) that would divert git away
- * from it; only when a global or system `core.hooksPath` would still win does it set the local
- * one to the absolute path of that directory. It then verifies, worktree by worktree, that git
- * resolves the hook to ours.
+ * Two modes, chosen by what the repository already has:
+ * - **directory** (husky and any other local `core.hooksPath` that exists): the repository's
+ *   hooks live in a directory of its own. The gates become a marked block in that directory's
+ *   `pre-commit` script (husky 9: `.husky/pre-commit`, beside `.husky/_`), core.hooksPath and
+ *   every other hook stay as they are. husky's `.husky/_` is git-ignored, so a new worktree has
+ *   no hooks until husky is armed there: install arms every existing worktree (a copy of the
+ *   main checkout's `.husky/_`), and the pool arms its slots (packages/services/src/hooks.ts).
+ * - **shared** (no core.hooksPath, or one naming a directory that does not exist, as in a clone
+ *   where husky never ran): the hook goes into git's default hooks directory
+ *   `<git common dir>/hooks`, shared by every worktree; a foreign pre-commit hook there
+ *   (simple-git-hooks, a hand-written one) is moved aside and chained after the gates.
+ * lefthook and pre-commit (Python) write their own hooks from their config: install changes
+ * nothing there and says which lines to add. What install changed is kept in
+ * `<git common dir>/wtpool-gates.json`, so uninstall restores what was there.
  */
+import { execFile } from 'node:child_process';
 import { existsSync, promises as fs, readFileSync, realpathSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -44,6 +51,8 @@ ${HOOK_MARKER} v1: written by \`gates install\`; run it again rather than editin
 top=$(git rev-parse --show-toplevel) || exit 1
 if [ -f "$top/packages/gates/bin/gates.js" ] && [ -f "$top/packages/gates/dist/cli-gates.js" ]; then
   gates="$top/packages/gates/bin/gates.js"
+elif [ -f "$top/node_modules/worktree-pool/bin/gates.js" ]; then
+  gates="$top/node_modules/worktree-pool/bin/gates.js"
 elif [ -f "$top/node_modules/@wtpool/gates/bin/gates.js" ]; then
   gates="$top/node_modules/@wtpool/gates/bin/gates.js"
 elif [ -f ${sq(gatesBin)} ]; then
@@ -59,15 +68,45 @@ if [ -x "$0.pre-gates" ]; then exec "$0.pre-gates" "$@"; fi
 `;
 }
 
+const BLOCK_START = `# >>> ${HOOK_MARKER.slice(2)} (\`gates install\` added this block; \`gates uninstall\` removes it)`;
+const BLOCK_END = `# <<< ${HOOK_MARKER.slice(2)}`;
+
+/**
+ * The block added to a hook directory's `pre-commit` script. It is committed with the
+ * repository, so it names no absolute path: `gates` from the worktree's node_modules/.bin
+ * (husky puts it on PATH), else from the main checkout's.
+ */
+export const HOOK_BLOCK = `${BLOCK_START}
+command -v gates >/dev/null 2>&1 || PATH="$(git rev-parse --path-format=absolute --git-common-dir)/../node_modules/.bin:$PATH"
+gates pre-commit --repo "$(git rev-parse --show-toplevel)" || exit $?
+${BLOCK_END}
+`;
+
+export type HookManager = 'husky' | 'simple-git-hooks' | 'lefthook' | 'pre-commit' | 'plain';
+
+export interface HookManagerInfo {
+  manager: HookManager;
+  /** The local core.hooksPath, if any. */
+  hooksPath: string | null;
+  /** The config file or directory that showed the manager. */
+  evidence: string | null;
+}
+
 export interface WorktreeHookState {
   path: string;
   /** The pre-commit hook git runs in this worktree. */
   hook: string;
   active: boolean;
+  /** Why not, when inactive. */
+  reason?: string;
 }
 
 export interface InstallResult {
+  mode: 'shared' | 'directory' | 'guidance';
+  manager: HookManager;
+  /** Where the gates are: the shared hooks dir, or the repository's hook directory. */
   hooksDir: string;
+  /** The file holding the gates: the shared hook, or the directory's pre-commit script. */
   hook: string;
   gatesBin: string;
   /** core.hooksPath before install (local scope), if any. */
@@ -76,10 +115,25 @@ export interface InstallResult {
   hooksPath: string | null;
   /** A foreign pre-commit hook moved aside and chained after the gates. */
   chained: string | null;
+  /** Worktrees whose git-ignored hook directory was copied from the main checkout. */
+  armed: string[];
   worktrees: WorktreeHookState[];
+  /** Steps left to the user (commit the hook script, lines for lefthook, …). */
+  notes: string[];
+}
+
+interface SavedState {
+  mode: 'shared' | 'directory';
+  previousHooksPath: string | null;
+  hooksPath: string | null;
+  chained: string | null;
+  /** directory mode: install created the pre-commit script. */
+  created: boolean;
+  hook: string;
 }
 
 const real = (p: string) => (existsSync(p) ? realpathSync(p) : path.resolve(p));
+const stateFile = (repo: RepoPaths) => path.join(repo.commonDir, 'wtpool-gates.json');
 
 /** Worktree directories of the repository (main checkout first), existing ones only. */
 export async function listWorktrees(cwd: string): Promise<string[]> {
@@ -98,23 +152,123 @@ export async function effectiveHook(worktree: string): Promise<string> {
   );
 }
 
+function readHead(file: string, n = 400): string {
+  try {
+    return readFileSync(file, 'utf8').slice(0, n);
+  } catch {
+    return '';
+  }
+}
+
+async function localHooksPath(repo: RepoPaths): Promise<string | null> {
+  const local = await gitTry(['config', '--local', '--get', 'core.hooksPath'], repo.worktree);
+  return local.code === 0 && local.stdout.trim() ? local.stdout.trim() : null;
+}
+
+/** Which hook manager a repository uses, from its config files and core.hooksPath. */
+export async function detectHookManager(repo: RepoPaths): Promise<HookManagerInfo> {
+  const root = repo.mainRoot;
+  const hooksPath = await localHooksPath(repo);
+  const has = (f: string) => existsSync(path.join(root, f));
+  if ((hooksPath && /(^|\/)\.husky(\/_)?\/?$/.test(hooksPath)) || has('.husky'))
+    return { manager: 'husky', hooksPath, evidence: '.husky' };
+  for (const f of ['lefthook.yml', 'lefthook.yaml', '.lefthook.yml', '.lefthook.yaml'])
+    if (has(f)) return { manager: 'lefthook', hooksPath, evidence: f };
+  if (has('.pre-commit-config.yaml'))
+    return { manager: 'pre-commit', hooksPath, evidence: '.pre-commit-config.yaml' };
+  for (const f of ['.simple-git-hooks.json', '.simple-git-hooks.cjs', '.simple-git-hooks.js'])
+    if (has(f)) return { manager: 'simple-git-hooks', hooksPath, evidence: f };
+  const pkg = readHead(path.join(root, 'package.json'), 1 << 20);
+  if (pkg.includes('"simple-git-hooks"'))
+    return { manager: 'simple-git-hooks', hooksPath, evidence: 'package.json' };
+  return { manager: 'plain', hooksPath, evidence: null };
+}
+
+/** The script a hook directory runs for pre-commit (husky: `.husky/pre-commit`, not `_/`). */
+function directoryScript(root: string, hooksPath: string): string {
+  const dir = path.resolve(root, hooksPath);
+  const base = path.basename(dir) === '_' ? path.dirname(dir) : dir;
+  return path.join(base, 'pre-commit');
+}
+
+/** Exact lines for managers that write hooks from their own config. */
+function guidanceFor(info: HookManagerInfo): string[] {
+  if (info.manager === 'lefthook')
+    return [
+      `lefthook writes the hooks from ${info.evidence}: add the gates there, then run \`npx lefthook install\`:`,
+      'pre-commit:',
+      '  commands:',
+      '    wtpool-gates:',
+      '      run: npx --no-install gates pre-commit',
+    ];
+  return [
+    'pre-commit (Python) writes the hooks from .pre-commit-config.yaml: add the gates there, then run `pre-commit install`:',
+    'repos:',
+    '  - repo: local',
+    '    hooks:',
+    '      - id: wtpool-gates',
+    '        name: worktree-pool gates',
+    '        entry: npx --no-install gates pre-commit',
+    '        language: system',
+    '        pass_filenames: false',
+  ];
+}
+
 export async function hookStates(repo: RepoPaths): Promise<WorktreeHookState[]> {
+  const hooksPath = await localHooksPath(repo);
+  const directory = hooksPath !== null && existsSync(path.resolve(repo.mainRoot, hooksPath));
   const ours = real(path.join(repo.commonDir, 'hooks', 'pre-commit'));
   const states: WorktreeHookState[] = [];
   for (const wt of await listWorktrees(repo.worktree)) {
     const hook = await effectiveHook(wt);
-    const isOurs = hook === ours && existsSync(hook) && readHead(hook).includes(HOOK_MARKER);
-    states.push({ path: wt, hook, active: isOurs });
+    if (directory) {
+      const script = directoryScript(wt, hooksPath);
+      const runs = existsSync(hook);
+      const has = readHead(script, 1 << 16).includes(BLOCK_START);
+      const reason = !runs
+        ? `${hook} is missing (hooks not armed: run \`gates install\` again, or husky's install, there)`
+        : !has
+          ? `${path.relative(wt, script)} has no gates block in this checkout (commit it on the branch)`
+          : undefined;
+      states.push({ path: wt, hook, active: runs && has, ...(reason ? { reason } : {}) });
+    } else {
+      const isOurs = hook === ours && existsSync(hook) && readHead(hook).includes(HOOK_MARKER);
+      states.push({ path: wt, hook, active: isOurs });
+    }
   }
   return states;
 }
 
-function readHead(file: string): string {
+async function readState(repo: RepoPaths): Promise<SavedState | null> {
   try {
-    return readFileSync(file, 'utf8').slice(0, 400);
+    return JSON.parse(await fs.readFile(stateFile(repo), 'utf8')) as SavedState;
   } catch {
-    return '';
+    return null;
   }
+}
+
+/** Adds the block to a hook script after its shebang; returns false when it is already there. */
+async function addBlock(script: string): Promise<{ added: boolean; created: boolean }> {
+  const created = !existsSync(script);
+  const text = created ? '#!/usr/bin/env sh\n' : await fs.readFile(script, 'utf8');
+  if (text.includes(BLOCK_START)) return { added: false, created: false };
+  const lines = text.split('\n');
+  const at = lines[0]?.startsWith('#!') ? 1 : 0;
+  lines.splice(at, 0, ...HOOK_BLOCK.trimEnd().split('\n'));
+  await fs.mkdir(path.dirname(script), { recursive: true });
+  await writeFileAtomic(script, lines.join('\n'));
+  await fs.chmod(script, 0o755);
+  return { added: true, created };
+}
+
+function removeBlock(text: string): string {
+  const start = text.indexOf(BLOCK_START);
+  if (start === -1) return text;
+  const end = text.indexOf(BLOCK_END, start);
+  if (end === -1) return text;
+  let after = end + BLOCK_END.length;
+  if (text[after] === '\n') after++;
+  return text.slice(0, start) + text.slice(after);
 }
 
 export async function installHooks(
@@ -122,6 +276,31 @@ export async function installHooks(
   opts: { gatesBin?: string } = {},
 ): Promise<InstallResult> {
   const gatesBin = opts.gatesBin ?? GATES_BIN;
+  const info = await detectHookManager(repo);
+  const saved = await readState(repo);
+  const base = { manager: info.manager, gatesBin, armed: [] as string[] };
+
+  if (info.manager === 'lefthook' || info.manager === 'pre-commit') {
+    return {
+      ...base,
+      mode: 'guidance',
+      hooksDir: repo.mainRoot,
+      hook: path.join(repo.mainRoot, info.evidence!),
+      previousHooksPath: info.hooksPath,
+      hooksPath: null,
+      chained: null,
+      worktrees: await hookStates(repo),
+      notes: guidanceFor(info),
+    };
+  }
+
+  const hooksPath = info.hooksPath;
+  if (info.manager === 'husky')
+    return installInDirectory(repo, hooksPath ?? '.husky/_', base, saved);
+  if (hooksPath !== null && existsSync(path.resolve(repo.mainRoot, hooksPath))) {
+    return installInDirectory(repo, hooksPath, base, saved);
+  }
+
   const hooksDir = path.join(repo.commonDir, 'hooks');
   const hook = path.join(hooksDir, 'pre-commit');
   await fs.mkdir(hooksDir, { recursive: true });
@@ -136,10 +315,10 @@ export async function installHooks(
   await writeFileAtomic(hook, hookScript(gatesBin));
   await fs.chmod(hook, 0o755);
 
-  // 2. Nothing may divert git from the shared hooks directory: unset local and per-worktree
-  //    core.hooksPath (husky's relative `hooks/_` does not exist in new worktrees).
-  const local = await gitTry(['config', '--local', '--get', 'core.hooksPath'], repo.worktree);
-  const previousHooksPath = local.code === 0 ? local.stdout.trim() : null;
+  // 2. A core.hooksPath naming a directory that does not exist runs no hook at all (husky's
+  //    `.husky/_` before its install ran): unset it, local and per worktree, so git uses the
+  //    shared directory. It is kept in the state file; uninstall puts it back.
+  const previousHooksPath = hooksPath;
   if (previousHooksPath !== null)
     await gitTry(['config', '--local', '--unset-all', 'core.hooksPath'], repo.worktree);
   const worktrees = await listWorktrees(repo.worktree);
@@ -153,12 +332,23 @@ export async function installHooks(
   }
 
   // 3. A global or system core.hooksPath would still win: pin the local one to our directory.
-  let hooksPath: string | null = null;
+  let pinned: string | null = null;
   const effective = await gitTry(['config', '--get', 'core.hooksPath'], repo.worktree);
   if (effective.code === 0 && effective.stdout.trim()) {
-    hooksPath = hooksDir;
+    pinned = hooksDir;
     await git(['config', '--local', 'core.hooksPath', hooksDir], repo.worktree);
   }
+  await writeFileAtomic(
+    stateFile(repo),
+    JSON.stringify({
+      mode: 'shared',
+      previousHooksPath: saved?.previousHooksPath ?? previousHooksPath,
+      hooksPath: pinned ?? saved?.hooksPath ?? null,
+      chained: saved?.chained ?? chained,
+      created: false,
+      hook,
+    } satisfies SavedState) + '\n',
+  );
 
   // 4. Verify every worktree resolves the hook to ours.
   const states = await hookStates(repo);
@@ -170,5 +360,144 @@ export async function installHooks(
       { hint: 'check `git config --show-origin --get-all core.hooksPath` in that worktree' },
     );
   }
-  return { hooksDir, hook, gatesBin, previousHooksPath, hooksPath, chained, worktrees: states };
+  const notes =
+    info.manager === 'simple-git-hooks'
+      ? [
+          'simple-git-hooks rewrites .git/hooks/pre-commit when it runs: run `gates install` again after it (its hook stays chained after the gates)',
+        ]
+      : [];
+  return {
+    ...base,
+    mode: 'shared',
+    hooksDir,
+    hook,
+    previousHooksPath,
+    hooksPath: pinned,
+    chained,
+    worktrees: states,
+    notes,
+  };
+}
+
+async function installInDirectory(
+  repo: RepoPaths,
+  hooksPath: string,
+  base: { manager: HookManager; gatesBin: string; armed: string[] },
+  saved: SavedState | null,
+): Promise<InstallResult> {
+  const script = directoryScript(repo.mainRoot, hooksPath);
+  const { created } = await addBlock(script);
+  await writeFileAtomic(
+    stateFile(repo),
+    JSON.stringify({
+      mode: 'directory',
+      previousHooksPath: hooksPath,
+      hooksPath: null,
+      chained: null,
+      created: created || (saved?.mode === 'directory' && saved.created),
+      hook: script,
+    } satisfies SavedState) + '\n',
+  );
+  // Arm every other worktree: a relative hooks directory that is git-ignored (husky's `_`) is
+  // missing there, and git then runs no hook at all.
+  // husky not run yet in this clone (no `.husky/_`): run the repository's own husky, which sets
+  // core.hooksPath itself, as its `prepare` script would.
+  const huskyBin = path.join(repo.mainRoot, 'node_modules', '.bin', 'husky');
+  if (base.manager === 'husky' && !existsSync(path.resolve(repo.mainRoot, hooksPath, 'h'))) {
+    if (existsSync(huskyBin)) await runHusky(huskyBin, repo.mainRoot);
+  }
+  const { armHooks } = await import('@wtpool/services');
+  const armed: string[] = [];
+  for (const wt of await listWorktrees(repo.worktree)) {
+    if (real(wt) === real(repo.mainRoot)) continue;
+    if ((await armHooks(repo.mainRoot, wt)).armed) armed.push(wt);
+  }
+  const states = await hookStates(repo);
+  const main = states.find((s) => real(s.path) === real(repo.mainRoot));
+  if (main && !main.active) {
+    throw failure(
+      'ERR_HOOKS_INACTIVE',
+      `the gates are not active in ${main.path}: ${main.reason}`,
+      {
+        hint:
+          base.manager === 'husky'
+            ? 'run husky once (`npx husky`), then `gates install` again'
+            : 'check `git config --show-origin --get-all core.hooksPath`',
+      },
+    );
+  }
+  const rel = path.relative(repo.mainRoot, script);
+  const notes = [
+    `commit ${rel} (\`git add ${rel} && git commit\`) so every branch and worktree runs the gates`,
+  ];
+  return {
+    ...base,
+    armed,
+    mode: 'directory',
+    hooksDir: path.dirname(script),
+    hook: script,
+    previousHooksPath: hooksPath,
+    hooksPath: null,
+    chained: null,
+    worktrees: states,
+    notes,
+  };
+}
+
+function runHusky(bin: string, cwd: string): Promise<void> {
+  return new Promise((resolve) => {
+    execFile(bin, [], { cwd }, () => resolve());
+  });
+}
+
+export interface UninstallResult {
+  mode: 'shared' | 'directory' | 'none';
+  removed: string | null;
+  /** The chained hook put back in place. */
+  restored: string | null;
+  /** core.hooksPath set back (shared mode), if install had removed one. */
+  hooksPath: string | null;
+}
+
+/** Undoes `gates install`: removes what it wrote, puts back what it moved or unset. */
+export async function uninstallHooks(repo: RepoPaths): Promise<UninstallResult> {
+  const saved = await readState(repo);
+  const hooksPath = await localHooksPath(repo);
+  const directory = hooksPath !== null && existsSync(path.resolve(repo.mainRoot, hooksPath));
+  if (saved?.mode === 'directory' || (!saved && directory)) {
+    const script = saved?.hook ?? directoryScript(repo.mainRoot, hooksPath!);
+    let removed: string | null = null;
+    if (existsSync(script)) {
+      const text = await fs.readFile(script, 'utf8');
+      const left = removeBlock(text);
+      if (left !== text) {
+        removed = script;
+        if (saved?.created && left.replace(/^#!.*\n?/, '').trim() === '') await fs.rm(script);
+        else await writeFileAtomic(script, left);
+      }
+    }
+    await fs.rm(stateFile(repo), { force: true });
+    return { mode: 'directory', removed, restored: null, hooksPath: null };
+  }
+  const hook = path.join(repo.commonDir, 'hooks', 'pre-commit');
+  let removed: string | null = null;
+  if (existsSync(hook) && readHead(hook).includes(HOOK_MARKER)) {
+    await fs.rm(hook);
+    removed = hook;
+  }
+  let restored: string | null = null;
+  const chained = saved?.chained ?? `${hook}.pre-gates`;
+  if (existsSync(chained) && !existsSync(hook)) {
+    await fs.rename(chained, hook);
+    restored = hook;
+  }
+  if (saved?.hooksPath)
+    await gitTry(['config', '--local', '--unset-all', 'core.hooksPath'], repo.worktree);
+  let putBack: string | null = null;
+  if (saved?.previousHooksPath) {
+    await git(['config', '--local', 'core.hooksPath', saved.previousHooksPath], repo.worktree);
+    putBack = saved.previousHooksPath;
+  }
+  await fs.rm(stateFile(repo), { force: true });
+  return { mode: saved || removed ? 'shared' : 'none', removed, restored, hooksPath: putBack };
 }

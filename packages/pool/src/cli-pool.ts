@@ -1,11 +1,12 @@
 /**
  * The `pool` command family: argv table → one WorktreePool call → print. Logic lives in the
- * package (pool.ts, run.ts, doctor.ts); this file stays thin.
+ * package (pool.ts and the modules it wires, run.ts); this file stays thin.
  */
 import {
   ExitCode,
   runCli,
   usageError,
+  notFoundError,
   type CliSpec,
   type CommandContext,
   type OptionSpec,
@@ -86,6 +87,28 @@ export const spec: CliSpec = {
   footer:
     'Exit codes: 0 ok · 1 failure · 2 usage · 3 config invalid · 4 not found · 5 conflict (not the holder, dirty worktree) · 6 service unavailable · 7 capacity exhausted · 75 pool full / wait timed out.\nDocs: docs/pool.md',
   commands: [
+    {
+      name: 'setup',
+      summary:
+        'set up this repository: commented pool.config.yaml from what it has, root scripts, the gates',
+      description:
+        'Detects the package manager and its packageManager pin, lockfile, formatter, build script and PostgreSQL/Redis URLs in .env files (redacted when printed), writes pool.config.yaml, adds the pool/gates/monitor/tracks/integrate scripts and runs `gates install`. Idempotent: existing files and scripts are kept unless --force.',
+      options: [
+        {
+          name: 'yes',
+          short: 'y',
+          type: 'boolean',
+          description: 'do not ask (setup never asks today; kept for scripts)',
+        },
+        { name: 'force', type: 'boolean', description: 'overwrite pool.config.yaml and scripts' },
+      ],
+      async run(ctx) {
+        const { setup, formatSetup } = await import('./setup.js');
+        const r = await setup({ repo: ctx.repo, force: ctx.opts.force === true });
+        ctx.out.result(r, () => formatSetup(r));
+        return r.gates.ok ? 0 : 1;
+      },
+    },
     {
       name: 'init',
       summary: 'create ready slots (default scale.min); idempotent; recreates missing worktrees',
@@ -202,6 +225,35 @@ export const spec: CliSpec = {
           '',
         );
         return r.exitCode;
+      },
+    },
+    {
+      name: 'logs',
+      summary: 'the last output of the command `pool run` runs in that slot',
+      args: [{ name: 'slot', description: 'slot id, e.g. wt-1' }],
+      options: [
+        {
+          name: 'follow',
+          type: 'boolean',
+          description: 'keep printing what is appended (Ctrl-C stops)',
+        },
+      ],
+      async run(ctx) {
+        const { readLeaseLog, followLeaseLog } = await import('./lease-log.js');
+        const { stateDir } = open(ctx).repo;
+        const slot = String(ctx.args.slot);
+        const text = await readLeaseLog(stateDir, slot);
+        if (text === null && ctx.opts.follow !== true)
+          throw notFoundError(`no \`pool run\` log for ${slot}`, {
+            hint: 'only `pool run` keeps its command output; see `pool status`',
+          });
+        ctx.out.result({ slot, log: text ?? '' }, () => (text ?? '').replace(/\n$/, ''));
+        if (ctx.opts.follow === true && !ctx.json) {
+          const stop = new AbortController();
+          process.once('SIGINT', () => stop.abort());
+          process.once('SIGTERM', () => stop.abort());
+          await followLeaseLog(stateDir, slot, (t) => process.stdout.write(t), stop.signal);
+        }
       },
     },
     {
@@ -366,8 +418,7 @@ export const spec: CliSpec = {
 };
 
 async function doctorCommand(ctx: CommandContext, fix: boolean): Promise<number> {
-  const { doctor } = await import('./doctor.js');
-  const r = await doctor(open(ctx), { fix });
+  const r = await open(ctx).doctor({ fix });
   ctx.out.result(r, () =>
     r.problems.length
       ? r.problems

@@ -6,9 +6,8 @@ import { existsSync, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { makeTempRepo, type TempRepo } from '@wtpool/testkit';
-import { WorktreePool } from './pool.js';
+import { WorktreePool, doctor } from './pool.js';
 import { readEvents } from './events.js';
-import { doctor } from './doctor.js';
 import { readEnvFile } from './envfile.js';
 
 const repos: TempRepo[] = [];

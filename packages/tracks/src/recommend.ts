@@ -4,8 +4,10 @@
  * is reached through a small port, by default the pool CLI run as a child process.
  */
 import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import {
   WtpoolError,
   failure,
@@ -131,8 +133,10 @@ export async function acquireAssignments(rec: Recommendation, port: PoolPort): P
   }
 }
 
-/** The pool CLI's bin, found through the installed @wtpool/pool package. */
+/** The pool CLI's bin: beside this code in the one-package install (worktree-pool), else @wtpool/pool's. */
 export function poolBin(): string {
+  const beside = fileURLToPath(new URL('../bin/pool.js', import.meta.url));
+  if (existsSync(beside)) return beside;
   const req = createRequire(import.meta.url);
   let entry: string;
   try {
