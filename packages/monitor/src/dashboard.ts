@@ -6,7 +6,7 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { poolRoot, type LoadedConfig } from '@wtpool/config';
-import { readEvents, type PoolEvent, type PoolStatus } from '@wtpool/pool';
+import { leaseLogPath, readEvents, type PoolEvent, type PoolStatus } from '@wtpool/pool';
 import { diskUsage } from './disk.js';
 import { collectHealth, type Health } from './health.js';
 import { exhaustedSince, readHistory, historyFile } from './history.js';
@@ -30,10 +30,6 @@ export interface DashboardDoc {
   /** The levels the gauges colour against (config `monitor.thresholds`). */
   thresholds: LoadedConfig['config']['monitor']['thresholds'];
 }
-
-/** `<stateDir>/logs/<slot>.log`, written by `pool run`. */
-export const leaseLogFile = (stateDir: string, slot: string) =>
-  path.join(stateDir, 'logs', `${slot}.log`);
 
 /** The last `n` lines of a file, reading at most its last 8 kB. */
 export async function tailLines(file: string, n: number): Promise<string[]> {
@@ -139,7 +135,7 @@ export class Dashboard {
       pool.slots
         .filter((s) => s.lease)
         .map(async (s) => {
-          const lines = await tailLines(leaseLogFile(loaded.repo.stateDir, s.id), 5);
+          const lines = await tailLines(leaseLogPath(loaded.repo.stateDir, s.id), 5);
           if (lines.length) logs[s.id] = lines;
         }),
     );

@@ -7,6 +7,7 @@ export type { LeaseStore } from './lease-store.js';
 export { FileLeaseStore } from './file-lease-store.js';
 export type { DoctorReport, Problem } from './doctor.js';
 export { runInSlot } from './run.js';
+export { leaseLogPath, readLeaseLog, LEASE_LOG_MAX } from './lease-log.js';
 export type { RunResult } from './run.js';
 export { readEvents, appendEvent, eventsFile } from './events.js';
 export { pidStartTime, procAlive, procRef } from './proc.js';
