@@ -14,7 +14,14 @@
  * resets to that head. The repository is never left mid-merge.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, promises as fs } from 'node:fs';
+import {
+  existsSync,
+  promises as fs,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import path from 'node:path';
 import { WtpoolError, conflictError, failure, notFoundError, usageError } from '@wtpool/core';
 import {
@@ -95,7 +102,6 @@ export interface IntegrationState {
   held?: Record<string, Held>;
   /** Branches `integrate drop` removed from the candidates (the branches themselves stay). */
   dropped?: Record<string, { head: string | null; at: string }>;
-  running?: Running | null;
   /** Every worktree integrate has used: protected from leak cleanup and `pool doctor`. */
   worktrees?: string[];
 }
@@ -306,28 +312,52 @@ async function resolveCandidates(loaded: LoadedConfig, opts: RunOptions): Promis
 const short = (sha: string) => sha.slice(0, 12);
 const secs = (ms: number) => `${(ms / 1000).toFixed(1)}s`;
 
+/** `running.json`: where the run in progress is (ephemeral; a dead pid means no run). */
+const runningFile = (loaded: LoadedConfig) => path.join(integrationDir(loaded), 'running.json');
+
+function readRunning(loaded: LoadedConfig): Running | null {
+  try {
+    const r = JSON.parse(readFileSync(runningFile(loaded), 'utf8')) as Running;
+    return pidAlive(r.pid) ? r : null;
+  } catch {
+    return null;
+  }
+}
+
 /**
  * Progress of a run: one line when a gate starts, a "still running" line every `tick` seconds
- * while it runs, and the gate recorded in the state's `running` (for `integrate status`).
+ * while it runs, and where the run is in `running.json` (for `integrate status`). That file is
+ * written without the state's lock and fsync (temp file + rename): it is only a view of a live
+ * process, and a per-gate locked write would cost the queue time on every candidate.
  */
 class Progress {
   private timer: NodeJS.Timeout | null = null;
-  private pending: Promise<unknown> = Promise.resolve();
+  private readonly file: string;
   constructor(
-    private readonly st: JsonStore<IntegrationState>,
+    loaded: LoadedConfig,
+    private readonly running: Running,
     private readonly print: ((m: string) => void) | undefined,
     private readonly tickMs: number,
-  ) {}
+  ) {
+    this.file = runningFile(loaded);
+    this.write();
+  }
+
+  private write(): void {
+    try {
+      const tmp = `${this.file}.${process.pid}.tmp`;
+      writeFileSync(tmp, JSON.stringify(this.running) + '\n');
+      renameSync(tmp, this.file);
+    } catch {
+      // progress is best effort: the run's own state writes report real failures
+    }
+  }
 
   /** Records where the run is (a new candidate, or the base with index 0). */
-  at(patch: Partial<Running>): Promise<void> {
+  at(patch: Partial<Running>): void {
     this.stop();
-    this.pending = this.pending.then(() =>
-      this.st.update((s) => {
-        if (s.running) Object.assign(s.running, patch);
-      }),
-    );
-    return this.pending.then(() => undefined);
+    Object.assign(this.running, patch);
+    this.write();
   }
 
   /** A gate starts (synchronous: runPipeline's `onGate`). */
@@ -342,15 +372,9 @@ class Progress {
       );
       this.timer.unref();
     }
-    this.pending = this.pending
-      .then(() =>
-        this.st.update((s) => {
-          if (!s.running) return;
-          s.running.gate = gate;
-          s.running.gateStartedAt = new Date(started).toISOString();
-        }),
-      )
-      .catch(() => undefined); // progress is best effort; the run's own writes report failures
+    this.running.gate = gate;
+    this.running.gateStartedAt = new Date(started).toISOString();
+    this.write();
   }
 
   stop(): void {
@@ -358,9 +382,10 @@ class Progress {
     this.timer = null;
   }
 
-  flush(): Promise<unknown> {
+  /** The run is over. */
+  end(): void {
     this.stop();
-    return this.pending;
+    rmSync(this.file, { force: true });
   }
 }
 
@@ -429,7 +454,7 @@ async function checkBase(ctx: Ctx): Promise<BaseCheck> {
     config: loaded.config,
     onGate: (g, c) => ctx.progress.gate(prefix, g, c),
   });
-  await ctx.progress.flush();
+  ctx.progress.stop();
   ctx.check();
   await git(['clean', '-fdq'], wt);
   if (!report.ok) return red(report.failed!, formatReport(report));
@@ -527,7 +552,7 @@ async function tryCandidate(
       range: { from: prevHead, to: mergedAs },
       onGate: (g, c) => ctx.progress.gate(prefix, g, c),
     });
-    await ctx.progress.flush();
+    ctx.progress.stop();
     check();
     if (!report.ok) {
       await undo();
@@ -597,19 +622,19 @@ export async function integrateRun(loaded: LoadedConfig, opts: RunOptions): Prom
     // Known before it exists: leak detection and `pool doctor` leave it alone from now on.
     await st.update((s) => {
       s.worktrees = [...new Set([...(s.worktrees ?? []), wtPath])];
-      s.running = {
-        pid: process.pid,
-        target,
-        worktree: wtPath,
-        startedAt: new Date().toISOString(),
-        index: 0,
-        total: candidates.length,
-        branch: null,
-        gate: null,
-        gateStartedAt: null,
-      };
     });
-    const progress = new Progress(st, opts.progress, (opts.tickSeconds ?? 15) * 1000);
+    const running: Running = {
+      pid: process.pid,
+      target,
+      worktree: wtPath,
+      startedAt: new Date().toISOString(),
+      index: 0,
+      total: candidates.length,
+      branch: null,
+      gate: null,
+      gateStartedAt: null,
+    };
+    const progress = new Progress(loaded, running, opts.progress, (opts.tickSeconds ?? 15) * 1000);
     try {
       const wt = await ensureWorktree(loaded, target);
       if (await dirty(wt)) throw dirtyError(wt);
@@ -632,7 +657,7 @@ export async function integrateRun(loaded: LoadedConfig, opts: RunOptions): Prom
         if (b.status === 'red') return b;
         for (const [i, branch] of candidates.entries()) {
           const prefix = `integrate [${i + 1}/${candidates.length}] ${branch}`;
-          await progress.at({ index: i + 1, branch, gate: null, gateStartedAt: null });
+          progress.at({ index: i + 1, branch, gate: null, gateStartedAt: null });
           const r = await tryCandidate(ctx, branch, prefix, who.get(branch));
           results.push(r);
           opts.progress?.(`${prefix}: ${r.status} (${r.reason}) in ${secs(r.ms)}`);
@@ -653,10 +678,7 @@ export async function integrateRun(loaded: LoadedConfig, opts: RunOptions): Prom
         results,
       };
     } finally {
-      await progress.flush().catch(() => undefined);
-      await st.update((s) => {
-        s.running = null;
-      });
+      progress.end();
     }
   });
 }
@@ -770,7 +792,7 @@ export async function integrateStatus(
     const held = state.held?.[branch]?.head === h ? state.held[branch] : undefined;
     candidates.push({ branch, head: h, ...(owner ? { owner } : {}), ...(held ? { held } : {}) });
   }
-  const running = state.running && pidAlive(state.running.pid) ? state.running : null;
+  const running = readRunning(loaded);
   return {
     target,
     worktree: integrationWorktree(loaded.config, loaded.repo),
