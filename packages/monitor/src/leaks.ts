@@ -6,7 +6,14 @@
  */
 import { existsSync, promises as fs, realpathSync } from 'node:fs';
 import path from 'node:path';
-import { poolRoot, slotId, slotNames, templateDatabase, type LoadedConfig } from '@wtpool/config';
+import {
+  integrationWorktrees,
+  poolRoot,
+  slotId,
+  slotNames,
+  templateDatabase,
+  type LoadedConfig,
+} from '@wtpool/config';
 import { git, gitRun } from '@wtpool/core';
 import { inspectLock } from '@wtpool/lock';
 import { bandStore, migrationsHash } from '@wtpool/services';
@@ -68,6 +75,8 @@ async function worktreeLeaks({ loaded, state }: DetectContext): Promise<Leak[]> 
   const { config, repo } = loaded;
   const root = real(poolRoot(config, repo));
   const registered = new Set(slotsOf(state).map((s) => real(s.path)));
+  // The merge queue's worktree is part of the pool, not an orphan (nor one a running integrate holds).
+  for (const p of integrationWorktrees(config, repo)) registered.add(real(p));
   const leaks: Leak[] = [];
   for (const wt of await listWorktrees(repo.mainRoot)) {
     const p = real(wt.path);
