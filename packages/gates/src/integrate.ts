@@ -30,7 +30,7 @@ import {
   resolveRepo,
   type LoadedConfig,
 } from '@wtpool/config';
-import { JsonStore, pidAlive, withLock } from '@wtpool/lock';
+import { JsonStore, PRIVATE_FILE_MODE, ensurePrivateDir, pidAlive, withLock } from '@wtpool/lock';
 import { appendEvent } from '@wtpool/pool';
 import { installDeps } from '@wtpool/services';
 import { branchHead, checkBranch, keptBranches, owners, type Owner } from './candidates.js';
@@ -125,7 +125,7 @@ async function exclusive<T>(
   purpose: string,
   fn: () => Promise<T>,
 ): Promise<T> {
-  await fs.mkdir(integrationDir(loaded), { recursive: true });
+  ensurePrivateDir(integrationDir(loaded));
   return withLock(path.join(integrationDir(loaded), 'queue'), fn, { timeout: 2000, purpose });
 }
 
@@ -287,9 +287,10 @@ function logName(branch: string): string {
 
 async function writeLog(loaded: LoadedConfig, branch: string, text: string): Promise<string> {
   const dir = path.join(integrationDir(loaded), 'logs');
-  await fs.mkdir(dir, { recursive: true });
+  // A CI log may print credentials from the environment: owner-only, like the rest of the state.
+  ensurePrivateDir(dir);
   const file = path.join(dir, logName(branch));
-  await fs.writeFile(file, text);
+  await fs.writeFile(file, text, { mode: PRIVATE_FILE_MODE });
   return file;
 }
 

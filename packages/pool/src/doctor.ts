@@ -5,8 +5,9 @@
  */
 import path from 'node:path';
 import { integrationWorktrees, poolRoot } from '@wtpool/config';
+import { gitRun } from '@wtpool/core';
 import { tx, type PoolContext } from './context.js';
-import { gitRaw, withGitLock } from './git.js';
+import { withGitLock } from './git.js';
 import { HOST, procAlive, procRef } from './proc.js';
 import { provision, rescueUnsaved } from './provision.js';
 import { cleanup } from './scale.js';
@@ -129,7 +130,7 @@ export async function runDoctor(ctx: PoolContext, opts: { fix: boolean }): Promi
     });
     if (opts.fix)
       await withGitLock(ctx.repo.stateDir, 'worktrees', () =>
-        gitRaw(['worktree', 'prune'], { cwd: ctx.repo.mainRoot }),
+        gitRun(['worktree', 'prune'], { cwd: ctx.repo.mainRoot }),
       );
   }
   for (const w of worktrees) {

@@ -5,7 +5,13 @@
  */
 import { readFileSync, watch, promises as fs } from 'node:fs';
 import path from 'node:path';
-import { JsonStore, createExclusive, readJsonFile, writeFileAtomic } from '@wtpool/lock';
+import {
+  createExclusive,
+  ensurePrivateDir,
+  JsonStore,
+  readJsonFile,
+  writeFileAtomic,
+} from '@wtpool/lock';
 import type { LeaseStore } from './lease-store.js';
 import { initialState } from './state.js';
 import type { LeaseFile, PoolState } from './types.js';
@@ -56,7 +62,7 @@ export class FileLeaseStore implements LeaseStore {
   }
 
   async createLease(doc: LeaseFile): Promise<boolean> {
-    await fs.mkdir(this.leasesDir, { recursive: true });
+    ensurePrivateDir(this.leasesDir); // lease files name agents and tasks: owner only (D92)
     return createExclusive(this.leaseFile(doc.slot), doc);
   }
 

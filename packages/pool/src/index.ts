@@ -25,4 +25,4 @@ export {
   isDirty,
   worktreeExists,
 } from './worktree.js';
-export { withGitLock, gitRaw } from './git.js';
+export { withGitLock } from './git.js';

@@ -250,7 +250,7 @@ describe('WorktreePool', () => {
     await pool.initialize();
     expect((await pool.scaleOut()).added).toEqual(['wt-2', 'wt-3']);
     expect((await pool.scaleOut()).added).toEqual(['wt-4']);
-    await expect(pool.scaleOut()).rejects.toMatchObject({ exitCode: 2 });
+    await expect(pool.scaleOut()).rejects.toMatchObject({ exitCode: 75 });
     const held = await pool.lease({ agent: 'ag', task: 't' });
     expect((await pool.scaleIn()).removed).toEqual(['wt-4', 'wt-3']);
     await sleep(400);

@@ -2,7 +2,7 @@
  * Pool size: init (at least N slots, self-healing), scale out/in, refresh, retirement of idle
  * slots, and the housekeeping pass (`cleanup`) mutating commands run.
  */
-import { usageError } from '@wtpool/core';
+import { poolFullError, usageError } from '@wtpool/core';
 import { event, names, pathOf, pathOfId, tx, type PoolContext } from './context.js';
 import { withGitLock } from './git.js';
 import { procRef } from './proc.js';
@@ -75,7 +75,8 @@ export async function scaleOut(ctx: PoolContext): Promise<{ added: string[]; siz
     reserveGrowth(draft, ctx.config, pathOf(ctx), now, plan, true),
   );
   if (!plan.grown.length) {
-    throw usageError(`the pool is already at scale.max (${ctx.config.scale.max})`, {
+    // Not a usage error: the command was right, the pool is full at its configured ceiling (D93).
+    throw poolFullError(`the pool is already at scale.max (${ctx.config.scale.max})`, {
       hint: 'raise scale.max in pool.config.yaml',
     });
   }
