@@ -6,12 +6,15 @@ function typeText(leaf: Leaf): string {
       ? (leaf.values ?? []).map((v) => `\`${v}\``).join(' \\| ')
       : leaf.type === 'string[]'
         ? 'list of strings'
-        : leaf.type;
+        : leaf.type === 'path-gates'
+          ? 'mapping: glob → checks'
+          : leaf.type;
   return leaf.nullable ? `${t} or null` : t;
 }
 
 function defaultText(leaf: Leaf): string {
   if (leaf.default === null || leaf.default === undefined) return '—';
+  if (typeof leaf.default === 'object' && !Array.isArray(leaf.default)) return '`{}`';
   return `\`${Array.isArray(leaf.default) ? `[${leaf.default.join(', ')}]` : String(leaf.default)}\``;
 }
 
@@ -43,7 +46,14 @@ export function renderConfigDocs(): string {
 
 Every command reads \`pool.config.yaml\` at the repository root (or \`--config FILE\`). The file is
 optional: every key has a default. An unknown key or a value of the wrong type stops the command
-with exit code 3, naming the file, the key and the expected type. Durations are written \`90s\`,
+with exit code 3, naming the file, the key and the expected type, before anything is created
+(no state dir, no worktree). Values are checked beyond their type (D91): durations have lower
+bounds (\`pool.leaseTtl\` ≥ 10s, \`monitor.interval\` ≥ 1s); \`postgres.url\` and \`redis.url\` must
+parse with a \`postgres://\`/\`postgresql://\` or \`redis://\`/\`rediss://\` scheme (passwords redacted in
+the message); \`pool.base\` must be a branch name git accepts; \`pool.keep\` entries stay inside the
+worktree; \`pool.root\` may not be \`/\`, under /proc, /sys or /dev, inside the git directory, the
+state dir or the checkout; Redis indexes are at most 10000. A YAML alias bomb is an invalid-YAML
+error (exit 3). The config cache in the state dir is mode 0600 (D92). Durations are written \`90s\`,
 \`30m\`, \`2h\` or as milliseconds. Environment variables in the table override the file.
 
 \`\`\`yaml

@@ -3,6 +3,8 @@ export type { LoadedConfig, LoadOptions } from './load.js';
 export { validateConfig, defaultConfig, envOverrides } from './validate.js';
 export { SCHEMA, isLeaf } from './schema.js';
 export type { Config, Schema, Leaf } from './schema.js';
+export { PATH_CHECKS } from './path-gates.js';
+export type { PathGates, PathCheck } from './path-gates.js';
 export { resolveRepo, targetDir } from './repo.js';
 export type { RepoPaths } from './repo.js';
 export {
@@ -21,3 +23,4 @@ export {
 } from './naming.js';
 export type { SlotNames } from './naming.js';
 export { renderConfigDocs } from './docs.js';
+export { integrationStateDir, integrationWorktrees } from './integration.js';

@@ -1,8 +1,10 @@
-import { readFileSync, mkdirSync, writeFileSync, renameSync } from 'node:fs';
+import { chmodSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { configError, errno, notFoundError } from '@wtpool/core';
+import { PRIVATE_FILE_MODE, ensurePrivateDir } from '@wtpool/lock';
 import { validateConfig } from './validate.js';
+import { poolRootProblem } from './checks.js';
 import { resolveRepo, targetDir, mtimeKey, type RepoPaths } from './repo.js';
 import type { Config } from './schema.js';
 
@@ -36,12 +38,29 @@ export function loadConfig(opts: LoadOptions = {}): LoadedConfig {
     if (explicit) throw notFoundError(`config file not found: ${file}`, { hint: 'check --config' });
     return { config: validateConfig({}, 'defaults', env), repo, file: null };
   }
-  const raw = readCachedYaml(file, key, repo.stateDir);
-  return { config: validateConfig(raw, file, env), repo, file };
+  const cacheFile = path.join(repo.stateDir, 'config-cache.json');
+  const cached = readCache(cacheFile, file, key);
+  const raw = cached === undefined ? parseYamlFile(file) : cached;
+  const config = checkPaths(validateConfig(raw, file, env), repo, file);
+  // Written only once the file validated: a bad config creates nothing.
+  if (cached === undefined) writeCache(cacheFile, { file, key, raw });
+  return { config, repo, file };
 }
 
-function readCachedYaml(file: string, key: string, stateDir: string): unknown {
-  const cacheFile = path.join(stateDir, 'config-cache.json');
+/** Checks that need the repository's paths (a pool root inside `.git` or the checkout). */
+function checkPaths(config: Config, repo: RepoPaths, source: string): Config {
+  if (config.pool.root !== null) {
+    const problem = poolRootProblem(path.resolve(repo.mainRoot, config.pool.root), repo);
+    if (problem) {
+      throw configError(`${source}: pool.root must be ${problem}`, {
+        hint: `fix pool.root in ${source} (default: <repo>.worktrees beside the checkout)`,
+      });
+    }
+  }
+  return config;
+}
+
+function readCache(cacheFile: string, file: string, key: string): unknown {
   try {
     const cached = JSON.parse(readFileSync(cacheFile, 'utf8')) as {
       file: string;
@@ -52,16 +71,24 @@ function readCachedYaml(file: string, key: string, stateDir: string): unknown {
   } catch {
     // no cache yet, or unreadable: parse
   }
-  const raw = parseYamlFile(file);
+  return undefined;
+}
+
+/**
+ * The cache holds the parsed file, which may hold credentials (postgres.url): mode 0600 in a
+ * 0700 state dir, whatever the umask (D92).
+ */
+function writeCache(cacheFile: string, content: unknown): void {
+  const tmp = `${cacheFile}.${process.pid}.tmp`;
   try {
-    mkdirSync(stateDir, { recursive: true });
-    const tmp = `${cacheFile}.${process.pid}.tmp`;
-    writeFileSync(tmp, JSON.stringify({ file, key, raw }));
+    ensurePrivateDir(path.dirname(cacheFile));
+    writeFileSync(tmp, JSON.stringify(content), { mode: PRIVATE_FILE_MODE, flag: 'w' });
+    chmodSync(tmp, PRIVATE_FILE_MODE); // the umask may have removed bits, never added any
     renameSync(tmp, cacheFile);
   } catch {
     // the cache is an optimisation only
+    rmSync(tmp, { force: true });
   }
-  return raw;
 }
 
 // Loaded lazily: the YAML parser costs 20-30 ms of start-up (about 80 files) and is only
@@ -105,5 +132,12 @@ export function parseYamlFile(file: string): unknown {
       hint: `fix the syntax of ${file}`,
     });
   }
-  return doc.toJS();
+  try {
+    return doc.toJS();
+  } catch (e) {
+    // yaml refuses documents whose aliases expand past maxAliasCount (an alias bomb).
+    throw configError(`${file}: invalid YAML: ${(e as Error).message.split('\n')[0]}`, {
+      hint: `fix the aliases (*name) in ${file}`,
+    });
+  }
 }

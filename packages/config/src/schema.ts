@@ -1,9 +1,14 @@
+import { branchNameProblem, relativePathProblem, urlProblem } from './checks.js';
+
 /**
  * The configuration schema: one declarative table giving every key, its type, its default and
  * what it means. Validation, defaults and docs/config.md all come from here.
  */
 
-export type LeafType = 'string' | 'int' | 'number' | 'boolean' | 'duration' | 'string[]' | 'enum';
+import type { PathGates } from './path-gates.js';
+
+export type LeafType =
+  'string' | 'int' | 'number' | 'boolean' | 'duration' | 'string[]' | 'enum' | 'path-gates';
 
 export interface Leaf {
   type: LeafType;
@@ -17,12 +22,18 @@ export interface Leaf {
   env?: string;
   pattern?: RegExp;
   patternHint?: string;
+  /** A further check of a valid value: returns what is wrong with it, or undefined. */
+  check?: (value: never) => string | undefined;
 }
 
 export type Schema = { [key: string]: Leaf | Schema };
 
 export const isLeaf = (x: Leaf | Schema): x is Leaf =>
   typeof (x as Leaf).type === 'string' && 'description' in x;
+
+// Redis logical databases the pool will address at most (Redis allows more, but each costs
+// memory and an index this large is a typo).
+const REDIS_DB_MAX = 10_000;
 
 const THRESHOLD = (def: number, env: string, description: string): Leaf => ({
   type: 'number',
@@ -32,9 +43,13 @@ const THRESHOLD = (def: number, env: string, description: string): Leaf => ({
   description,
 });
 
-// A gate command: not empty and not an obvious no-op (`true`, `:`, `exit 0`), so a config file
-// cannot quietly switch the mandatory build gate off.
-const GATE_COMMAND = /^(?!\s*(?:true|:|exit(?:\s+0)?|\/bin\/true|\/usr\/bin\/true)\s*$)\s*\S/;
+// A gate command is not empty. The build gate is mandatory, so it may not be an obvious no-op
+// either (`true`, `:`, `exit 0`): a config file cannot quietly switch it off. The format and test
+// gates may say `true` explicitly (a repository with no formatter or tests), D93.
+const NON_EMPTY = /\S/;
+const NO_OP = /^\s*(?:true|:|exit(?:\s+0)?|\/bin\/true|\/usr\/bin\/true)\s*$/;
+const buildCommand = (v: string) =>
+  NO_OP.test(v) ? `a command that builds, not the no-op ${JSON.stringify(v.trim())}` : undefined;
 
 export const SCHEMA = {
   pool: {
@@ -59,6 +74,7 @@ export const SCHEMA = {
       description: 'branch every lease starts from and every release returns to',
       pattern: /^[A-Za-z0-9][A-Za-z0-9._/-]{0,199}$/,
       patternHint: 'a branch name',
+      check: branchNameProblem,
     },
     branchPrefix: {
       type: 'string',
@@ -71,11 +87,13 @@ export const SCHEMA = {
       type: 'string[]',
       default: ['node_modules'],
       description: 'ignored caches that survive a release (paths relative to the worktree)',
+      check: relativePathProblem,
     },
     leaseTtl: {
       type: 'duration',
       default: '2h',
-      description: 'a lease expires when not renewed for this long',
+      min: 10_000,
+      description: 'a lease expires when not renewed for this long (at least 10s)',
     },
     waitTimeout: {
       type: 'duration',
@@ -125,6 +143,7 @@ export const SCHEMA = {
       nullable: true,
       description:
         'admin connection URL (enables per-slot databases), e.g. postgres://user:pass@127.0.0.1:5432/postgres',
+      check: urlProblem(['postgres:', 'postgresql:']),
     },
     migrate: {
       type: 'string',
@@ -160,24 +179,34 @@ export const SCHEMA = {
       default: null,
       nullable: true,
       description: 'Redis URL (enables per-slot logical databases), e.g. redis://127.0.0.1:6379',
+      check: urlProblem(['redis:', 'rediss:']),
     },
     bandStart: {
       type: 'int',
       default: 1,
       min: 0,
+      max: REDIS_DB_MAX,
       description: 'first DB index the pool may use; lower ones belong to the app',
     },
-    floor: { type: 'int', default: 20, min: 1, description: 'size the band idles at' },
+    floor: {
+      type: 'int',
+      default: 20,
+      min: 1,
+      max: REDIS_DB_MAX,
+      description: 'size the band idles at',
+    },
     step: {
       type: 'int',
       default: 10,
       min: 1,
+      max: REDIS_DB_MAX,
       description: 'the band grows and shrinks by this many DBs',
     },
     provisionTarget: {
       type: 'int',
       default: 64,
       min: 1,
+      max: REDIS_DB_MAX,
       description: 'databases set by `pool scale --provision`',
     },
     confFile: {
@@ -240,7 +269,7 @@ export const SCHEMA = {
       default: 'prettier --check --ignore-unknown',
       description:
         'format check; pre-commit runs it on the staged files (through lint-staged), ci on `.`',
-      pattern: GATE_COMMAND,
+      pattern: NON_EMPTY,
       patternHint: 'a non-empty command',
     },
     build: {
@@ -248,14 +277,15 @@ export const SCHEMA = {
       default: 'tsc -b',
       description:
         'build command, a mandatory gate: it can be changed, never removed (keep it incremental so a one-file commit stays fast)',
-      pattern: GATE_COMMAND,
+      pattern: NON_EMPTY,
       patternHint: 'a non-empty command that builds (the build gate cannot be disabled)',
+      check: buildCommand,
     },
     test: {
       type: 'string',
       default: 'pnpm -s test',
       description: 'test command (ci; pre-commit only with RUN_TESTS_ON_COMMIT=1)',
-      pattern: GATE_COMMAND,
+      pattern: NON_EMPTY,
       patternHint: 'a non-empty command',
     },
     setup: {
@@ -263,11 +293,22 @@ export const SCHEMA = {
       default: null,
       nullable: true,
       description:
-        'command run in the integration worktree after each merge, before `gates ci` (e.g. pnpm install --frozen-lockfile --prefer-offline)',
+        'extra command run in the integration worktree after its dependencies are brought up to date (as slots get them, deps.strategy), before the gates',
+    },
+    paths: {
+      type: 'path-gates',
+      default: {},
+      description:
+        'per-path gates: path glob → { build, typecheck, test } commands for changes under it (a check left out uses the default; see docs/gates.md)',
     },
   },
   monitor: {
-    interval: { type: 'duration', default: '30s', description: 'daemon sampling interval' },
+    interval: {
+      type: 'duration',
+      default: '30s',
+      min: 1000,
+      description: 'daemon sampling interval (at least 1s)',
+    },
     leaseAlertAfter: {
       type: 'duration',
       default: '20m',
@@ -330,7 +371,13 @@ export interface Config {
     strategy: 'auto' | 'hardlink' | 'pnpm' | 'npm' | 'command' | 'none';
     command: string | null;
   };
-  gates: { format: string; build: string; test: string; setup: string | null };
+  gates: {
+    format: string;
+    build: string;
+    test: string;
+    setup: string | null;
+    paths: PathGates;
+  };
   monitor: {
     interval: number;
     leaseAlertAfter: number;

@@ -1,4 +1,5 @@
-import { configError, parseDuration } from '@wtpool/core';
+import { configError, formatDuration, parseDuration } from '@wtpool/core';
+import { coercePathGates } from './path-gates.js';
 import { SCHEMA, isLeaf, type Config, type Leaf, type Schema } from './schema.js';
 
 const typeName = (leaf: Leaf): string => {
@@ -6,12 +7,14 @@ const typeName = (leaf: Leaf): string => {
     leaf.type === 'enum'
       ? `one of ${leaf.values?.join(', ')}`
       : leaf.type === 'duration'
-        ? 'a duration (90s, 30m, 2h or milliseconds)'
+        ? `a duration (90s, 30m, 2h or milliseconds)${leaf.min ? ` of at least ${formatDuration(leaf.min)}` : ''}`
         : leaf.type === 'string[]'
           ? 'a list of strings'
-          : leaf.type === 'int'
-            ? 'an integer'
-            : `a ${leaf.type}`;
+          : leaf.type === 'path-gates'
+            ? 'a mapping of path globs to checks'
+            : leaf.type === 'int'
+              ? 'an integer'
+              : `a ${leaf.type}`;
   return leaf.nullable ? `${base} or null` : base;
 };
 
@@ -23,6 +26,27 @@ function describe(v: unknown): string {
 }
 
 function coerceLeaf(leaf: Leaf, value: unknown, key: string, source: string): unknown {
+  const v = coerceType(leaf, value, key, source);
+  const problem = v === null || !leaf.check ? undefined : leafProblem(leaf, v);
+  if (problem) {
+    throw configError(`${source}: ${key} must be ${problem}`, { hint: `fix ${key} in ${source}` });
+  }
+  return v;
+}
+
+function leafProblem(leaf: Leaf, v: unknown): string | undefined {
+  const check = leaf.check as (x: unknown) => string | undefined;
+  if (Array.isArray(v)) {
+    for (const x of v) {
+      const p = check(x);
+      if (p) return p;
+    }
+    return undefined;
+  }
+  return check(v);
+}
+
+function coerceType(leaf: Leaf, value: unknown, key: string, source: string): unknown {
   const bad = (extra = '') =>
     configError(`${source}: ${key} must be ${typeName(leaf)}, got ${describe(value)}${extra}`, {
       hint: `fix ${key} in ${source}`,
@@ -50,7 +74,9 @@ function coerceLeaf(leaf: Leaf, value: unknown, key: string, source: string): un
     case 'duration':
       if (typeof value !== 'number' && typeof value !== 'string') throw bad();
       try {
-        return parseDuration(value, key);
+        const ms = parseDuration(value, key);
+        if (leaf.min !== undefined && ms < leaf.min) throw new Error('below the minimum');
+        return ms;
       } catch {
         throw bad();
       }
@@ -60,6 +86,8 @@ function coerceLeaf(leaf: Leaf, value: unknown, key: string, source: string): un
     case 'enum':
       if (typeof value !== 'string' || !leaf.values?.includes(value)) throw bad();
       return value;
+    case 'path-gates':
+      return coercePathGates(value, key, source);
     case 'string':
       if (typeof value !== 'string') throw bad();
       if (leaf.pattern && !leaf.pattern.test(value)) {

@@ -276,10 +276,13 @@ export function parseArgv(spec: CliSpec, argv: string[]): ParsedArgv {
       });
     }
     if (o.type === 'boolean') {
+      // A switch takes no value: `--json=1` is refused rather than read one way or the other.
       if (value !== undefined) {
-        if (!/^(true|false|1|0)$/.test(value)) throw usageError(`--${o.name} takes no value`);
-        opts[o.name] = (value === 'true' || value === '1') !== negated;
-      } else opts[o.name] = !negated;
+        throw usageError(`--${o.name} takes no value, got ${JSON.stringify(tok)}`, {
+          hint: `write --${o.name} or --no-${o.name}`,
+        });
+      }
+      opts[o.name] = !negated;
       continue;
     }
     if (value === undefined) {

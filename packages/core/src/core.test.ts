@@ -59,6 +59,23 @@ describe('parseArgv', () => {
     expect(parseArgv(spec, ['acquire', 'a', 't']).ctx.opts.priority).toBe(2);
   });
 
+  it('refuses a value given to a switch (--json=1), exit 2', () => {
+    for (const argv of [
+      ['scale', 'status', '--json=1'],
+      ['scale', 'status', '--json=true'],
+      ['scale', 'status', '--no-json=0'],
+    ]) {
+      let e: (Error & { exitCode?: number }) | undefined;
+      try {
+        parseArgv(spec, argv);
+      } catch (x) {
+        e = x as Error & { exitCode?: number };
+      }
+      expect(e?.exitCode, argv.join(' ')).toBe(2);
+      expect(e?.message).toMatch(/^--json takes no value/);
+    }
+  });
+
   it('matches multi-word commands and aliases', () => {
     expect(parseArgv(spec, ['scale', 'status', '--json']).cmd?.name).toBe('scale status');
     expect(parseArgv(spec, ['scale-up']).cmd?.name).toBe('scale out');

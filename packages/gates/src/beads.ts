@@ -6,7 +6,7 @@
 import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { exec, git } from './exec.js';
-import type { GateResult } from './pipeline.js';
+import type { GateResult } from './gate-types.js';
 
 /** The issue files bd writes, newest name first. */
 const ISSUE_FILES = ['issues.jsonl', 'beads.jsonl'];

@@ -2,15 +2,36 @@
  * Candidates for the merge queue. `--from-pool` takes the branches that released leases kept:
  * the pool records each one when a release keeps a branch with commits, and
  * `WorktreePool.keptBranches()` lists those still present and not leased again, oldest first.
+ * `owners` names the agent and task behind a pool branch (its kept record or its live lease),
+ * so a result and its event say whose branch it was.
  */
 import type { LoadedConfig } from '@wtpool/config';
 import { usageError } from '@wtpool/core';
 import { WorktreePool } from '@wtpool/pool';
 import { gitTry } from './exec.js';
 
+export interface Owner {
+  agent: string;
+  task: string;
+  slot: string;
+}
+
 export async function keptBranches(loaded: LoadedConfig): Promise<string[]> {
   const kept = await new WorktreePool(loaded).keptBranches();
   return kept.map((k) => k.branch);
+}
+
+/** branch → the agent and task that made it (the latest kept record, or the lease holding it). */
+export async function owners(loaded: LoadedConfig): Promise<Map<string, Owner>> {
+  const st = await new WorktreePool(loaded).readState();
+  const out = new Map<string, Owner>();
+  for (const k of st.kept) out.set(k.branch, { agent: k.agent, task: k.task, slot: k.slot });
+  for (const s of Object.values(st.slots)) {
+    if (s.lease?.branch) {
+      out.set(s.lease.branch, { agent: s.lease.agent, task: s.lease.task, slot: s.id });
+    }
+  }
+  return out;
 }
 
 /** A local branch name safe to hand to git: well-formed, not an option, existing. */

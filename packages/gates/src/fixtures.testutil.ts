@@ -40,7 +40,11 @@ test("adds", () => {
 
 export const FAILING_TEST = PASSING_TEST.replace('"adds"', '"fails"').replace('2);', '3);');
 
-/** A repository with a tiny TypeScript project and its gates configured. */
+/**
+ * A repository with a tiny TypeScript project and its gates configured. No dependency install
+ * (`deps.strategy: none`): the gates find prettier and tsc on PATH, and `auto` would run npm in
+ * each slot and in the integration worktree, leaving a package-lock.json behind.
+ */
 export async function makeTsRepo(extraConfig = ''): Promise<TempRepo> {
   return makeTempRepo({
     files: {
@@ -49,7 +53,7 @@ export async function makeTsRepo(extraConfig = ''): Promise<TempRepo> {
       '.gitignore': 'dist/\nnode_modules/\n',
       'src/index.ts': 'export const one: number = 1;\n',
       'test/add.test.mjs': PASSING_TEST,
-      'pool.config.yaml': `gates:\n  build: tsc -b\n  test: node --test\n${extraConfig}`,
+      'pool.config.yaml': `deps:\n  strategy: none\ngates:\n  build: tsc -b\n  test: node --test\n${extraConfig}`,
     },
   });
 }
@@ -75,11 +79,8 @@ export const gates = (args: string[], cwd: string, env: NodeJS.ProcessEnv = {}) 
 export const integrate = (args: string[], cwd: string, env: NodeJS.ProcessEnv = {}) =>
   runCli(INTEGRATE_BIN, args, { cwd, env: { ...ENV, ...env } });
 
-/**
- * Pool settings for a tiny repository: three slots, no dependency install (the gates find
- * prettier and tsc on PATH; `auto` would run npm in each slot and leave a package-lock.json).
- */
-export const POOL_CONFIG = 'scale:\n  min: 3\n  max: 3\ndeps:\n  strategy: none\n';
+/** Pool settings for a tiny repository: three slots. */
+export const POOL_CONFIG = 'scale:\n  min: 3\n  max: 3\n';
 
 /** The real pool CLI on a temp repository; `json()` of a failure throws with its stderr. */
 export async function pool<T = unknown>(args: string[], repo: TempRepo): Promise<T> {

@@ -1,10 +1,12 @@
 /**
- * The format gate of pre-commit: the configured check (`gates.format`) on the staged files,
+ * The format gate. Pre-commit: the configured check (`gates.format`) on the staged files,
  * through lint-staged, which hides the unstaged parts of partially staged files while the check
- * runs (so it sees exactly what will be committed) and restores them afterwards.
+ * runs (so it sees exactly what will be committed) and restores them afterwards. The merge
+ * queue: the same check on the files a merge added or changed (`checkFilesFormat`); the
+ * full-tree check stays in `gates ci`.
  */
 import { gateEnv, shell } from './exec.js';
-import type { GateResult, PipelineOptions } from './pipeline.js';
+import type { GateResult, PipelineOptions } from './gate-types.js';
 
 /** `sh -c '<format> "$@"' gates <files…>`: file names are arguments, never shell text. */
 const withFiles = (command: string) => `${command} "$@"`;
@@ -57,6 +59,42 @@ export async function checkStagedFormat(
     exitCode: ok ? 0 : exitCode || 1,
     output: [output, ok ? '' : logged.join('\n')].filter((s) => s.trim()).join('\n'),
     reproduce,
+  };
+}
+
+/** Files handed to one run of the check: far below any argument-list limit. */
+const CHUNK = 2000;
+
+/** `gates.format` on the given files (relative to `cwd`), in chunks; skipped when there are none. */
+export async function checkFilesFormat(
+  command: string,
+  files: string[],
+  opts: Pick<PipelineOptions, 'cwd' | 'mainRoot' | 'env' | 'onData'>,
+): Promise<GateResult> {
+  if (!files.length) {
+    return { name: 'format', status: 'skipped', command: 'no changed files', ms: 0 };
+  }
+  const started = Date.now();
+  let output = '';
+  let exitCode = 0;
+  for (let i = 0; i < files.length && exitCode === 0; i += CHUNK) {
+    const r = await shell(withFiles(command), {
+      cwd: opts.cwd,
+      env: gateEnv([opts.cwd, opts.mainRoot], opts.env),
+      args: ['gates', ...files.slice(i, i + CHUNK)],
+      onData: opts.onData,
+    });
+    output += r.output;
+    exitCode = r.code;
+  }
+  return {
+    name: 'format',
+    status: exitCode === 0 ? 'passed' : 'failed',
+    command: `${command} <${files.length} changed file(s)>`,
+    ms: Date.now() - started,
+    exitCode,
+    output,
+    reproduce: `${command} ${files.map(quote).join(' ')}`,
   };
 }
 

@@ -3,7 +3,7 @@
  * the refusals of promote, kept pool branches, and a run interrupted by SIGTERM or killed.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '@wtpool/config';
@@ -57,7 +57,6 @@ describe('integrate run and promote', () => {
     const broken = report.results[1]!;
     expect(broken.failedGate).toBe('build');
     expect(existsSync(broken.log!)).toBe(true);
-    const { readFileSync } = await import('node:fs');
     expect(readFileSync(broken.log!, 'utf8')).toContain('TS2322');
 
     // integration holds both good merges (as --no-ff merge commits) and not the broken one.
@@ -139,6 +138,20 @@ describe('integrate run and promote', () => {
     expect(run.json<RunReport>().results.map((r) => `${r.branch}:${r.status}`)).toEqual([
       `${done.branch}:kept`,
     ]);
+    // The lease's owner is named in the result and in the pool's event log.
+    expect(run.json<RunReport>().results[0]!.owner).toEqual({
+      agent: 'ag-1',
+      task: 'task a',
+      slot: done.slot,
+    });
+    const events = readFileSync(path.join(repo.dir, '.git/wtpool/events.jsonl'), 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
+      .filter((e) => e.type === 'integrate');
+    expect(events).toMatchObject([
+      { branch: done.branch, status: 'kept', agent: 'ag-1', task: 'task a', slot: done.slot },
+    ]);
     // Once released, the other lease's branch is a candidate; the merged one is no longer shown.
     await pool(['release', busy.slot, 'ag-2'], repo);
     expect(await keptBranches(loaded)).toEqual([done.branch, busy.branch]);
@@ -160,8 +173,12 @@ describe('integrate run never leaves the repository mid-merge', () => {
   async function startSlowRun(r: TempRepo) {
     const marker = path.join(r.sandbox, 'tests-started');
     const cfg = path.join(r.sandbox, 'slow.yaml');
-    // The test gate signals that it started, then hangs: the merge commit exists by then.
-    writeFileSync(cfg, `gates:\n  build: tsc -b\n  test: touch ${marker} && sleep 60\n`);
+    // The test gate of the merge signals that it started, then hangs: the merge commit exists by
+    // then. The base check (without src/s.ts) passes at once.
+    writeFileSync(
+      cfg,
+      `deps:\n  strategy: none\ngates:\n  build: tsc -b\n  test: if [ -f src/s.ts ]; then touch ${marker} && sleep 60; fi\n`,
+    );
     await branch(r, 'slow', { 'src/s.ts': 'export const s: number = 1;\n' });
     const start = await r.git(['rev-parse', 'main']);
     const child = spawn(
@@ -188,12 +205,20 @@ describe('integrate run never leaves the repository mid-merge', () => {
     const { child, exited, start } = await startSlowRun(repo);
     const wt = wtOf(repo);
     expect(await repo.git(['rev-parse', 'HEAD'], wt)).not.toBe(start); // merged, being checked
+    // `integrate status` shows the run in progress: candidate 1 of 1, in its test gate (the
+    // gate is recorded just after it starts: poll, the run is hanging in that gate meanwhile).
+    let running: StatusReport['running'] = null;
+    while (running?.gate !== 'test') {
+      running = (await integrate(['status', '--json'], repo.dir)).json<StatusReport>().running;
+    }
+    expect(running).toMatchObject({ branch: 'slow', index: 1, total: 1, pid: child.pid });
     child.kill('SIGTERM');
     expect(await exited).toBe(143);
     expect(await repo.git(['rev-parse', 'integration'])).toBe(start);
     expect(await repo.git(['status', '--porcelain'], wt)).toBe('');
     const status = (await integrate(['status', '--json'], repo.dir)).json<StatusReport>();
     expect(status.current).toBeNull();
+    expect(status.running).toBeNull();
   });
 
   it('recovers a run killed with SIGKILL at the start of the next command', async () => {

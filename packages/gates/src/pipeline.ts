@@ -1,62 +1,55 @@
 /**
  * The gate pipeline. `pre-commit`: beads flush, format check of the staged files (through
  * lint-staged), build (mandatory: nothing skips it), tests only when RUN_TESTS_ON_COMMIT=1.
- * `ci`: format check of every file, build, tests. A failed gate stops the pipeline; its report
- * names the gate, carries its output and the command that reproduces it.
+ * `ci`: format check of every file, build, tests. `merge` (one candidate of the merge queue):
+ * format check of the files the merge changed, build, tests. Build, typecheck and test commands
+ * come from the paths involved (staged, changed by the merge, or all: `gates.paths`, checks.ts).
+ * A failed gate stops the pipeline; its report names the gate, carries its output and the
+ * command that reproduces it.
  */
-import type { Config } from '@wtpool/config';
 import { flushBeads } from './beads.js';
+import {
+  changedFiles,
+  changedPaths,
+  selectChecks,
+  stagedPaths,
+  trackedPaths,
+  type Check,
+} from './checks.js';
 import { gateEnv, shell } from './exec.js';
-import { checkStagedFormat } from './format.js';
+import { checkFilesFormat, checkStagedFormat } from './format.js';
 
-export type GateName = 'beads' | 'format' | 'build' | 'test';
-export type GateStatus = 'passed' | 'failed' | 'skipped';
+export type {
+  GateName,
+  GateStatus,
+  GateResult,
+  GateReport,
+  PipelineOptions,
+} from './gate-types.js';
+import type {
+  GateName,
+  GateResult,
+  GateReport,
+  GateStatus,
+  PipelineOptions,
+} from './gate-types.js';
 
-export interface GateResult {
-  name: GateName;
-  status: GateStatus;
-  /** What ran (or why it was skipped). */
-  command: string;
-  ms: number;
-  exitCode?: number;
-  /** Output of the gate (always for a failure). */
-  output?: string;
-  /** Command a human runs, in `cwd`, to see the failure again. */
-  reproduce?: string;
-}
-
-export interface GateReport {
-  mode: 'pre-commit' | 'ci';
-  ok: boolean;
-  cwd: string;
-  gates: GateResult[];
-  /** The first gate that failed. */
-  failed: GateName | null;
-}
-
-export interface PipelineOptions {
-  /** The worktree the gates run in (its top directory). */
-  cwd: string;
-  /** The repository's main checkout (its node_modules/.bin is on PATH too). */
-  mainRoot: string;
-  config: Config;
-  env?: NodeJS.ProcessEnv;
-  /** Called when a gate starts (progress output). */
-  onGate?: (name: GateName, command: string) => void;
-  /** Streams gate output as it arrives (CI logs). */
-  onData?: (chunk: string) => void;
-}
-
-type Step = { name: GateName; run: () => Promise<GateResult> };
+type Step = { name: GateName; command: string; run: () => Promise<GateResult> };
 
 /** True when the environment asks for tests on commit (`RUN_TESTS_ON_COMMIT=1`). */
 export function testsOnCommit(env: NodeJS.ProcessEnv): boolean {
   return /^(1|true|yes)$/i.test(env.RUN_TESTS_ON_COMMIT ?? '');
 }
 
-function commandGate(name: GateName, command: string, opts: PipelineOptions): Step {
+function commandGate(
+  name: GateName,
+  command: string,
+  opts: PipelineOptions,
+  selectedFor?: string,
+): Step {
   return {
     name,
+    command,
     run: async () => {
       const r = await shell(command, {
         cwd: opts.cwd,
@@ -71,6 +64,7 @@ function commandGate(name: GateName, command: string, opts: PipelineOptions): St
         exitCode: r.code,
         output: r.output,
         reproduce: command,
+        ...(selectedFor ? { for: selectedFor } : {}),
       };
     },
   };
@@ -78,34 +72,59 @@ function commandGate(name: GateName, command: string, opts: PipelineOptions): St
 
 const skipped = (name: GateName, why: string): Step => ({
   name,
+  command: why,
   run: async () => ({ name, status: 'skipped', command: why, ms: 0 }),
 });
+
+const checkSteps = (checks: Check[], opts: PipelineOptions) =>
+  checks.map((c) => commandGate(c.gate, c.command, opts, c.for));
+
+/** The steps of a mode: format first, then the checks the paths involved select. */
+async function steps(mode: GateReport['mode'], opts: PipelineOptions): Promise<Step[]> {
+  const env = opts.env ?? process.env;
+  const { gates } = opts.config;
+  if (mode === 'pre-commit') {
+    const checks = await selectChecks(gates, stagedPaths(opts.cwd));
+    const tests = checks.filter((c) => c.gate === 'test');
+    return [
+      { name: 'beads', command: 'beads', run: () => flushBeads(opts.cwd, env) },
+      { name: 'format', command: gates.format, run: () => checkStagedFormat(gates.format, opts) },
+      // The build gate has no condition around it on purpose: it is mandatory (checks.ts).
+      ...checkSteps(
+        checks.filter((c) => c.gate !== 'test'),
+        opts,
+      ),
+      ...(testsOnCommit(env)
+        ? checkSteps(tests, opts)
+        : [skipped('test', 'set RUN_TESTS_ON_COMMIT=1 to run the tests on commit')]),
+    ];
+  }
+  if (mode === 'merge') {
+    const { from, to } = opts.range!;
+    const files = await changedFiles(opts.cwd, from, to);
+    return [
+      {
+        name: 'format',
+        command: gates.format,
+        run: () => checkFilesFormat(gates.format, files, opts),
+      },
+      ...checkSteps(await selectChecks(gates, changedPaths(opts.cwd, from, to)), opts),
+    ];
+  }
+  return [
+    commandGate('format', `${gates.format} .`, opts),
+    ...checkSteps(await selectChecks(gates, trackedPaths(opts.cwd)), opts),
+  ];
+}
 
 export async function runPipeline(
   mode: GateReport['mode'],
   opts: PipelineOptions,
 ): Promise<GateReport> {
-  const env = opts.env ?? process.env;
-  const { gates } = opts.config;
-  const steps: Step[] =
-    mode === 'pre-commit'
-      ? [
-          { name: 'beads', run: () => flushBeads(opts.cwd, env) },
-          { name: 'format', run: () => checkStagedFormat(gates.format, opts) },
-          // The build gate has no condition around it on purpose: it is mandatory.
-          commandGate('build', gates.build, opts),
-          testsOnCommit(env)
-            ? commandGate('test', gates.test, opts)
-            : skipped('test', 'set RUN_TESTS_ON_COMMIT=1 to run the tests on commit'),
-        ]
-      : [
-          commandGate('format', `${gates.format} .`, opts),
-          commandGate('build', gates.build, opts),
-          commandGate('test', gates.test, opts),
-        ];
+  const planned = await steps(mode, opts);
   const results: GateResult[] = [];
   let failed: GateName | null = null;
-  for (const step of steps) {
+  for (const step of planned) {
     if (failed) {
       results.push({
         name: step.name,
@@ -115,7 +134,7 @@ export async function runPipeline(
       });
       continue;
     }
-    opts.onGate?.(step.name, step.name);
+    opts.onGate?.(step.name, step.command);
     const r = await step.run();
     // Passing gates keep their output short in reports; a failure keeps all of it.
     if (r.status === 'passed') delete r.output;
@@ -130,7 +149,7 @@ export function formatReport(report: GateReport): string {
   const mark: Record<GateStatus, string> = { passed: 'ok  ', failed: 'FAIL', skipped: 'skip' };
   const lines = report.gates.map(
     (g) =>
-      `${mark[g.status]} ${g.name.padEnd(6)} ${g.status === 'skipped' ? `(${g.command})` : `${g.command}  ${(g.ms / 1000).toFixed(1)}s`}`,
+      `${mark[g.status]} ${g.name.padEnd(6)} ${g.status === 'skipped' ? `(${g.command})` : `${g.command}  ${(g.ms / 1000).toFixed(1)}s`}${g.for && g.for !== 'default' ? `  [${g.for}]` : ''}`,
   );
   const bad = report.gates.find((g) => g.status === 'failed');
   if (bad) {

@@ -6,7 +6,7 @@
  */
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { orphanRescueRefPrefix, type LoadedConfig } from '@wtpool/config';
+import { integrationWorktrees, orphanRescueRefPrefix, type LoadedConfig } from '@wtpool/config';
 import { inspectLock, pidAlive, reclaimLock } from '@wtpool/lock';
 import { bandStore, flushIndex, quoteIdent } from '@wtpool/services';
 import { detectLeaks, LOCK_STALE_MS, type Leak, type LeakKind } from './leaks.js';
@@ -67,8 +67,12 @@ async function loadSlotState(loaded: LoadedConfig, slot: string): Promise<string
   return (await readPoolState(loaded)).slots[slot]?.state ?? null;
 }
 
-async function removeOrphanWorktree(leak: Leak, ops: PoolOps, _loaded: LoadedConfig) {
+async function removeOrphanWorktree(leak: Leak, ops: PoolOps, loaded: LoadedConfig) {
   const dir = leak.id;
+  // Re-check: an integrate run may have claimed it since detection.
+  if (integrationWorktrees(loaded.config, loaded.repo).includes(path.resolve(dir))) {
+    throw new Error(`${dir} is the merge queue's integration worktree; left alone`);
+  }
   let rescueRef: string | undefined;
   if (leak.evidence.exists && (await ops.needsRescue(dir))) {
     rescueRef = await ops.saveRescue(

@@ -129,6 +129,67 @@ export const spec: CliSpec = {
       },
     },
     {
+      name: 'serve',
+      summary: 'the live dashboard: / page, /api/status, /api/events, /api/history, /metrics',
+      options: [
+        {
+          name: 'port',
+          type: 'int',
+          value: 'N',
+          description: 'port (default 7420; 0: any free port)',
+        },
+        {
+          name: 'host',
+          type: 'string',
+          value: 'ADDR',
+          description:
+            'address to bind (default 127.0.0.1); any other than 127.0.0.1, ::1 or localhost requires the token',
+        },
+        {
+          name: 'token',
+          type: 'string',
+          value: 'T',
+          description:
+            'the token for non-loopback reads and for actions (default: generated and printed)',
+        },
+        { name: 'open', type: 'boolean', description: 'open the page in the desktop browser' },
+      ],
+      async run(ctx) {
+        const loaded = load(ctx);
+        const { serve } = await import('./serve.js');
+        const s = await serve(loaded, {
+          port: ctx.opts.port as number | undefined,
+          host: ctx.opts.host as string | undefined,
+          token: (ctx.opts.token as string | undefined) ?? process.env.WTPOOL_MONITOR_TOKEN ?? null,
+        });
+        const withToken = `${s.url}?token=${encodeURIComponent(s.token)}`;
+        ctx.out.result(
+          {
+            url: s.url,
+            host: s.host,
+            port: s.port,
+            tokenRequired: s.tokenRequired,
+            token: s.token,
+          },
+          `dashboard: ${s.tokenRequired ? withToken : s.url}\n` +
+            `${s.tokenRequired ? 'token (required for every request)' : 'token (for actions; open ' + withToken + ')'}: ${s.token}\n` +
+            'Ctrl-C stops it',
+        );
+        if (ctx.opts.open === true) {
+          const { spawn } = await import('node:child_process');
+          spawn('xdg-open', [withToken], { stdio: 'ignore', detached: true })
+            .on('error', () => ctx.out.warn(`could not open a browser; open ${s.url}`))
+            .unref();
+        }
+        await new Promise<void>((resolve) => {
+          const stop = () => resolve();
+          process.once('SIGINT', stop);
+          process.once('SIGTERM', stop);
+        });
+        await s.close();
+      },
+    },
+    {
       name: 'stop',
       summary: 'stop the background daemon',
       async run(ctx) {

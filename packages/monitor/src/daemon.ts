@@ -9,7 +9,14 @@ import { promises as fs, openSync, closeSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { conflictError, failure, formatDuration } from '@wtpool/core';
-import { pidAlive, readJsonFile, withLock, writeFileAtomic } from '@wtpool/lock';
+import {
+  PRIVATE_FILE_MODE,
+  ensurePrivateDir,
+  pidAlive,
+  readJsonFile,
+  withLock,
+  writeFileAtomic,
+} from '@wtpool/lock';
 import type { LoadedConfig } from '@wtpool/config';
 import type { Health } from './health.js';
 
@@ -149,7 +156,7 @@ export interface StartOptions {
  */
 export async function startDaemon(loaded: LoadedConfig, opts: StartOptions): Promise<DaemonStatus> {
   const p = daemonPaths(loaded);
-  await fs.mkdir(p.dir, { recursive: true });
+  ensurePrivateDir(p.dir);
   const pid = await withLock(
     p.pidFile,
     async () => {
@@ -164,7 +171,7 @@ export async function startDaemon(loaded: LoadedConfig, opts: StartOptions): Pro
         );
       }
       const before = (await lastSample(p.log))?.at ?? null;
-      const out = openSync(p.out, 'a');
+      const out = openSync(p.out, 'a', PRIVATE_FILE_MODE);
       const args = [
         DAEMON_MAIN,
         '--repo',
@@ -260,7 +267,9 @@ const LOG_MAX_BYTES = 20 << 20;
 export async function appendLog(log: string, entries: object[]): Promise<void> {
   const st = await fs.stat(log).catch(() => null);
   if (st && st.size > LOG_MAX_BYTES) await fs.rename(log, `${log}.1`);
-  await fs.appendFile(log, entries.map((e) => JSON.stringify(e)).join('\n') + '\n');
+  await fs.appendFile(log, entries.map((e) => JSON.stringify(e)).join('\n') + '\n', {
+    mode: PRIVATE_FILE_MODE,
+  });
 }
 
 /** Alerts are "the same" across samples when only their numbers changed. */

@@ -83,7 +83,7 @@ export function formatStatus(h: Health, daemon: DaemonStatus | null): string {
       !p
         ? 'no pool state yet (`pool init`)'
         : `${p.size} slots (${p.leased} leased, ${p.ready} ready, ${p.broken.length} broken), ${p.waiters} waiting; ` +
-            `${p.nearExpiry.length} near expiry, ${p.expired.length} expired, ${p.old.length} old leases`,
+            `${p.nearExpiry.length} near expiry, ${p.expired.length} expired, ${p.old.length} old leases, ${p.stale.length} stale heartbeats`,
     ),
   );
   if (daemon) lines.push(row('daemon', daemonLine(daemon)));

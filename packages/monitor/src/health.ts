@@ -49,7 +49,11 @@ export interface LeaseAlertView {
   task: string;
   ageMs: number;
   expiresInMs: number;
+  heartbeatAgeMs: number;
 }
+
+/** The pool exhausted (no ready slot) with waiters for this long is a warning. */
+export const EXHAUSTED_ALERT_AFTER_MS = 5 * 60_000;
 
 export interface PoolHealth {
   size: number;
@@ -61,6 +65,10 @@ export interface PoolHealth {
   nearExpiry: LeaseAlertView[];
   old: LeaseAlertView[];
   expired: LeaseAlertView[];
+  /** Leases whose last heartbeat is older than half their ttl (two missed `pool run` beats). */
+  stale: LeaseAlertView[];
+  /** How long the pool has had no ready slot while acquires wait (null when it has not). */
+  exhaustedForMs: number | null;
 }
 
 export interface Health {
@@ -132,7 +140,12 @@ async function redisHealth(loaded: LoadedConfig): Promise<RedisHealth | null> {
   }
 }
 
-function poolHealth(loaded: LoadedConfig, pool: PoolView | null, now: number): PoolHealth | null {
+function poolHealth(
+  loaded: LoadedConfig,
+  pool: PoolView | null,
+  now: number,
+  exhaustedSince: number | null | undefined,
+): PoolHealth | null {
   if (!pool) return null;
   const { leaseAlertAfter } = loaded.config.monitor;
   // "Near expiry": within a tenth of the lease ttl (12 min of the default 2 h), at least a minute.
@@ -147,7 +160,14 @@ function poolHealth(loaded: LoadedConfig, pool: PoolView | null, now: number): P
     nearExpiry: [],
     old: [],
     expired: [],
+    stale: [],
+    exhaustedForMs: null,
   };
+  if (h.ready === 0 && h.waiters > 0) {
+    // Since when: the caller's samples say, else the oldest waiter has waited that long.
+    const oldest = Math.min(...pool.queue.map((q) => Date.parse(q.enqueuedAt)));
+    h.exhaustedForMs = Math.max(0, now - (exhaustedSince ?? oldest));
+  }
   for (const s of pool.slots) {
     const l = s.lease;
     if (!l) continue;
@@ -157,7 +177,10 @@ function poolHealth(loaded: LoadedConfig, pool: PoolView | null, now: number): P
       task: l.task,
       ageMs: now - Date.parse(l.acquiredAt),
       expiresInMs: Date.parse(l.expiresAt) - now,
+      heartbeatAgeMs: now - Date.parse(l.heartbeatAt),
     };
+    const ttl = Date.parse(l.expiresAt) - Date.parse(l.heartbeatAt);
+    if (v.expiresInMs > 0 && v.heartbeatAgeMs > ttl / 2) h.stale.push(v);
     if (v.expiresInMs <= 0) h.expired.push(v);
     else if (v.expiresInMs <= nearWindow) h.nearExpiry.push(v);
     if (v.ageMs >= leaseAlertAfter) h.old.push(v);
@@ -281,6 +304,21 @@ export function judge(h: Omit<Health, 'alerts' | 'level'>, loaded: LoadedConfig)
         value: l.ageMs,
         threshold: loaded.config.monitor.leaseAlertAfter,
       });
+    for (const l of p.stale)
+      push({
+        level: 'warning',
+        check: 'pool',
+        message: `${l.slot}: no heartbeat from ${l.agent} for ${formatDuration(l.heartbeatAgeMs)} (lease expires in ${formatDuration(l.expiresInMs)})`,
+        value: l.heartbeatAgeMs,
+      });
+    if (p.exhaustedForMs !== null && p.exhaustedForMs >= EXHAUSTED_ALERT_AFTER_MS)
+      push({
+        level: 'warning',
+        check: 'pool',
+        message: `the pool has had no free slot for ${formatDuration(p.exhaustedForMs)} with ${p.waiters} waiting (\`pool scale out\`, or raise scale.max)`,
+        value: p.exhaustedForMs,
+        threshold: EXHAUSTED_ALERT_AFTER_MS,
+      });
     if (p.waiters && p.size >= p.max)
       push({
         level: 'warning',
@@ -295,10 +333,16 @@ export function judge(h: Omit<Health, 'alerts' | 'level'>, loaded: LoadedConfig)
 /** Measures everything once. Services that are down become error alerts, not exceptions. */
 export async function collectHealth(
   loaded: LoadedConfig,
-  opts: { disk?: Health['disk'] | null } = {},
+  opts: {
+    disk?: Health['disk'] | null;
+    /** Injected clock (tests). */
+    now?: number;
+    /** Start of the current exhausted-with-waiters run, from samples (serve's history). */
+    exhaustedSince?: number | null;
+  } = {},
 ): Promise<Health> {
   const started = performance.now();
-  const now = Date.now();
+  const now = opts.now ?? Date.now();
   const pool = await readPoolView(loaded);
   const [postgres, redis, system, holders, disk] = await Promise.all([
     postgresHealth(loaded, pool),
@@ -319,7 +363,7 @@ export async function collectHealth(
     fds: { system, holders },
     disk,
     redis,
-    pool: poolHealth(loaded, pool, now),
+    pool: poolHealth(loaded, pool, now, opts.exhaustedSince),
   };
   const alerts = judge(partial, loaded);
   return {

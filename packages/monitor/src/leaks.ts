@@ -6,10 +6,18 @@
  */
 import { existsSync, promises as fs, realpathSync } from 'node:fs';
 import path from 'node:path';
-import { poolRoot, slotId, slotNames, templateDatabase, type LoadedConfig } from '@wtpool/config';
+import {
+  integrationWorktrees,
+  poolRoot,
+  slotId,
+  slotNames,
+  templateDatabase,
+  type LoadedConfig,
+} from '@wtpool/config';
+import { git, gitRun } from '@wtpool/core';
 import { inspectLock } from '@wtpool/lock';
 import { bandStore, migrationsHash } from '@wtpool/services';
-import { git, leaseOver, listWorktrees, readPoolState, type PoolState } from './pool-access.js';
+import { leaseOver, listWorktrees, readPoolState, type PoolState } from './pool-access.js';
 import { withPg } from './postgres.js';
 import { ancestry, listProcesses, processEnv, type ProcInfo } from './procs.js';
 import { redisSnapshot } from './redis.js';
@@ -67,13 +75,17 @@ async function worktreeLeaks({ loaded, state }: DetectContext): Promise<Leak[]> 
   const { config, repo } = loaded;
   const root = real(poolRoot(config, repo));
   const registered = new Set(slotsOf(state).map((s) => real(s.path)));
+  // The merge queue's worktree is part of the pool, not an orphan (nor one a running integrate holds).
+  for (const p of integrationWorktrees(config, repo)) registered.add(real(p));
   const leaks: Leak[] = [];
   for (const wt of await listWorktrees(repo.mainRoot)) {
     const p = real(wt.path);
     if (!isUnder(p, root) || registered.has(p)) continue;
     const exists = existsSync(p);
     const dirty = exists
-      ? (await git(['status', '--porcelain', '--untracked-files=all'], p)).stdout.trim() !== ''
+      ? (
+          await gitRun(['status', '--porcelain', '--untracked-files=all'], { cwd: p })
+        ).stdout.trim() !== ''
       : false;
     leaks.push({
       kind: 'orphan-worktree',
@@ -106,16 +118,15 @@ async function branchLeaks({ loaded, state }: DetectContext): Promise<Leak[]> {
   const { config, repo } = loaded;
   const prefix = `refs/heads/${config.pool.branchPrefix}/`;
   // One git process: lease branches whose every commit is already in the base.
-  const r = await git(
+  const out = await git(
     [
       'for-each-ref',
       `--merged=${config.pool.base}`,
       '--format=%(refname:short)%00%(objectname)',
       prefix,
     ],
-    repo.mainRoot,
+    { cwd: repo.mainRoot },
   );
-  if (r.code !== 0) throw new Error(`git for-each-ref failed: ${r.stderr.trim()}`);
   const inUse = new Set<string>();
   for (const s of slotsOf(state)) {
     if (s.branch) inUse.add(s.branch);
@@ -124,7 +135,7 @@ async function branchLeaks({ loaded, state }: DetectContext): Promise<Leak[]> {
   for (const wt of await listWorktrees(repo.mainRoot))
     if (wt.branch) inUse.add(wt.branch.replace(/^refs\/heads\//, ''));
   const leaks: Leak[] = [];
-  for (const line of r.stdout.split('\n').filter(Boolean)) {
+  for (const line of out.split('\n').filter(Boolean)) {
     const [branch, commit] = line.split('\0') as [string, string];
     if (inUse.has(branch)) continue;
     leaks.push({

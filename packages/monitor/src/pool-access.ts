@@ -4,12 +4,12 @@
  * its event log. Nothing here re-implements the pool.
  */
 import type { LoadedConfig } from '@wtpool/config';
+import { gitRun } from '@wtpool/core';
 import {
   WorktreePool,
   appendEvent,
   commitsAhead,
   deleteBranch,
-  gitRaw,
   listWorktrees,
   removeWorktree,
   saveRescue,
@@ -38,13 +38,6 @@ export function readPoolState(loaded: LoadedConfig): Promise<PoolState> {
 /** Why a slot's lease is over (expired, holder-dead, abandoned), by the pool's own rule. */
 export function leaseOver(loaded: LoadedConfig, slot: SlotRecord): string | null {
   return poolOf(loaded).leaseOver(slot);
-}
-
-export async function git(
-  args: string[],
-  cwd: string,
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  return gitRaw(args, { cwd });
 }
 
 /** The pool operations cleanup-leaks performs. */
@@ -77,7 +70,7 @@ export function poolOps(loaded: LoadedConfig): PoolOps {
     async needsRescue(dir) {
       if (await isDirty(dir)) return true;
       // A detached HEAD with commits no ref contains would be lost with the worktree.
-      const r = await gitRaw(['for-each-ref', '--count=1', '--contains', 'HEAD', 'refs/'], {
+      const r = await gitRun(['for-each-ref', '--count=1', '--contains', 'HEAD', 'refs/'], {
         cwd: dir,
       });
       return r.code !== 0 || r.stdout.trim() === '';

@@ -78,7 +78,10 @@ export function formatReport(r: Report): string {
     );
   }
   lines.push('', 'databases (connections):');
-  if (!r.databases.length) lines.push('  (none / PostgreSQL disabled)');
+  const pg = r.health.postgres;
+  if (!pg) lines.push('  (PostgreSQL disabled)');
+  else if (!pg.ok) lines.push(`  (PostgreSQL unreachable: ${pg.error})`);
+  else if (!r.databases.length) lines.push('  (PostgreSQL up, no client connections)');
   for (const d of r.databases)
     lines.push(`  ${d.name.padEnd(32)} ${String(d.connections).padStart(4)}  ${d.slot ?? ''}`);
   lines.push('', 'worktrees under the pool root (bytes, hard links counted once):');

@@ -1,11 +1,12 @@
 /**
  * The `pool` command family: argv table → one WorktreePool call → print. Logic lives in the
- * package (pool.ts, run.ts, doctor.ts); this file stays thin.
+ * package (pool.ts and the modules it wires, run.ts); this file stays thin.
  */
 import {
   ExitCode,
   runCli,
   usageError,
+  notFoundError,
   type CliSpec,
   type CommandContext,
   type OptionSpec,
@@ -227,6 +228,35 @@ export const spec: CliSpec = {
       },
     },
     {
+      name: 'logs',
+      summary: 'the last output of the command `pool run` runs in that slot',
+      args: [{ name: 'slot', description: 'slot id, e.g. wt-1' }],
+      options: [
+        {
+          name: 'follow',
+          type: 'boolean',
+          description: 'keep printing what is appended (Ctrl-C stops)',
+        },
+      ],
+      async run(ctx) {
+        const { readLeaseLog, followLeaseLog } = await import('./lease-log.js');
+        const { stateDir } = open(ctx).repo;
+        const slot = String(ctx.args.slot);
+        const text = await readLeaseLog(stateDir, slot);
+        if (text === null && ctx.opts.follow !== true)
+          throw notFoundError(`no \`pool run\` log for ${slot}`, {
+            hint: 'only `pool run` keeps its command output; see `pool status`',
+          });
+        ctx.out.result({ slot, log: text ?? '' }, () => (text ?? '').replace(/\n$/, ''));
+        if (ctx.opts.follow === true && !ctx.json) {
+          const stop = new AbortController();
+          process.once('SIGINT', () => stop.abort());
+          process.once('SIGTERM', () => stop.abort());
+          await followLeaseLog(stateDir, slot, (t) => process.stdout.write(t), stop.signal);
+        }
+      },
+    },
+    {
       name: 'status',
       aliases: ['list'],
       summary: 'slots, leases, queue, capacity',
@@ -388,8 +418,7 @@ export const spec: CliSpec = {
 };
 
 async function doctorCommand(ctx: CommandContext, fix: boolean): Promise<number> {
-  const { doctor } = await import('./doctor.js');
-  const r = await doctor(open(ctx), { fix });
+  const r = await open(ctx).doctor({ fix });
   ctx.out.result(r, () =>
     r.problems.length
       ? r.problems

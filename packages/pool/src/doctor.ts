@@ -3,15 +3,16 @@
  * and repairs it with --fix. Nothing with unsaved work is removed without a rescue ref, and a
  * worktree whose `.pool-owner` marker shows a live lease is never removed.
  */
-import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { poolRoot } from '@wtpool/config';
-import { readJsonFile } from '@wtpool/lock';
-import { gitRaw, withGitLock } from './git.js';
+import { integrationWorktrees, poolRoot } from '@wtpool/config';
+import { gitRun } from '@wtpool/core';
+import { tx, type PoolContext } from './context.js';
+import { withGitLock } from './git.js';
 import { HOST, procAlive, procRef } from './proc.js';
+import { provision, rescueUnsaved } from './provision.js';
+import { cleanup } from './scale.js';
+import { checkServices } from './slot-services.js';
 import { emptyPlan, retireIdle, slotList, sweep } from './state.js';
-import type { LeaseFile } from './types.js';
-import type { WorktreePool } from './pool.js';
 import { listWorktrees, readOwnerMarker, removeWorktree, worktreeExists } from './worktree.js';
 
 export interface Problem {
@@ -38,14 +39,14 @@ export interface DoctorReport {
   problems: Problem[];
 }
 
-export async function doctor(pool: WorktreePool, opts: { fix: boolean }): Promise<DoctorReport> {
+export async function runDoctor(ctx: PoolContext, opts: { fix: boolean }): Promise<DoctorReport> {
   const problems: Problem[] = [];
-  const st = await pool.readState();
+  const st = await ctx.store.read();
 
   // Housekeeping any command would do: expired leases, dead workers, dead waiters.
   const plan = sweep(structuredClone(st), {
     now: Date.now(),
-    leaseFileOf: (s) => pool.names(s).leaseFile,
+    leaseToken: (s) => ctx.store.leaseToken(s),
   });
   for (const r of plan.reclaim)
     problems.push({
@@ -68,7 +69,7 @@ export async function doctor(pool: WorktreePool, opts: { fix: boolean }): Promis
       fixed: opts.fix,
     });
   const idle = emptyPlan();
-  retireIdle(structuredClone(st), pool.config, pool.config.scale.idleShrinkAfter, Date.now(), idle);
+  retireIdle(structuredClone(st), ctx.config, ctx.config.scale.idleShrinkAfter, Date.now(), idle);
   for (const s of idle.retire)
     problems.push({
       kind: 'idle-slot',
@@ -76,7 +77,7 @@ export async function doctor(pool: WorktreePool, opts: { fix: boolean }): Promis
       detail: 'idle above scale.min',
       fixed: opts.fix,
     });
-  if (opts.fix) await pool.cleanup();
+  if (opts.fix) await cleanup(ctx);
 
   // Registered slots whose worktree is gone, and broken slots: re-provision.
   const heal: string[] = [];
@@ -102,22 +103,25 @@ export async function doctor(pool: WorktreePool, opts: { fix: boolean }): Promis
     }
   }
   if (opts.fix && heal.length) {
-    const { result } = await pool.internals.tx((draft) =>
+    const me = procRef();
+    const { result } = await tx(ctx, (draft) =>
       heal.filter((id) => {
         const s = draft.slots[id];
         if (!s || (s.state !== 'broken' && s.state !== 'ready')) return false;
         s.state = 'provisioning';
-        s.owner = procRef();
+        s.owner = me;
         return true;
       }),
     );
-    await pool.internals.provision(result);
+    await provision(ctx, result);
   }
 
   // Git: prunable registrations, and worktrees under the pool root the registry does not know.
-  const root = poolRoot(pool.config, pool.repo);
-  const known = new Set(slotList(await pool.readState()).map((s) => path.resolve(s.path)));
-  const worktrees = await listWorktrees(pool.repo.mainRoot);
+  const root = poolRoot(ctx.config, ctx.repo);
+  const known = new Set(slotList(await ctx.store.read()).map((s) => path.resolve(s.path)));
+  // The merge queue's worktree belongs to the pool (docs/integration.md): never an orphan.
+  for (const p of integrationWorktrees(ctx.config, ctx.repo)) known.add(p);
+  const worktrees = await listWorktrees(ctx.repo.mainRoot);
   if (worktrees.some((w) => w.prunable)) {
     problems.push({
       kind: 'prunable-worktree',
@@ -125,15 +129,15 @@ export async function doctor(pool: WorktreePool, opts: { fix: boolean }): Promis
       fixed: opts.fix,
     });
     if (opts.fix)
-      await withGitLock(pool.repo.stateDir, 'worktrees', () =>
-        gitRaw(['worktree', 'prune'], { cwd: pool.repo.mainRoot }),
+      await withGitLock(ctx.repo.stateDir, 'worktrees', () =>
+        gitRun(['worktree', 'prune'], { cwd: ctx.repo.mainRoot }),
       );
   }
   for (const w of worktrees) {
     const p = path.resolve(w.path);
     if (w.prunable || known.has(p) || !p.startsWith(root + path.sep)) continue;
     const marker = await readOwnerMarker(p);
-    const live = marker !== null && markerLive(marker, pool.config.pool.leaseTtl);
+    const live = marker !== null && markerLive(marker, ctx.config.pool.leaseTtl);
     const problem: Problem = {
       kind: 'orphan-worktree',
       path: p,
@@ -145,45 +149,38 @@ export async function doctor(pool: WorktreePool, opts: { fix: boolean }): Promis
     problems.push(problem);
     if (opts.fix && !live) {
       const safeName = path.basename(p).replace(/[^A-Za-z0-9._-]/g, '_');
-      await pool.rescueUnsaved(p, `refs/wtpool/rescue/orphan-${safeName}/`, {
+      await rescueUnsaved(ctx, p, `refs/wtpool/rescue/orphan-${safeName}/`, {
         path: p,
         reason: 'orphan-worktree',
       });
-      await withGitLock(pool.repo.stateDir, 'worktrees', () =>
-        removeWorktree(pool.repo.mainRoot, p),
-      );
+      await withGitLock(ctx.repo.stateDir, 'worktrees', () => removeWorktree(ctx.repo.mainRoot, p));
       problem.fixed = true;
     }
   }
 
   // Lease files that no registry lease owns.
-  const leasesDir = path.join(pool.repo.stateDir, 'leases');
-  const cur = await pool.readState();
-  for (const name of await fs.readdir(leasesDir).catch(() => [] as string[])) {
-    const m = /^(wt-\d+)\.json$/.exec(name);
-    if (!m) continue;
-    const file = path.join(leasesDir, name);
-    const lf = await readJsonFile<LeaseFile>(file).catch(() => undefined);
-    const slot = cur.slots[m[1]!];
+  const cur = await ctx.store.read();
+  for (const { slot: id, where, lease: lf } of await ctx.store.listLeases()) {
+    const slot = cur.slots[id];
     if (slot?.lease && lf && slot.lease.token === lf.token) continue;
     // A grant being claimed right now has no lease file yet, never a foreign one: safe to remove.
     const problem: Problem = {
       kind: 'stale-lease-file',
-      slot: m[1],
-      path: file,
+      slot: id,
+      path: where,
       detail: `token ${lf?.token ?? '?'} has no lease in the registry`,
       fixed: false,
     };
     problems.push(problem);
     if (opts.fix) {
-      await fs.rm(file, { force: true });
+      await ctx.store.removeLease(id, lf?.token ?? null);
       problem.fixed = true;
     }
   }
 
   // Services.
   for (const s of slotList(cur)) {
-    for (const msg of await pool.checkServices(s.id))
+    for (const msg of await checkServices(ctx, s.id))
       problems.push({ kind: 'service', slot: s.id, detail: msg, fixed: false });
   }
   const unfixed = problems.filter((p) => !p.fixed);

@@ -1,5 +1,6 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
+import { PRIVATE_FILE_MODE, ensurePrivateDir } from '@wtpool/lock';
 import type { PoolEvent } from './types.js';
 
 export const eventsFile = (stateDir: string) => path.join(stateDir, 'events.jsonl');
@@ -14,7 +15,9 @@ export async function appendEvent(
   details: Record<string, unknown> = {},
 ): Promise<void> {
   const ev: PoolEvent = { ts: new Date().toISOString(), type, pid: process.pid, ...details };
-  await fs.appendFile(eventsFile(stateDir), JSON.stringify(ev) + '\n', { mode: 0o644 });
+  // Events name agents, tasks and paths: readable by the pool's owner only (D92).
+  ensurePrivateDir(stateDir);
+  await fs.appendFile(eventsFile(stateDir), JSON.stringify(ev) + '\n', { mode: PRIVATE_FILE_MODE });
 }
 
 /** Reads all events (for tests, the monitor and `doctor`). Torn or foreign lines are skipped. */

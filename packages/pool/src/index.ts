@@ -2,9 +2,12 @@
 export { WorktreePool } from './pool.js';
 export type { Reporter } from './pool.js';
 export { toStatus, formatStatus } from './status.js';
-export { doctor } from './doctor.js';
+export { doctor } from './pool.js';
+export type { LeaseStore } from './lease-store.js';
+export { FileLeaseStore } from './file-lease-store.js';
 export type { DoctorReport, Problem } from './doctor.js';
 export { runInSlot } from './run.js';
+export { leaseLogPath, readLeaseLog, LEASE_LOG_MAX } from './lease-log.js';
 export type { RunResult } from './run.js';
 export { readEvents, appendEvent, eventsFile } from './events.js';
 export { pidStartTime, procAlive, procRef } from './proc.js';
@@ -22,4 +25,4 @@ export {
   isDirty,
   worktreeExists,
 } from './worktree.js';
-export { withGitLock, gitRaw } from './git.js';
+export { withGitLock } from './git.js';

@@ -6,9 +6,8 @@ import { existsSync, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { makeTempRepo, type TempRepo } from '@wtpool/testkit';
-import { WorktreePool } from './pool.js';
+import { WorktreePool, doctor } from './pool.js';
 import { readEvents } from './events.js';
-import { doctor } from './doctor.js';
 import { readEnvFile } from './envfile.js';
 
 const repos: TempRepo[] = [];
@@ -251,7 +250,7 @@ describe('WorktreePool', () => {
     await pool.initialize();
     expect((await pool.scaleOut()).added).toEqual(['wt-2', 'wt-3']);
     expect((await pool.scaleOut()).added).toEqual(['wt-4']);
-    await expect(pool.scaleOut()).rejects.toMatchObject({ exitCode: 2 });
+    await expect(pool.scaleOut()).rejects.toMatchObject({ exitCode: 75 });
     const held = await pool.lease({ agent: 'ag', task: 't' });
     expect((await pool.scaleIn()).removed).toEqual(['wt-4', 'wt-3']);
     await sleep(400);

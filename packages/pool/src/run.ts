@@ -6,6 +6,7 @@
 import { spawn } from 'node:child_process';
 import { constants } from 'node:os';
 import { isWtpoolError } from '@wtpool/core';
+import { LeaseLog } from './lease-log.js';
 import type { WorktreePool, Reporter } from './pool.js';
 import type { AcquireResult, LeaseOptions } from './types.js';
 
@@ -27,11 +28,25 @@ export async function runInSlot(
   // This process is the holder: if it is killed, the lease is reclaimed at once.
   const lease = await pool.lease({ ...opts, holderPid: process.pid });
   log.info(`running in ${lease.slot} (${lease.path}) on ${lease.branch}`);
+  // The command's output goes to the terminal as before and to the lease's log (`pool logs`).
+  const leaseLog = await LeaseLog.start(
+    pool.repo.stateDir,
+    lease.slot,
+    `# ${lease.acquiredAt} ${lease.agent} "${lease.task}" on ${lease.branch}: ${opts.command.join(' ')}`,
+  );
   const child = spawn(cmd, args, {
     cwd: lease.path,
     env: { ...process.env, ...lease.env },
-    stdio: ['inherit', opts.stdout === 'stderr' ? process.stderr : 'inherit', 'inherit'],
+    stdio: ['inherit', 'pipe', 'pipe'],
   });
+  const tee = (stream: NodeJS.ReadableStream | null, to: NodeJS.WriteStream) =>
+    stream?.on('data', (d: Buffer) => {
+      to.write(d);
+      leaseLog.write(d);
+    });
+  tee(child.stdout, opts.stdout === 'stderr' ? process.stderr : process.stdout);
+  tee(child.stderr, process.stderr);
+  const streamsDone = new Promise<void>((r) => child.on('close', () => r()));
   const forward = (sig: NodeJS.Signals) => () => {
     if (child.exitCode === null) child.kill(sig);
   };
@@ -63,7 +78,10 @@ export async function runInSlot(
         resolve();
       });
     });
+    // The last output, unless a background process keeps the pipes open.
+    await Promise.race([streamsDone, new Promise((r) => setTimeout(r, 200))]);
   } finally {
+    leaseLog.close();
     clearInterval(beat);
     process.off('SIGINT', onInt);
     process.off('SIGTERM', onTerm);

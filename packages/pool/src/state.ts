@@ -2,11 +2,10 @@
  * Decisions taken inside the registry lock. These functions only change the draft state and
  * return a plan of slow work (git, providers) that the caller runs OUTSIDE the lock.
  */
-import { existsSync, readFileSync } from 'node:fs';
 import type { Config } from '@wtpool/config';
 import { HOST, procAlive, procRef } from './proc.js';
 import { worktreeExists } from './worktree.js';
-import type { Lease, LeaseFile, PoolState, ProcRef, SlotRecord, Ticket } from './types.js';
+import type { Lease, PoolState, ProcRef, SlotRecord, Ticket } from './types.js';
 
 export const initialState = (): PoolState => ({
   slots: {},
@@ -77,18 +76,15 @@ export const byPriority = (a: Ticket, b: Ticket) => a.priority - b.priority || a
  * Why a lease is over, or null while it is alive: heartbeat older than the TTL, holder process
  * dead (pid + start time, this host), or the grant was never claimed and its claimer died.
  */
-export function leaseOver(lease: Lease, leaseFile: string, now: number): string | null {
+export function leaseOver(
+  lease: Lease,
+  storedToken: () => number | null,
+  now: number,
+): string | null {
   if (now - Date.parse(lease.heartbeatAt) > lease.ttlMs) return 'expired';
   if (lease.holder && !procAlive(lease.holder)) return 'holder-dead';
-  if (!procAlive(lease.claimer)) {
-    try {
-      const lf = JSON.parse(readFileSync(leaseFile, 'utf8')) as LeaseFile;
-      if (lf.token === lease.token) return null;
-    } catch {
-      // no lease file: the claim never completed
-    }
-    return 'abandoned';
-  }
+  // No lease record with this token: the claim never completed.
+  if (!procAlive(lease.claimer)) return storedToken() === lease.token ? null : 'abandoned';
   return null;
 }
 
@@ -98,7 +94,8 @@ export function ticketAlive(t: Ticket): boolean {
 
 export interface SweepOptions {
   now: number;
-  leaseFileOf: (slot: string) => string;
+  /** The token of the slot's stored lease record (LeaseStore.leaseToken). */
+  leaseToken: (slot: string) => number | null;
 }
 
 const me = () => procRef();
@@ -116,7 +113,7 @@ export function sweep(draft: PoolState, o: SweepOptions, plan: Plan = emptyPlan(
   });
   for (const slot of slotList(draft)) {
     if (slot.state === 'leased' && slot.lease) {
-      const reason = leaseOver(slot.lease, o.leaseFileOf(slot.id), o.now);
+      const reason = leaseOver(slot.lease, () => o.leaseToken(slot.id), o.now);
       if (reason) {
         slot.state = 'releasing';
         slot.owner = owner;
@@ -385,5 +382,3 @@ export function markReady(slot: SlotRecord, now: number): void {
   slot.retryAt = null;
   slot.readyAt = new Date(now).toISOString();
 }
-
-export const leaseFileExists = (file: string) => existsSync(file);

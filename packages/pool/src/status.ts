@@ -1,3 +1,4 @@
+import { formatDuration } from '@wtpool/core';
 import type { Config } from '@wtpool/config';
 import { byPriority, counts, slotList } from './state.js';
 import type { PoolState, PoolStatus } from './types.js';
@@ -68,7 +69,9 @@ export function formatStatus(s: PoolStatus, now = Date.now()): string {
     `pool: ${p.size} slots (min ${p.min}, max ${p.max}) · ${p.ready} ready · ${p.leased} leased · ${p.provisioning} provisioning · ${p.broken} broken · ${p.waiters} waiting`,
   ];
   if (s.slots.length) {
-    const rows = [['SLOT', 'STATE', 'AGENT', 'TASK', 'PRI', 'EXPIRES', 'BRANCH / PATH']];
+    const rows = [
+      ['SLOT', 'STATE', 'AGENT', 'TASK', 'PRI', 'HEARTBEAT', 'EXPIRES', 'BRANCH / PATH'],
+    ];
     for (const slot of s.slots) {
       const l = slot.lease;
       const left = l ? Math.round((Date.parse(l.expiresAt) - now) / 60_000) : null;
@@ -78,6 +81,7 @@ export function formatStatus(s: PoolStatus, now = Date.now()): string {
         l?.agent ?? '-',
         l ? (l.task.length > 30 ? l.task.slice(0, 29) + '…' : l.task) : '-',
         l ? String(l.priority) : '-',
+        l ? `${formatDuration(Math.max(0, now - Date.parse(l.heartbeatAt)))} ago` : '-',
         left === null ? '-' : `${left}m`,
         slot.branch ?? (slot.error ? `error: ${slot.error}` : slot.path),
       ]);
@@ -90,6 +94,9 @@ export function formatStatus(s: PoolStatus, now = Date.now()): string {
       rows.push([String(i + 1), q.agent, q.task, String(q.priority), q.enqueuedAt]),
     );
     lines.push('', 'queue:', table(rows));
+  }
+  for (const w of s.integration ?? []) {
+    lines.push('', `integration worktree: ${w.path} (${w.branch ?? 'detached'}, protected)`);
   }
   if (s.capacity && typeof s.capacity === 'object') {
     const c = s.capacity as Record<string, number>;

@@ -222,4 +222,6 @@ export interface PoolStatus {
   }[];
   queue: { agent: string; task: string; priority: number; enqueuedAt: string; pid?: number }[];
   capacity: unknown;
+  /** The merge queue's worktrees (protected: never a leak, never pruned). */
+  integration?: { path: string; branch: string | null; head: string | null }[];
 }

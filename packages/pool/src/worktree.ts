@@ -4,10 +4,10 @@
  */
 import { existsSync, promises as fs, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { errno } from '@wtpool/core';
+import { commandFailed, errno, gitRun } from '@wtpool/core';
 import { createExclusive, writeFileAtomic } from '@wtpool/lock';
 import { ENV_FILE, excludeFromGit } from './envfile.js';
-import { git, gitRaw } from './git.js';
+import { git } from './git.js';
 
 /** Files the pool writes into every slot worktree; kept out of commits via info/exclude. */
 export const OWNER_MARKER = '.pool-owner';
@@ -57,7 +57,7 @@ export async function removeWorktree(mainRoot: string, dir: string): Promise<voi
     await git(['worktree', 'remove', '--force', '--force', dir], { cwd: mainRoot });
   }
   await fs.rm(dir, { recursive: true, force: true });
-  await gitRaw(['worktree', 'prune'], { cwd: mainRoot });
+  await gitRun(['worktree', 'prune'], { cwd: mainRoot });
 }
 
 export interface WorktreeStatus {
@@ -157,17 +157,17 @@ export async function saveRescue(dir: string, refPrefix: string, message: string
       if (errno(e) !== 'ENOENT') throw e;
     });
     const env = { GIT_INDEX_FILE: tmpIndex, ...POOL_IDENTITY };
-    await git(['add', '-A'], { cwd: dir, env });
-    const tree = (await git(['write-tree'], { cwd: dir, env })).trim();
-    const head = await gitRaw(['rev-parse', '--verify', '-q', 'HEAD'], { cwd: dir });
+    await git(['add', '-A'], { cwd: dir, extraEnv: env });
+    const tree = (await git(['write-tree'], { cwd: dir, extraEnv: env })).trim();
+    const head = await gitRun(['rev-parse', '--verify', '-q', 'HEAD'], { cwd: dir });
     const parents = head.code === 0 ? ['-p', head.stdout.trim()] : [];
     const commit = (
-      await git(['commit-tree', tree, ...parents, '-m', message], { cwd: dir, env })
+      await git(['commit-tree', tree, ...parents, '-m', message], { cwd: dir, extraEnv: env })
     ).trim();
     for (let i = 0; ; i++) {
       const ref = `${refPrefix}${refStamp()}${i ? `-${i}` : ''}`;
       // The empty old value makes this create-only: two rescues never overwrite each other.
-      const r = await gitRaw(['update-ref', '-m', 'wtpool rescue', ref, commit, ''], { cwd: dir });
+      const r = await gitRun(['update-ref', '-m', 'wtpool rescue', ref, commit, ''], { cwd: dir });
       if (r.code === 0) return ref;
       if (i >= 5) await git(['update-ref', ref, commit, ''], { cwd: dir });
     }
@@ -178,7 +178,7 @@ export async function saveRescue(dir: string, refPrefix: string, message: string
 
 /** Number of commits on `ref` that are not in `base` (0 when `ref` does not exist). */
 export async function commitsAhead(dir: string, base: string, ref = 'HEAD'): Promise<number> {
-  const r = await gitRaw(['rev-list', '--count', `${base}..${ref}`, '--'], { cwd: dir });
+  const r = await gitRun(['rev-list', '--count', `${base}..${ref}`, '--'], { cwd: dir });
   return r.code === 0 ? Number(r.stdout.trim()) || 0 : 0;
 }
 
@@ -312,14 +312,17 @@ export async function switchToNewBranch(
 ): Promise<boolean> {
   const fast = await switchWithoutGit(dir, branch, base, commonDir);
   if (fast !== undefined) return fast;
-  const r = await gitRaw(['switch', '-q', '--no-track', '-c', branch, base], { cwd: dir });
+  const r = await gitRun(['switch', '-q', '--no-track', '-c', branch, base], { cwd: dir });
   if (r.code === 0) return true;
   if (/already exists/.test(r.stderr)) return false;
-  throw new Error(`git switch -c ${branch} ${base} failed in ${dir}: ${r.stderr.trim()}`);
+  throw commandFailed('git', ['switch', '-q', '--no-track', '-c', branch, base], r, {
+    code: 'ERR_GIT',
+    cwd: dir,
+  });
 }
 
 export async function deleteBranch(mainRoot: string, branch: string): Promise<void> {
-  await gitRaw(['branch', '-q', '-D', branch], { cwd: mainRoot });
+  await gitRun(['branch', '-q', '-D', branch], { cwd: mainRoot });
 }
 
 export interface RefInfo {

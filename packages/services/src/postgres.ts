@@ -13,7 +13,7 @@ import path from 'node:path';
 import { failure, redact, serviceUnavailableError, errno } from '@wtpool/core';
 import type { Config, LoadedConfig } from '@wtpool/config';
 import { checkDatabaseName, templateDatabase, urlWithPath } from '@wtpool/config';
-import { withLock } from '@wtpool/lock';
+import { ensurePrivateDir, withLock } from '@wtpool/lock';
 import type pg from 'pg';
 import type { ProviderContext, SlotProvider } from './provider.js';
 import { lastLine, runCaptured } from './exec.js';
@@ -145,7 +145,7 @@ export async function ensureTemplate(
   const name = templateDatabase(config, hash);
   const ready = async (c: pg.Client) => (await dbInfo(c, name))?.datistemplate === true;
   if (await withAdmin(url, ready)) return { name, hash, built: false };
-  await fs.mkdir(repo.stateDir, { recursive: true });
+  ensurePrivateDir(repo.stateDir);
   return withLock(
     path.join(repo.stateDir, 'postgres-template'),
     () =>

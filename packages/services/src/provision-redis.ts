@@ -7,7 +7,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { configError, failure, redact, usageError, errno } from '@wtpool/core';
 import type { LoadedConfig } from '@wtpool/config';
-import { withLock, writeFileAtomic } from '@wtpool/lock';
+import { ensurePrivateDir, withLock, writeFileAtomic } from '@wtpool/lock';
 import { physicalDatabases, redisInfo } from './resp.js';
 import { bandStore } from './redis.js';
 import { lastLine, runCaptured } from './exec.js';
@@ -85,7 +85,7 @@ export async function provisionRedis(
   }
   const url = r.url;
   const lockTarget = path.join(loaded.repo.stateDir, 'redis-provision');
-  await fs.mkdir(loaded.repo.stateDir, { recursive: true });
+  ensurePrivateDir(loaded.repo.stateDir);
   return withLock(
     lockTarget,
     async (lock) => {

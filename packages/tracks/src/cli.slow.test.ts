@@ -116,5 +116,10 @@ describe('tracks CLI (built bin, real git repo)', () => {
       expect(help.stdout).toContain(o);
     expect((await runCli(BIN, ['analyze', '--format', 'xml'], { cwd: repo.dir })).code).toBe(2);
     expect((await runCli(BIN, ['recommend', '--acquire'], { cwd: repo.dir })).code).toBe(2);
+    const dir = await runCli(BIN, ['analyze', '--file', repo.sandbox], { cwd: repo.dir });
+    expect(dir.code).toBe(2);
+    expect(dir.stderr.split('\n')[0]).toBe(
+      `error: ${repo.sandbox} is a directory, not an issue file`,
+    );
   });
 });

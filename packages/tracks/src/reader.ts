@@ -3,7 +3,7 @@
  * is appended to by many agents); unknown fields, statuses and types are kept; tombstones are
  * skipped; a malformed line is reported by its number and skipped (fatal with `strict`).
  */
-import { createReadStream, existsSync, readFileSync } from 'node:fs';
+import { createReadStream, existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { errno, failure, notFoundError, usageError } from '@wtpool/core';
@@ -147,8 +147,15 @@ function toIssue(o: Record<string, unknown>): Shape {
   return { issue };
 }
 
+const isDirectory = (file: string) =>
+  usageError(`${file} is a directory, not an issue file`, {
+    hint: 'use --beads-dir DIR for a beads directory',
+  });
+
 /** Reads a beads issue file (streamed). Throws a clear error for a file that holds no issues. */
 export async function readIssueFile(file: string, opts: ReadOptions = {}): Promise<ReadResult> {
+  // Opening a directory succeeds on Linux (only the read fails), so it is told apart here.
+  if (statSync(file, { throwIfNoEntry: false })?.isDirectory()) throw isDirectory(file);
   const stream = createReadStream(file, { encoding: 'utf8' });
   const opened = new Promise<void>((resolve, reject) => {
     stream.once('open', () => resolve());
@@ -158,10 +165,7 @@ export async function readIssueFile(file: string, opts: ReadOptions = {}): Promi
     await opened;
   } catch (e) {
     if (errno(e) === 'ENOENT') throw notFoundError(`issue file not found: ${file}`);
-    if (errno(e) === 'EISDIR')
-      throw usageError(`${file} is a directory`, {
-        hint: 'use --beads-dir DIR for a beads directory',
-      });
+    if (errno(e) === 'EISDIR') throw isDirectory(file);
     throw e;
   }
   return readIssueLines(createInterface({ input: stream, crlfDelay: Infinity }), file, opts);

@@ -1,0 +1,51 @@
+/** Metrics from an event log, and the exhausted run from samples: pure, no I/O. */
+import { describe, expect, it } from 'vitest';
+import { exhaustedSince, type HistorySample } from './history.js';
+import { computeMetrics, quantile } from './metrics.js';
+
+describe('metrics from the event log', () => {
+  it('quantiles are nearest-rank', () => {
+    expect(quantile([], 0.5)).toBeNull();
+    expect(quantile([5], 0.99)).toBe(5);
+    expect(quantile([1, 2, 3, 4], 0.5)).toBe(2);
+    expect(quantile([1, 2, 3, 4], 0.99)).toBe(4);
+  });
+
+  it('pairs acquires with releases and reclaims by slot and token, counts errors by kind', () => {
+    const t0 = Date.parse('2026-12-01T10:00:00Z');
+    const ts = (s: number) => new Date(t0 + s * 1000).toISOString();
+    const m = computeMetrics(
+      [
+        { ts: ts(0), type: 'acquire', slot: 'wt-1', token: 1 },
+        { ts: ts(1), type: 'acquire', slot: 'wt-2', token: 2 },
+        { ts: ts(10), type: 'release', slot: 'wt-1', token: 1, resetMs: 300 },
+        { ts: ts(11), type: 'acquire', slot: 'wt-1', token: 3 },
+        { ts: ts(41), type: 'reclaim', slot: 'wt-2', token: 2, reason: 'holder-dead' },
+        { ts: ts(42), type: 'error', slot: 'wt-3', code: 'ERR_GIT' },
+        { ts: ts(43), type: 'error', slot: 'wt-3', code: 'ERR_GIT' },
+        { ts: ts(51), type: 'release', slot: 'wt-1', token: 3, resetMs: 100 },
+      ],
+      { pool: null, alerts: [] },
+      t0 + 60_000,
+    );
+    // Leases of 10 s, 40 s and 40 s.
+    expect(m.leaseDuration).toEqual({ count: 3, sum: 90_000, p50: 40_000, p99: 40_000 });
+    expect(m.resetDuration).toEqual({ count: 2, sum: 400, p50: 100, p99: 300 });
+    expect(m.errorsByKind).toEqual({ ERR_GIT: 2, 'reclaim:holder-dead': 1 });
+  });
+
+  it('the exhausted run starts at the first sample of the latest run', () => {
+    const s = (at: number, ready: number, waiters: number): HistorySample => ({
+      at: new Date(at).toISOString(),
+      size: 1,
+      leased: 1 - ready,
+      ready,
+      waiters,
+      bandUsed: null,
+      bandCurrent: null,
+      pgConnections: null,
+    });
+    expect(exhaustedSince([s(0, 0, 1), s(10, 1, 0), s(20, 0, 2), s(30, 0, 1)])).toBe(20);
+    expect(exhaustedSince([s(0, 0, 1), s(10, 1, 0)])).toBeNull();
+  });
+});

@@ -1,0 +1,242 @@
+/**
+ * `monitor serve` driven in a real headless chromium (Debian's, installed by
+ * scripts/ensure-test-services.sh): the page follows the pool live, without a reload, and
+ * survives the server restarting; a non-loopback bind refuses requests without the token.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, promises as fs } from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import parsePrometheusTextFormat from 'parse-prometheus-text-format';
+import {
+  makeTempRepo,
+  PROJECT_ROOT,
+  runCli,
+  startRedis,
+  tempDir,
+  type RedisServer,
+  type TempRepo,
+} from '@wtpool/testkit';
+
+const MONITOR = path.join(PROJECT_ROOT, 'packages/monitor/bin/monitor.js');
+const POOL = path.join(PROJECT_ROOT, 'packages/pool/bin/pool.js');
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+const HAVE_CHROMIUM = existsSync(CHROMIUM);
+if (!HAVE_CHROMIUM)
+  console.warn(
+    `monitor serve browser test SKIPPED: no chromium at ${CHROMIUM} (scripts/ensure-test-services.sh installs it)`,
+  );
+
+interface Started {
+  child: ChildProcess;
+  url: string;
+  port: number;
+  token: string;
+}
+
+/** Starts `monitor serve --json` and waits for its one JSON document on stdout. */
+function startServe(repo: string, args: string[]): Promise<Started> {
+  const child = spawn(process.execPath, [MONITOR, 'serve', '--json', '--repo', repo, ...args], {
+    cwd: repo,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, CI: '1' },
+  });
+  return new Promise((resolve, reject) => {
+    let out = '';
+    let err = '';
+    child.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d));
+    child.stdout!.setEncoding('utf8').on('data', (d: string) => {
+      out += d;
+      try {
+        const doc = JSON.parse(out) as Omit<Started, 'child'>;
+        resolve({ child, ...doc });
+      } catch {
+        // not complete yet
+      }
+    });
+    child.on('exit', (code) => reject(new Error(`monitor serve exited ${code}: ${err}`)));
+  });
+}
+
+async function stopServe(s: Started | undefined): Promise<void> {
+  if (!s || s.child.exitCode !== null) return;
+  const gone = new Promise((r) => s.child.once('exit', r));
+  s.child.kill('SIGTERM');
+  await gone;
+}
+
+describe.skipIf(!HAVE_CHROMIUM)('monitor serve in headless chromium', () => {
+  let repo: TempRepo;
+  let redis: RedisServer;
+  let browser: BrowserContext;
+  let page: Page;
+  let served: Started | undefined;
+  const pool = (...args: string[]) =>
+    runCli(POOL, [...args, '--repo', repo.dir], { cwd: repo.dir });
+
+  beforeAll(async () => {
+    [repo, redis] = await Promise.all([makeTempRepo(), startRedis({ databases: 32 })]);
+    await fs.writeFile(
+      path.join(repo.dir, 'pool.config.yaml'),
+      ['scale:', '  min: 2', '  max: 3', 'redis:', `  url: ${redis.url}`, ''].join('\n'),
+    );
+    await repo.commit({
+      'pool.config.yaml': await fs.readFile(path.join(repo.dir, 'pool.config.yaml'), 'utf8'),
+    });
+    expect((await pool('init', '--size', '2')).code).toBe(0);
+    browser = await chromium.launchPersistentContext(tempDir('wtpool-chromium-'), {
+      executablePath: CHROMIUM,
+      headless: true,
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+        '--no-first-run',
+      ],
+    });
+    page = browser.pages()[0] ?? (await browser.newPage());
+  }, 120_000);
+
+  afterAll(async () => {
+    await browser?.close();
+    await stopServe(served);
+    await Promise.all([redis?.stop(), repo?.cleanup()]);
+  });
+
+  const slotRow = (id: string) => page.locator(`#slots tr[data-slot="${id}"]`);
+  const bandUsed = async () => Number(await page.locator('#gauge-band').getAttribute('data-value'));
+
+  it('shows a slot acquired from the CLI without a reload, removes it on release, moves the band gauge', async () => {
+    served = await startServe(repo.dir, ['--port', '0']);
+    await page.goto(served.url);
+    await expect.poll(() => page.locator('#conn').textContent()).toBe('live');
+    await expect.poll(() => slotRow('wt-1').getAttribute('data-state')).toBe('ready');
+    expect(await bandUsed()).toBe(0);
+    // A marker in the page: a reload would lose it.
+    await page.evaluate(() => ((globalThis as unknown as { marker: number }).marker = 42));
+
+    const acq = await pool('acquire', 'agent-7', 'task-17', '--json');
+    expect(acq.code).toBe(0);
+    const lease = acq.json<{ slot: string; acquiredAt: string }>();
+    const seenAt = Date.now();
+    await expect
+      .poll(() => slotRow(lease.slot).getAttribute('data-state'), { timeout: 20_000 })
+      .toBe('leased');
+    await expect.poll(() => slotRow(lease.slot).textContent()).toContain('agent-7');
+    const firstDoc = await page.evaluate(
+      (slot) =>
+        fetch('/api/status')
+          .then((r) => r.json())
+          .then((d) =>
+            (d as { pool: { slots: Array<{ id: string; lease: unknown }> } }).pool.slots.find(
+              (s) => s.id === slot,
+            ),
+          ),
+      lease.slot,
+    );
+    expect(firstDoc).toMatchObject({ lease: { agent: 'agent-7', task: 'task-17' } });
+    console.info(`slot on the page ${Date.now() - seenAt} ms after the CLI returned`);
+    await expect.poll(bandUsed).toBe(1);
+    expect(await page.locator('#slots').textContent()).toContain('task-17');
+
+    expect((await pool('release', lease.slot, 'agent-7')).code).toBe(0);
+    await expect
+      .poll(() => slotRow(lease.slot).getAttribute('data-state'), { timeout: 20_000 })
+      .not.toBe('leased');
+    await expect.poll(() => page.locator('#slots').textContent()).not.toContain('agent-7');
+    await expect.poll(bandUsed).toBe(0);
+    expect(await page.evaluate(() => (globalThis as unknown as { marker?: number }).marker)).toBe(
+      42,
+    );
+  }, 120_000);
+
+  it('pushes a change within 2 s of the registry write (the document time, not the paint)', async () => {
+    const acq = await pool('acquire', 'agent-8', 'task-18', '--json');
+    const lease = acq.json<{ slot: string; token: number; acquiredAt: string }>();
+    const at = await page.waitForFunction(
+      (key) => (globalThis as unknown as { leaseSeenAt: Record<string, string> }).leaseSeenAt[key],
+      `${lease.slot}#${lease.token}`,
+      { timeout: 20_000 },
+    );
+    const docAt = Date.parse((await at.jsonValue()) as string);
+    expect(docAt - Date.parse(lease.acquiredAt)).toBeLessThan(2000);
+    expect((await pool('release', lease.slot, 'agent-8')).code).toBe(0);
+  }, 60_000);
+
+  it('reconnects after the server restarts and keeps updating', async () => {
+    const port = served!.port;
+    await stopServe(served);
+    await expect.poll(() => page.locator('#conn').textContent()).toBe('reconnecting…');
+    served = await startServe(repo.dir, ['--port', String(port)]);
+    await expect.poll(() => page.locator('#conn').textContent(), { timeout: 20_000 }).toBe('live');
+    const acq = await pool('acquire', 'agent-9', 'task-19', '--json');
+    const lease = acq.json<{ slot: string }>();
+    await expect
+      .poll(() => slotRow(lease.slot).textContent(), { timeout: 20_000 })
+      .toContain('agent-9');
+    expect((await pool('release', lease.slot, 'agent-9')).code).toBe(0);
+  }, 60_000);
+
+  it('serves /metrics that a Prometheus text parser reads', async () => {
+    const text = await (await fetch(new URL('/metrics', served!.url))).text();
+    const families = parsePrometheusTextFormat(text);
+    const byName = new Map(families.map((f) => [f.name, f]));
+    const slots = byName.get('wtpool_pool_slots')!;
+    expect(slots.type).toBe('GAUGE');
+    expect(slots.metrics.find((m) => m.labels?.state === 'all')?.value).toBe('2');
+    const leases = byName.get('wtpool_lease_duration_seconds')!;
+    expect(leases.type).toBe('SUMMARY');
+    // Three leases were taken and released above.
+    expect(Number(leases.metrics[0]!.count)).toBe(3);
+    expect(
+      byName.get('wtpool_redis_band')!.metrics.find((m) => m.labels?.kind === 'used')?.value,
+    ).toBe('0');
+  });
+
+  it('a non-loopback bind refuses requests without the token (401) and lets the page in with it', async () => {
+    const guarded = await startServe(repo.dir, [
+      '--port',
+      '0',
+      '--host',
+      '127.0.0.2',
+      '--token',
+      's3cret-token',
+    ]);
+    try {
+      expect(guarded.url).toContain('127.0.0.2');
+      for (const p of ['/', '/api/status', '/api/events', '/metrics', '/api/history']) {
+        expect((await fetch(new URL(p, guarded.url))).status, p).toBe(401);
+      }
+      const wrong = await fetch(new URL('/api/status', guarded.url), {
+        headers: { Authorization: 'Bearer s3cret-tokeN' },
+      });
+      expect(wrong.status).toBe(401);
+      const ok = await fetch(new URL('/api/status', guarded.url), {
+        headers: { Authorization: 'Bearer s3cret-token' },
+      });
+      expect(ok.status).toBe(200);
+      // No CORS: nothing allows another origin to read.
+      expect(ok.headers.get('access-control-allow-origin')).toBeNull();
+      // The page with ?token= gets a cookie and a clean URL, then works live.
+      const p2 = await browser.newPage();
+      await p2.goto(`${guarded.url}?token=s3cret-token`);
+      expect(p2.url()).not.toContain('token');
+      await expect.poll(() => p2.locator('#conn').textContent()).toBe('live');
+      await expect.poll(() => p2.locator('#slots tr[data-slot="wt-1"]').count()).toBe(1);
+      await p2.close();
+      // Actions need the token even on loopback; with it, a heartbeat goes through the pool.
+      const unauth = await fetch(new URL('/api/actions/scale-out', served!.url), {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body: '{}',
+      });
+      expect(unauth.status).toBe(401);
+    } finally {
+      await stopServe(guarded);
+    }
+  }, 60_000);
+});

@@ -1,0 +1,78 @@
+/**
+ * Bad configuration values (issue 10, item 8) through the real `pool` CLI: exit 3 with a
+ * one-line message naming the key (passwords redacted), and nothing created: no state dir, no
+ * worktrees. Build first (`pnpm -s build`).
+ */
+import { chmodSync, existsSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { makeTempRepo, runCli } from '@wtpool/testkit';
+
+const BIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../bin/pool.js');
+
+describe('a refused config creates nothing (pool CLI)', () => {
+  const roots = ['/', '.git', '.git/wtpool', '.', 'sub/dir', '/proc', '/proc/self/wt'];
+  it.each(roots)('pool.root %s exits 3 naming pool.root, via `pool init` too', async (root) => {
+    const repo = await makeTempRepo();
+    try {
+      writeFileSync(
+        path.join(repo.dir, 'pool.config.yaml'),
+        `pool:\n  root: ${JSON.stringify(root)}\n`,
+      );
+      const r = await runCli(BIN, ['init', '--size', '1', '--repo', repo.dir], { cwd: repo.dir });
+      expect(r.code, r.stderr).toBe(3);
+      expect(r.stderr).toMatch(/pool\.root must be/);
+      expect(existsSync(path.join(repo.dir, '.git', 'wtpool'))).toBe(false);
+      expect(existsSync(path.join(repo.dir, '..', `${path.basename(repo.dir)}.worktrees`))).toBe(
+        false,
+      );
+      expect(existsSync('/wt-1')).toBe(false);
+      expect(readdirSync(repo.dir).sort()).toEqual(
+        ['.git', 'README.md', 'pool.config.yaml'].sort(),
+      );
+    } finally {
+      await repo.cleanup();
+    }
+  });
+
+  const values = [
+    'pool:\n  leaseTtl: 0\n',
+    'monitor:\n  interval: 0\n',
+    'redis:\n  url: http://127.0.0.1:6379\n',
+    'redis:\n  url: not a url\n',
+    'postgres:\n  url: "postgres://u:pw@[::1/x"\n',
+    'redis:\n  bandStart: 100000\n',
+    'pool:\n  base: a..b\n',
+    "pool:\n  keep: ['..']\n",
+    // An alias bomb: each level doubles; yaml refuses past its alias budget.
+    'a: &a ["x","x","x","x","x","x","x","x","x"]\n' +
+      Array.from({ length: 9 }, (_, i) => {
+        const prev = i === 0 ? 'a' : String.fromCharCode(97 + i);
+        const cur = String.fromCharCode(98 + i);
+        return `${cur}: &${cur} [*${prev},*${prev},*${prev},*${prev},*${prev},*${prev},*${prev},*${prev},*${prev}]\n`;
+      }).join(''),
+  ];
+  it.each(values)('%j exits 3 from `pool init` and creates nothing', async (yaml) => {
+    const repo = await makeTempRepo();
+    try {
+      const cfg = path.join(repo.sandbox, 'secret.yaml');
+      writeFileSync(cfg, yaml);
+      chmodSync(cfg, 0o600);
+      const r = await runCli(BIN, ['init', '--size', '1', '--config', cfg, '--repo', repo.dir], {
+        cwd: repo.dir,
+      });
+      expect(r.code, r.stderr).toBe(3);
+      expect(r.stderr.trim().split('\n')[0]).toMatch(/^(error: )?.*(must be|invalid YAML)/);
+      expect(r.stderr).not.toContain(':pw@');
+      expect(r.stderr).not.toMatch(/internal error|\n\s+at /);
+      expect(existsSync(path.join(repo.dir, '.git', 'wtpool'))).toBe(false);
+      expect(existsSync(path.join(repo.dir, '..', `${path.basename(repo.dir)}.worktrees`))).toBe(
+        false,
+      );
+      expect(statSync(cfg).mode & 0o777).toBe(0o600);
+    } finally {
+      await repo.cleanup();
+    }
+  });
+});

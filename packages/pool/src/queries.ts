@@ -1,0 +1,76 @@
+/**
+ * Reading the pool: status, the registry snapshot, kept branches and rescue refs.
+ */
+import { integrationWorktrees } from '@wtpool/config';
+import { needsSweep, type PoolContext } from './context.js';
+import { cleanup } from './scale.js';
+import { capacity } from './slot-services.js';
+import { slotList } from './state.js';
+import { toStatus } from './status.js';
+import type { KeptBranch, PoolState, PoolStatus } from './types.js';
+import { listRefs, listWorktrees, type RefInfo } from './worktree.js';
+
+/** Slots, leases, queue and capacity (CLI.md shape). Reclaims expired leases it sees. */
+export async function getStatus(
+  ctx: PoolContext,
+  opts: { sweep?: boolean } = {},
+): Promise<PoolStatus> {
+  let st = await ctx.store.read();
+  if (opts.sweep !== false && needsSweep(ctx, st, true)) {
+    await cleanup(ctx);
+    st = await ctx.store.read();
+  }
+  const status = toStatus(st, ctx.config, await capacity(ctx));
+  // The merge queue's worktree is part of the pool too (`integrate run` works there).
+  const git = new Map((await listWorktrees(ctx.repo.mainRoot)).map((w) => [w.path, w]));
+  status.integration = integrationWorktrees(ctx.config, ctx.repo)
+    .filter((p) => git.has(p))
+    .map((p) => ({
+      path: p,
+      branch: git.get(p)!.branch?.replace(/^refs\/heads\//, '') ?? null,
+      head: git.get(p)!.head,
+    }));
+  return status;
+}
+
+/** The registry snapshot: the status shape plus the raw registry and where it lives. */
+export async function snapshot(
+  ctx: PoolContext,
+): Promise<PoolStatus & { takenAt: string; version: number; stateDir: string; state: PoolState }> {
+  const status = await getStatus(ctx, { sweep: false });
+  const v = await ctx.store.readVersioned();
+  return {
+    ...status,
+    takenAt: new Date().toISOString(),
+    version: v.version,
+    stateDir: ctx.repo.stateDir,
+    state: v.data,
+  };
+}
+
+/** Branches released leases kept for integration (they have commits not in the base), oldest first. */
+export async function keptBranches(ctx: PoolContext): Promise<(KeptBranch & { commit: string })[]> {
+  const st = await ctx.store.read();
+  const refs = await listRefs(ctx.repo.mainRoot, `refs/heads/${ctx.config.pool.branchPrefix}/`);
+  const live = new Map(refs.map((r) => [r.ref.slice('refs/heads/'.length), r.commit]));
+  const leased = new Set(
+    slotList(st)
+      .map((s) => s.branch)
+      .filter(Boolean),
+  );
+  const seen = new Set<string>();
+  const out: (KeptBranch & { commit: string })[] = [];
+  for (const k of st.kept) {
+    const commit = live.get(k.branch);
+    if (!commit || leased.has(k.branch) || seen.has(k.branch)) continue;
+    seen.add(k.branch);
+    out.push({ ...k, commit });
+  }
+  return out;
+}
+
+/** Saved work refs (`refs/wtpool/rescue/<slot>/<timestamp>`), newest first. */
+export async function rescueList(ctx: PoolContext): Promise<(RefInfo & { slot: string })[]> {
+  const refs = await listRefs(ctx.repo.mainRoot, 'refs/wtpool/rescue/');
+  return refs.map((r) => ({ ...r, slot: r.ref.split('/')[3] ?? '' }));
+}

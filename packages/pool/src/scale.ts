@@ -1,0 +1,135 @@
+/**
+ * Pool size: init (at least N slots, self-healing), scale out/in, refresh, retirement of idle
+ * slots, and the housekeeping pass (`cleanup`) mutating commands run.
+ */
+import { poolFullError, usageError } from '@wtpool/core';
+import { event, names, pathOf, pathOfId, tx, type PoolContext } from './context.js';
+import { withGitLock } from './git.js';
+import { procRef } from './proc.js';
+import { markBroken, provision, rescueUnsaved } from './provision.js';
+import { eachProvider } from './slot-services.js';
+import { counts, reserveGrowth, retireIdle, slotList } from './state.js';
+import { ensureExcludes, removeWorktree, worktreeExists } from './worktree.js';
+
+/** Housekeeping pass: reclaim expired leases, recover slots of dead workers, drop dead tickets, retire idle slots. */
+export async function cleanup(ctx: PoolContext): Promise<{
+  reclaimed: string[];
+  recovered: string[];
+  retired: string[];
+  dropped: number;
+}> {
+  const { plan } = await tx(ctx, () => null, { shrink: true });
+  await ctx.runPlan(plan);
+  return {
+    reclaimed: plan.reclaim.map((r) => r.slot.id),
+    recovered: plan.provision.map((s) => s.id),
+    retired: plan.retire.map((s) => s.id),
+    dropped: plan.dropped.length,
+  };
+}
+
+/**
+ * Makes the pool hold at least `size` slots, all ready: creates missing ones, recreates
+ * registered slots whose worktree was deleted or pruned. Idempotent.
+ */
+export async function initialize(ctx: PoolContext, size: number): Promise<void> {
+  if (!Number.isInteger(size) || size < 0) throw usageError(`invalid size ${size}`);
+  if (size > ctx.config.scale.max) {
+    throw usageError(`--size ${size} is above scale.max (${ctx.config.scale.max})`, {
+      hint: 'raise scale.max in pool.config.yaml, or ask for fewer slots',
+    });
+  }
+  await ensureExcludes(ctx.repo.commonDir);
+  const me = procRef();
+  // Which registered worktrees exist is decided before the transaction (fn stays pure).
+  const st = await ctx.store.read();
+  const missing = new Set(
+    slotList(st)
+      .filter((s) => s.path !== pathOfId(ctx)(s.id) || !worktreeExists(s.path))
+      .map((s) => s.id),
+  );
+  const { plan } = await tx(ctx, (draft, plan, now) => {
+    for (const s of slotList(draft)) {
+      // Self-healing: broken slots (whatever their backoff) and idle slots whose worktree is
+      // gone or moved are provisioned again.
+      if (s.state === 'broken' || (s.state === 'ready' && missing.has(s.id))) {
+        s.state = 'provisioning';
+        s.owner = me;
+        plan.provision.push(s);
+      }
+    }
+    const want = size - counts(draft).size;
+    const one = { ...ctx.config, scale: { ...ctx.config.scale, step: 1 } };
+    for (let i = 0; i < want; i++) {
+      const n = plan.provision.length;
+      reserveGrowth(draft, one, pathOf(ctx), now, plan, true);
+      if (plan.provision.length === n) break;
+    }
+  });
+  await ctx.runPlan(plan);
+}
+
+/** Grows by one `scale.step` now (up to max). */
+export async function scaleOut(ctx: PoolContext): Promise<{ added: string[]; size: number }> {
+  const { plan } = await tx(ctx, (draft, plan, now) =>
+    reserveGrowth(draft, ctx.config, pathOf(ctx), now, plan, true),
+  );
+  if (!plan.grown.length) {
+    // Not a usage error: the command was right, the pool is full at its configured ceiling (D93).
+    throw poolFullError(`the pool is already at scale.max (${ctx.config.scale.max})`, {
+      hint: 'raise scale.max in pool.config.yaml',
+    });
+  }
+  await ctx.runPlan(plan);
+  return { added: plan.grown, size: counts(await ctx.store.read()).size };
+}
+
+/** Retires up to one `scale.step` of ready slots above min now. */
+export async function scaleIn(ctx: PoolContext): Promise<{ removed: string[]; size: number }> {
+  const { plan } = await tx(ctx, (draft, plan, now) =>
+    retireIdle(draft, ctx.config, 0, now, plan, ctx.config.scale.step),
+  );
+  await ctx.runPlan(plan);
+  return { removed: plan.retire.map((s) => s.id), size: counts(await ctx.store.read()).size };
+}
+
+/** Moves every ready slot to the base's current commit (clean, caches kept), re-provisioning it. */
+export async function refresh(ctx: PoolContext): Promise<{ refreshed: string[] }> {
+  const me = procRef();
+  const { result: ids } = await tx(ctx, (draft) => {
+    const ids: string[] = [];
+    for (const s of slotList(draft)) {
+      if (s.state !== 'ready') continue;
+      s.state = 'provisioning';
+      s.owner = me;
+      ids.push(s.id);
+    }
+    return ids;
+  });
+  await provision(ctx, ids);
+  return { refreshed: ids };
+}
+
+/** Removes a slot this process reserved as retiring (saving any work first). */
+export async function retire(ctx: PoolContext, id: string): Promise<void> {
+  const n = names(ctx, id);
+  try {
+    if (worktreeExists(n.path)) {
+      await rescueUnsaved(ctx, n.path, n.rescueRefPrefix, { slot: id, reason: 'retire' });
+    }
+    await eachProvider(ctx, id, 'destroy');
+    await withGitLock(ctx.repo.stateDir, 'worktrees', () =>
+      removeWorktree(ctx.repo.mainRoot, n.path),
+    );
+    await ctx.store.transact((draft) => {
+      const s = draft.slots[id];
+      if (s?.state === 'retiring' && s.owner?.pid === process.pid) delete draft.slots[id];
+      for (const [k, v] of Object.entries(draft.identities))
+        if (v === id) delete draft.identities[k];
+    });
+    await event(ctx, 'shrink', { slot: id });
+  } catch (e) {
+    await markBroken(ctx, id, e);
+    throw e;
+  }
+}
