@@ -414,7 +414,10 @@ async function installInDirectory(
   }
   const states = await hookStates(repo);
   const main = states.find((s) => real(s.path) === real(repo.mainRoot));
-  if (main && !main.active) {
+  // HUSKY=0 is the user turning husky's hooks off (CI images often do): the gates go with them,
+  // and an install running our `prepare` must not fail for it.
+  const huskyOff = base.manager === 'husky' && process.env.HUSKY === '0';
+  if (main && !main.active && !huskyOff) {
     throw failure(
       'ERR_HOOKS_INACTIVE',
       `the gates are not active in ${main.path}: ${main.reason}`,
@@ -427,9 +430,17 @@ async function installInDirectory(
     );
   }
   const rel = path.relative(repo.mainRoot, script);
-  const notes = [
-    `commit ${rel} (\`git add ${rel} && git commit\`) so every branch and worktree runs the gates`,
-  ];
+  // Only while the script with the gates is not committed as it is (a clone of a repository
+  // that already committed it has nothing to do).
+  const pending = await gitTry(['status', '--porcelain', '--', rel], repo.mainRoot);
+  const notes =
+    pending.code !== 0 || pending.stdout.trim()
+      ? [
+          `commit ${rel} (\`git add ${rel} && git commit\`) so every branch and worktree runs the gates`,
+        ]
+      : [];
+  if (huskyOff && main && !main.active)
+    notes.push('HUSKY=0: husky did not arm its hooks, so the gates do not run on commit here');
   return {
     ...base,
     armed,
