@@ -8,12 +8,12 @@
  *
  * Env: WTPOOL_BENCH_MONOREPO (required: a local clone of a pnpm monorepo, e.g.
  * `git clone https://github.com/vitejs/vite /dev/shm/vite`), BENCH_MONOREPO_SIZE (default 10),
- * BENCH_MONOREPO_ROUNDS (default 2). The environment is passed to the installs as it is (vite
- * here needs npm_config_manage_package_manager_versions=false and
- * PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1, see docs/benchmarks.md).
+ * BENCH_MONOREPO_ROUNDS (default 2). The environment is passed to the installs as it is (vite's
+ * playwright-chromium postinstall needs PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 where its CDN is
+ * unreachable, see docs/benchmarks.md).
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { fmtMs, median, report, scratch, time } from './harness.js';
@@ -48,7 +48,11 @@ function freshClone(source: string, tag: string): string {
     path.join(dir, 'pool.config.yaml'),
     `scale:\n  min: 1\n  max: ${SIZE}\ndeps:\n  strategy: auto\n`,
   );
-  execFileSync('git', ['add', 'pool.config.yaml'], { cwd: dir });
+  // Both sides use the installed pnpm: pnpm 10 refuses to switch to a pin whose registry
+  // signature it cannot verify (vite's pnpm@10.34.5 here, D182), and `pnpm bench` does not pass
+  // npm_config_* variables on to the installs.
+  appendFileSync(path.join(dir, '.npmrc'), '\nmanage-package-manager-versions=false\n');
+  execFileSync('git', ['add', 'pool.config.yaml', '.npmrc'], { cwd: dir });
   execFileSync(
     'git',
     ['-c', 'user.name=bench', '-c', 'user.email=bench@invalid', 'commit', '-qm', 'pool config'],

@@ -1,6 +1,6 @@
 /**
  * `gates install` / `gates uninstall`: activates the pre-commit gates for a repository's main
- * checkout and every worktree, and never disables hooks it did not write (D111).
+ * checkout and every worktree, and never disables hooks it did not write (D183).
  *
  * Two modes, chosen by what the repository already has:
  * - **directory** (husky and any other local `core.hooksPath` that exists): the repository's

@@ -1,5 +1,5 @@
 /**
- * `pool setup`: first contact with an adopting repository (docs/adoption.md, D112). It looks at
+ * `pool setup`: first contact with an adopting repository (docs/adopt.md, D185). It looks at
  * what the repository already has (package manager and its `packageManager` pin, lockfile,
  * formatter, build script, PostgreSQL/Redis URLs in .env files), writes a commented
  * pool.config.yaml from it, adds the root scripts, installs the gates (`gates install`, which
