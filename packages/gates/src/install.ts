@@ -17,11 +17,10 @@
  * nothing there and says which lines to add. What install changed is kept in
  * `<git common dir>/wtpool-gates.json`, so uninstall restores what was there.
  */
-import { execFile } from 'node:child_process';
 import { existsSync, promises as fs, readFileSync, realpathSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { failure } from '@wtpool/core';
+import { failure, run } from '@wtpool/core';
 import type { RepoPaths } from '@wtpool/config';
 import { writeFileAtomic } from '@wtpool/lock';
 import { git, gitTry } from './exec.js';
@@ -455,10 +454,9 @@ async function installInDirectory(
   };
 }
 
-function runHusky(bin: string, cwd: string): Promise<void> {
-  return new Promise((resolve) => {
-    execFile(bin, [], { cwd }, () => resolve());
-  });
+/** husky's own install (it prints why when it does nothing; the check after it reports). */
+async function runHusky(bin: string, cwd: string): Promise<void> {
+  await run(bin, [], { cwd });
 }
 
 export interface UninstallResult {

@@ -6,11 +6,10 @@
  * detects the hook manager) and says what it did and what to run next. Idempotent: an existing
  * pool.config.yaml or script is kept unless --force.
  */
-import { execFile } from 'node:child_process';
 import { existsSync, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { redact } from '@wtpool/core';
+import { redact, run } from '@wtpool/core';
 import { resolveRepo, targetDir } from '@wtpool/config';
 import { writeFileAtomic } from '@wtpool/lock';
 
@@ -179,42 +178,33 @@ function gatesBin(): string | null {
   return null;
 }
 
-function runGates(root: string): Promise<SetupResult['gates']> {
+async function runGates(root: string): Promise<SetupResult['gates']> {
   const bin = gatesBin();
   if (!bin)
-    return Promise.resolve({
-      ok: false,
-      manager: null,
-      mode: null,
-      notes: [],
-      error: 'gates CLI not found',
-    });
-  return new Promise((resolve) => {
-    execFile(process.execPath, [bin, 'install', '--json', '--repo', root], (err, stdout) => {
-      let doc: {
-        mode?: string;
-        manager?: string;
-        notes?: string[];
-        error?: { message: string; hint?: string };
-      } = {};
-      try {
-        doc = JSON.parse(stdout) as typeof doc;
-      } catch {
-        // reported below
-      }
-      resolve({
-        ok: !err && doc.mode !== 'guidance',
-        manager: doc.manager ?? null,
-        mode: doc.mode ?? null,
-        notes: doc.notes ?? [],
-        ...(doc.error
-          ? { error: `${doc.error.message}${doc.error.hint ? ` (${doc.error.hint})` : ''}` }
-          : err && !doc.mode
-            ? { error: `gates install exited ${String(err.code)}` }
-            : {}),
-      });
-    });
-  });
+    return { ok: false, manager: null, mode: null, notes: [], error: 'gates CLI not found' };
+  const r = await run(process.execPath, [bin, 'install', '--json', '--repo', root]);
+  let doc: {
+    mode?: string;
+    manager?: string;
+    notes?: string[];
+    error?: { message: string; hint?: string };
+  } = {};
+  try {
+    doc = JSON.parse(r.stdout) as typeof doc;
+  } catch {
+    // reported below
+  }
+  return {
+    ok: r.code === 0 && doc.mode !== 'guidance',
+    manager: doc.manager ?? null,
+    mode: doc.mode ?? null,
+    notes: doc.notes ?? [],
+    ...(doc.error
+      ? { error: `${doc.error.message}${doc.error.hint ? ` (${doc.error.hint})` : ''}` }
+      : r.code !== 0 && !doc.mode
+        ? { error: `gates install exited ${r.code}` }
+        : {}),
+  };
 }
 
 export async function setup(opts: SetupOptions): Promise<SetupResult> {
