@@ -307,25 +307,39 @@ async function fixBinShims(binDir: string, mainRoot: string, worktree: string): 
  * installed from the same lockfile) into the worktree.
  */
 export async function hardlinkClone(srcRoot: string, worktree: string): Promise<number> {
-  let cloned = 0;
+  const rels: string[] = [];
   for (const dir of await packageDirs(worktree)) {
-    const src = path.join(srcRoot, dir, 'node_modules');
-    const dst = path.join(worktree, dir, 'node_modules');
-    if (!(await exists(src))) continue;
+    const rel = path.join(dir, 'node_modules');
+    if (!(await exists(path.join(srcRoot, rel)))) continue;
+    const dst = path.join(worktree, rel);
     if (await exists(dst)) {
       const old = `${dst}.wtpool-old-${process.pid}`;
       await fs.rename(dst, old);
       await fs.rm(old, { recursive: true, force: true });
     }
-    const cp = await run('cp', ['-al', '--', src, dst]);
-    if (cp.code !== 0) {
-      await fs.rm(dst, { recursive: true, force: true });
-      await linkTree(src, dst);
-    }
-    await fixBinShims(path.join(dst, '.bin'), srcRoot, worktree);
-    cloned++;
+    rels.push(rel);
   }
-  return cloned;
+  if (!rels.length) return 0;
+  // One `cp` for the whole workspace (GNU --parents recreates each relative path under the
+  // worktree): a monorepo has dozens of node_modules, and a process per directory cost vite
+  // 17 s instead of 3 s on a loaded machine. Per directory when that cp is not GNU's.
+  const all = await run('cp', ['-al', '--parents', '--', ...rels, worktree], { cwd: srcRoot });
+  if (all.code !== 0) {
+    for (const rel of rels) {
+      const src = path.join(srcRoot, rel);
+      const dst = path.join(worktree, rel);
+      await fs.rm(dst, { recursive: true, force: true }); // whatever the failed cp left
+      const cp = await run('cp', ['-al', '--', src, dst]);
+      if (cp.code !== 0) {
+        await fs.rm(dst, { recursive: true, force: true });
+        await linkTree(src, dst);
+      }
+    }
+  }
+  for (const rel of rels) {
+    await fixBinShims(path.join(worktree, rel, '.bin'), srcRoot, worktree);
+  }
+  return rels.length;
 }
 
 type DepsConfig = Config['deps'];
