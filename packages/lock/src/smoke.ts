@@ -8,6 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { failure } from '@wtpool/core';
 import { JsonStore } from './store.js';
 
 const [, , role, file, countArg] = process.argv;
@@ -29,7 +30,7 @@ if (role === 'child') {
         new Promise<void>((resolve, reject) => {
           const child = fork(self, ['child', target, String(each)]);
           child.on('exit', (code) =>
-            code === 0 ? resolve() : reject(new Error(`child exited ${code}`)),
+            code === 0 ? resolve() : reject(failure('ERR_INTERNAL', `child exited ${code}`)),
           );
         }),
     ),

@@ -122,7 +122,8 @@ export function recommend(
 /** Leases the recommended slots, one after another; a failure is recorded and stops the rest. */
 export async function acquireAssignments(rec: Recommendation, port: PoolPort): Promise<void> {
   for (const a of rec.assignments) {
-    if (!a.agent) throw new Error('acquireAssignments needs agent names (agentPrefix)');
+    if (!a.agent)
+      throw failure('ERR_INTERNAL', 'acquireAssignments needs agent names (agentPrefix)');
     try {
       a.lease = await port.acquire(a.agent, a.task, a.priority);
     } catch (e) {
