@@ -143,7 +143,11 @@ export async function provisionRedis(
         throw failure(
           'ERR_REDIS_RESTART',
           `redis.restartCommand exited ${res.code}: ${redact(lastLine(res.output))}`,
-          { hint: `${confFile} now says databases ${target}; restart Redis by hand` },
+          {
+            hint: `${confFile} now says databases ${target}; restart Redis by hand`,
+            // Redacted by toJSON like the message: the command or its output may hold a URL.
+            details: { command: r.restartCommand, exitCode: res.code, output: res.output },
+          },
         );
       }
       const after = await waitForDatabases(url, opts.waitMs ?? 30_000);
