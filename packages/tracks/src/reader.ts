@@ -7,6 +7,7 @@ import { createReadStream, existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { errno, failure, notFoundError, usageError } from '@wtpool/core';
+import { BV_MAX_LINE_BYTES, bvLine, type BvIssue } from './bv-loader.js';
 
 export interface Dependency {
   /** The issue this one depends on (`depends_on_id`). */
@@ -32,6 +33,10 @@ export interface Issue {
   ephemeral: boolean;
   /** ISO time before which the issue is deferred (`defer_until`), if any. */
   deferUntil?: string;
+  /** Who holds the issue (`assignee`; empty when nobody). */
+  assignee: string;
+  /** `wisp_type` of an ephemeral wisp (heartbeat, patrol, …), empty otherwise. */
+  wispType: string;
 }
 
 export interface LineProblem {
@@ -46,11 +51,18 @@ export interface ReadResult {
   malformed: LineProblem[];
   tombstones: number;
   lines: number;
+  /** With `bv`: the issues bv's loader keeps from the same lines, and the lines it skips. */
+  bv?: { issues: BvIssue[]; skipped: LineProblem[] };
 }
 
 export interface ReadOptions {
   strict?: boolean;
+  /** Also read the lines as beads_viewer's loader does (for `--format bv`). */
+  bv?: boolean;
 }
+
+/** The longest line read (bv's loader buffer, 10 MiB); a longer one is a malformed line. */
+export const MAX_LINE_BYTES = BV_MAX_LINE_BYTES;
 
 const TEXT_FIELDS = ['description', 'design', 'acceptance_criteria', 'notes'] as const;
 
@@ -141,6 +153,8 @@ function toIssue(o: Record<string, unknown>): Shape {
     text,
     metadataFiles,
     ephemeral: o.ephemeral === true,
+    assignee: str(o.assignee) ?? '',
+    wispType: str(o.wisp_type) ?? '',
   };
   const defer = str(o.defer_until);
   if (defer) issue.deferUntil = defer;
@@ -184,6 +198,7 @@ export async function readIssueLines(
   const foreign = new Map<string, number>();
   let tombstones = 0;
   let n = 0;
+  const bv = opts.bv ? { issues: [] as BvIssue[], skipped: [] as LineProblem[] } : undefined;
   const problem = (message: string) => {
     if (opts.strict) {
       throw failure('ERR_MALFORMED_LINE', `${file}:${n}: ${message}`, {
@@ -194,14 +209,33 @@ export async function readIssueLines(
   };
   for await (const raw of lines) {
     n++;
-    const line = raw.trim();
-    if (!line) continue;
+    // A UTF-8 byte order mark on the first line is not part of the JSON (bv strips it too).
+    const text = n === 1 && raw.charCodeAt(0) === 0xfeff ? raw.slice(1) : raw;
+    // Characters ≤ bytes ≤ 3 × characters: the byte count is needed only near the limit.
+    if (text.length * 3 >= MAX_LINE_BYTES && Buffer.byteLength(text) >= MAX_LINE_BYTES) {
+      const mib = (Buffer.byteLength(text) / 2 ** 20).toFixed(1);
+      bv?.skipped.push({ line: n, message: `line too long (exceeds ${MAX_LINE_BYTES} bytes)` });
+      problem(`line too long (${mib} MiB; the limit is ${MAX_LINE_BYTES / 2 ** 20} MiB)`);
+      continue;
+    }
+    const line = text.trim();
+    if (!line) {
+      // bv skips an empty line silently, one of blanks as malformed JSON
+      if (text) bv?.skipped.push({ line: n, message: 'malformed JSON' });
+      continue;
+    }
     let o: unknown;
     try {
       o = JSON.parse(line);
     } catch (e) {
+      bv?.skipped.push({ line: n, message: 'malformed JSON' });
       problem(`not JSON (${(e as Error).message})`);
       continue;
+    }
+    if (bv) {
+      const b = bvLine(o);
+      if ('issue' in b) bv.issues.push(b.issue);
+      else bv.skipped.push({ line: n, message: b.skip });
     }
     if (!o || typeof o !== 'object' || Array.isArray(o)) {
       problem('not a JSON object');
@@ -235,5 +269,5 @@ export async function readIssueLines(
       hint: 'point --file at .beads/issues.jsonl (the `bd export` output), or use --beads-dir',
     });
   }
-  return { file, issues, malformed, tombstones, lines: n };
+  return { file, issues, malformed, tombstones, lines: n, ...(bv ? { bv } : {}) };
 }

@@ -21,17 +21,22 @@ const track = (id: string, priority: number, size: number, later = 0): Track => 
     priority,
     status: 'open',
     type: 'task',
+    assignee: '',
     unblocks: [],
     files: [],
+    evidence: [],
   })),
   later: Array.from({ length: later }, (_, k) => ({
     id: `${id}-l${k}`,
     title: 't',
     priority,
     status: 'open',
+    type: 'task',
+    assignee: '',
     waits_on: [],
   })),
   files: [],
+  shared_files: [],
 });
 
 const status = (

@@ -3,7 +3,6 @@
  * the `pool status --json` document (CLI.md), so it is tested without a pool; the pool itself
  * is reached through a small port, by default the pool CLI run as a child process.
  */
-import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
@@ -11,9 +10,11 @@ import { fileURLToPath } from 'node:url';
 import {
   WtpoolError,
   failure,
+  run as runChild,
   serviceUnavailableError,
   toErrorCode,
   toExitCode,
+  usageError,
 } from '@wtpool/core';
 import { checkName, checkTask } from '@wtpool/config';
 import type { Track } from './tracks.js';
@@ -122,7 +123,11 @@ export function recommend(
 /** Leases the recommended slots, one after another; a failure is recorded and stops the rest. */
 export async function acquireAssignments(rec: Recommendation, port: PoolPort): Promise<void> {
   for (const a of rec.assignments) {
-    if (!a.agent) throw new Error('acquireAssignments needs agent names (agentPrefix)');
+    if (!a.agent) {
+      throw usageError('leasing slots needs agent names', {
+        hint: 'pass --agent-prefix P (agents are named P-1, P-2, …)',
+      });
+    }
     try {
       a.lease = await port.acquire(a.agent, a.task, a.priority);
     } catch (e) {
@@ -161,39 +166,28 @@ export interface CliPoolOptions {
 export function cliPoolPort(opts: CliPoolOptions): PoolPort {
   const bin = opts.bin ?? poolBin();
   const common = ['--json', '--repo', opts.repo, ...(opts.config ? ['--config', opts.config] : [])];
-  const run = (args: string[]) =>
-    new Promise<unknown>((resolve, reject) => {
-      execFile(
-        process.execPath,
-        [bin, ...args, ...common],
-        { maxBuffer: 16 << 20 },
-        (err, stdout, stderr) => {
-          let doc: unknown;
-          try {
-            doc = JSON.parse(stdout);
-          } catch {
-            doc = undefined;
-          }
-          const e = (doc as { error?: { code?: string; message?: string; hint?: string } })?.error;
-          if (!err && doc !== undefined && !e) return resolve(doc);
-          if (!e && /ERR_MODULE_NOT_FOUND|Cannot find module/.test(stderr)) {
-            return reject(
-              serviceUnavailableError(`the pool CLI at ${bin} is not built or not installed`, {
-                hint: 'build the workspace (`pnpm build`) or install @wtpool/pool',
-              }),
-            );
-          }
-          reject(
-            new WtpoolError(
-              e?.code ? toErrorCode(e.code) : 'ERR_POOL',
-              toExitCode(err?.code),
-              `pool ${args[0]} failed: ${e?.message ?? (stderr.trim().split('\n')[0] || String(err))}`,
-              { hint: e?.hint ?? 'run `pool status` to see the pool' },
-            ),
-          );
-        },
-      );
-    });
+  const run = async (args: string[]): Promise<unknown> => {
+    const r = await runChild(process.execPath, [bin, ...args, ...common]);
+    let doc: unknown;
+    try {
+      doc = JSON.parse(r.stdout);
+    } catch {
+      doc = undefined;
+    }
+    const e = (doc as { error?: { code?: string; message?: string; hint?: string } })?.error;
+    if (r.code === 0 && doc !== undefined && !e) return doc;
+    if (!e && /ERR_MODULE_NOT_FOUND|Cannot find module/.test(r.stderr)) {
+      throw serviceUnavailableError(`the pool CLI at ${bin} is not built or not installed`, {
+        hint: 'build the workspace (`pnpm build`) or install @wtpool/pool',
+      });
+    }
+    throw new WtpoolError(
+      e?.code ? toErrorCode(e.code) : 'ERR_POOL',
+      toExitCode(r.code),
+      `pool ${args[0]} failed: ${e?.message ?? (r.stderr.trim().split('\n')[0] || `exit ${r.code}`)}`,
+      { hint: e?.hint ?? 'run `pool status` to see the pool' },
+    );
+  };
   return {
     status: async () => (await run(['status'])) as PoolStatusJson,
     acquire: async (agent, task, priority) =>
