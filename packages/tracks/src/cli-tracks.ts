@@ -154,7 +154,10 @@ async function recommendFor(
     config: ctx.config,
     timeout: ctx.opts.timeout as string,
   });
-  const rec = recommend(a.tracks, await port.status(), prefix ? { agentPrefix: prefix } : {});
+  const rec = recommend(a.tracks, await port.status(), {
+    nonWorkTypes: nonWorkTypes(ctx, repo),
+    ...(prefix ? { agentPrefix: prefix } : {}),
+  });
   let code: number = ExitCode.OK;
   if (acquire) {
     try {

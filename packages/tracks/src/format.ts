@@ -159,6 +159,9 @@ export function recommendationText(r: Recommendation, acquired = false): string 
   }
   if (!r.assignments.length) lines.push('No slot available: every track waits.');
   if (r.waiting_for_slot.length) lines.push(`Waiting for a slot: ${list(r.waiting_for_slot, 10)}`);
+  if (r.not_assignable.length) {
+    lines.push(`Not assigned (nothing free in them): ${list(r.not_assignable, 10)}`);
+  }
   if (r.waiting_on_dependencies.length) {
     lines.push(
       `Waiting on dependencies (follow in the same slot): ${list(

@@ -17,7 +17,12 @@ import {
   usageError,
 } from '@wtpool/core';
 import { checkName, checkTask } from '@wtpool/config';
-import type { Track } from './tracks.js';
+import {
+  DEFAULT_NON_WORK_TYPES,
+  IN_FLIGHT_STATUSES,
+  type Track,
+  type TrackItem,
+} from './tracks.js';
 
 export interface PoolStatusJson {
   pool: { min: number; max: number; size: number; ready?: number; waiters?: number };
@@ -62,10 +67,24 @@ export interface Recommendation {
   waiting_for_slot: string[];
   /** Tracks whose later issues wait on dependencies (they follow in the same slot). */
   waiting_on_dependencies: { track: string; issues: number }[];
+  /** Tracks with nothing to hand out (every item in flight or not work): never given a slot. */
+  not_assignable: string[];
 }
 
 export interface RecommendOptions {
   agentPrefix?: string;
+  /** Issue types that are not work (default: DEFAULT_NON_WORK_TYPES). */
+  nonWorkTypes?: readonly string[];
+}
+
+/** Free work: not in flight, nobody's, a work type. Tracks from `analyze` hold nothing else. */
+export function assignable(i: TrackItem, nonWork: ReadonlySet<string>): boolean {
+  return (
+    !IN_FLIGHT_STATUSES.has(i.status) &&
+    i.status !== 'pinned' &&
+    !i.assignee &&
+    !nonWork.has(i.type)
+  );
 }
 
 /** The task name of a track: `track-a-bd-17p` (checked and slugged like any pool task). */
@@ -82,9 +101,14 @@ export function recommend(
   const queued = status.queue?.length ?? status.pool.waiters ?? 0;
   // Waiters already queued get the growth first.
   const growable = Math.max(0, status.pool.max - status.pool.size - queued);
-  const ordered = [...tracks].sort(
-    (a, b) => a.priority - b.priority || b.size - a.size || a.track_id.localeCompare(b.track_id),
-  );
+  const nonWork = new Set(opts.nonWorkTypes ?? DEFAULT_NON_WORK_TYPES);
+  // A slot is leased for a track only when it has something free to hand out.
+  const notAssignable = tracks.filter((t) => !t.items.some((i) => assignable(i, nonWork)));
+  const ordered = tracks
+    .filter((t) => !notAssignable.includes(t))
+    .sort(
+      (a, b) => a.priority - b.priority || b.size - a.size || a.track_id.localeCompare(b.track_id),
+    );
   const assignments: Assignment[] = [];
   const waiting: string[] = [];
   let grown = 0;
@@ -117,6 +141,7 @@ export function recommend(
     waiting_on_dependencies: ordered
       .filter((t) => t.later.length)
       .map((t) => ({ track: t.track_id, issues: t.later.length })),
+    not_assignable: notAssignable.map((t) => t.track_id),
   };
 }
 
