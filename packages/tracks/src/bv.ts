@@ -177,10 +177,10 @@ export function bvExecutionPlan(input: BvIssue[]): BvPlan {
 /** `analysis.ComputeDataHash`: sha256 over the issues sorted by id, first 16 hex digits. */
 export function bvDataHash(issues: BvIssue[]): string {
   if (!issues.length) return 'empty';
-  const h = createHash('sha256');
+  // the bytes are gathered and hashed once: one update per field would cost more than the hash
+  const parts: string[] = [];
   const w = (s: string) => {
-    h.update(s, 'utf8');
-    h.update('\0');
+    parts.push(s, '\0');
   };
   const t = (x: GoTime) => x.text;
   // sort.Slice is not stable; duplicate ids keep their file order here
@@ -199,7 +199,7 @@ export function bvDataHash(issues: BvIssue[]): string {
     w(t(is.updatedAt));
     w(is.closedAt ? t(is.closedAt) : '');
     for (const l of [...is.labels].sort(goCompare)) w(l);
-    h.update('\0');
+    parts.push('\0');
     const deps = is.dependencies
       .filter((d) => d !== null)
       .map((d) => [d.dependsOn, d.type, t(d.createdAt), d.createdBy] as const)
@@ -211,7 +211,7 @@ export function bvDataHash(issues: BvIssue[]): string {
           goCompare(a[3], b[3]),
       );
     for (const d of deps) for (const s of d) w(s);
-    h.update('\0');
+    parts.push('\0');
     const comments = is.comments
       .filter((c) => c !== null)
       .map((c) => [String(c.id), t(c.createdAt), c.author, c.text] as const)
@@ -223,9 +223,9 @@ export function bvDataHash(issues: BvIssue[]): string {
           goCompare(a[3], b[3]),
       );
     for (const [id, at, author, text] of comments) for (const s of [id, author, text, at]) w(s);
-    h.update('\x01');
+    parts.push('\x01');
   }
-  return h.digest('hex').slice(0, 16);
+  return createHash('sha256').update(parts.join(''), 'utf8').digest('hex').slice(0, 16);
 }
 
 const MS = 1_000_000; // time.Duration is in nanoseconds
