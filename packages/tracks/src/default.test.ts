@@ -143,6 +143,26 @@ describe('file evidence: what is known', () => {
   });
 });
 
+describe('conflicts say how far the evidence goes', () => {
+  it('no claim without evidence, a qualified one with partial evidence, a plain one with full', () => {
+    const ev = (files: boolean, without: number, note: string) => ({
+      repo: files ? '/r' : null,
+      files,
+      items_without_files: without,
+      note,
+    });
+    expect(conflictsText([], ev(false, 3, 'no file evidence (no git repository)'))).toBe(
+      'Conflicts unknown: no file evidence (no git repository).',
+    );
+    expect(conflictsText([], ev(true, 2, 'file evidence for 9 of 11 track items'))).toBe(
+      'No two tracks are expected to touch the same file, as far as the evidence goes: file evidence for 9 of 11 track items.',
+    );
+    expect(conflictsText([], ev(true, 0, 'file evidence for every track item'))).toBe(
+      'No two tracks are expected to touch the same file.',
+    );
+  });
+});
+
 describe('hostile text', () => {
   const dir = tempDir('wtpool-tracks-big-');
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
