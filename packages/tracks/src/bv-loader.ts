@@ -190,7 +190,6 @@ export function decodeBvIssue(o: unknown): BvIssue {
   const f = object(o, 'the line');
   if (!f) throw new Skip('the line is null');
   // Fields bv declares but neither the plan nor the hash reads are still type-checked.
-  str(f, 'issue_id');
   for (const k of ['due_date', 'compacted_at']) time(f, k);
   for (const k of ['compaction_level', 'original_size']) int(f, k);
   optStr(f, 'compacted_at_commit');

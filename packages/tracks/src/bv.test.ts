@@ -46,10 +46,12 @@ describe("bv's loader: which lines it keeps", () => {
       '',
       '{not json',
       line({ id: 's-7', labels: [1] }),
+      line({ id: 'k-3', issue_id: 5, parent: 7, Priority: 3 }), // not bv fields; keys fold case
     ]);
-    expect(issues.map((i) => [i.id, i.status])).toEqual([
-      ['k-1', 'open'],
-      ['k-2', 'tombstone'],
+    expect(issues.map((i) => [i.id, i.status, i.priority])).toEqual([
+      ['k-1', 'open', 0],
+      ['k-2', 'tombstone', 0],
+      ['k-3', 'open', 3],
     ]);
     expect(skipped).toEqual([2, 3, 4, 5, 6, 7, 10, 11]);
   });
