@@ -152,9 +152,20 @@ describe('incremental disk measure vs du -sb (≥ 100,000 entries, hard links)',
     expect(loadDiskCache(file, path.join(sandbox, 'elsewhere'))).toBeNull();
     const loaded = loadDiskCache(file, root)!;
     expect(loaded.dirs.size).toBe(m.cache.dirs.size);
+    const ino = (await fs.stat(file)).ino;
     const u = await diskUsage(root, { cacheFile: file });
     expect(u.bytes).toBe(du(root));
     expect(u.dirsReused).toBe(count(root, '-path', '*/node_modules*', '-type', 'd'));
     expect(u.shared).toBe(m.shared);
+    // Nothing trusted changed: the file is not rewritten (an atomic write is a new inode).
+    expect((await fs.stat(file)).ino).toBe(ino);
+    // A change in a node_modules directory is saved for the next run.
+    await fs.writeFile(path.join(root, 'wt-1', 'node_modules', 'pkg-11', 'lib', 'new.js'), 'n');
+    const u2 = await diskUsage(root, { cacheFile: file });
+    expect(u2.bytes).toBe(du(root));
+    expect((await fs.stat(file)).ino).not.toBe(ino);
+    // Its record: the new file is the one single-link entry (the others are hard links).
+    const rec = loadDiskCache(file, root)!.dirs.get('wt-1/node_modules/pkg-11/lib')!;
+    expect([rec.count, rec.bytes, rec.links.length / 3]).toEqual([1, 1, FILES]);
   });
 });

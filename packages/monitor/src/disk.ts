@@ -62,6 +62,8 @@ export interface TreeMeasure {
   /** Directories read (listed and lstat-ed entry by entry) and reused from the cache. */
   dirsRead: number;
   dirsReused: number;
+  /** Whether the records differ from the cache given (new, re-read or gone): worth saving. */
+  cacheChanged: boolean;
 }
 
 export interface MeasureOptions {
@@ -139,6 +141,7 @@ export async function measureTree(root: string, opts: MeasureOptions = {}): Prom
   let inodes = 0;
   let dirsRead = 0;
   let dirsReused = 0;
+  let recordsRead = 0;
   // Directories visited, in depth-first order (each top-level entry's subtree contiguous).
   const visited: Array<[top: string, rec: DirRecord]> = [];
   const rootSt = (() => {
@@ -158,6 +161,7 @@ export async function measureTree(root: string, opts: MeasureOptions = {}): Prom
       cache: { root, dirs },
       dirsRead: 0,
       dirsReused: 0,
+      cacheChanged: !!old?.size,
     };
   }
   const stack: Array<[rel: string, top: string, st: Stats | null]> = rootSt
@@ -201,7 +205,10 @@ export async function measureTree(root: string, opts: MeasureOptions = {}): Prom
       dirsRead++;
     }
     if (!rec) continue;
-    if (trust(rel)) dirs.set(rel, rec);
+    if (trust(rel)) {
+      dirs.set(rel, rec);
+      if (rec !== prev) recordsRead++;
+    }
     visited.push([top, rec]);
     inodes += rec.count;
     bytes += rec.bytes;
@@ -265,6 +272,7 @@ export async function measureTree(root: string, opts: MeasureOptions = {}): Prom
     cache: { root, dirs },
     dirsRead,
     dirsReused,
+    cacheChanged: recordsRead > 0 || dirs.size !== (old?.size ?? 0),
   };
 }
 
@@ -369,7 +377,7 @@ export async function diskUsage(
 ): Promise<DiskUsage> {
   const cache = opts.cacheFile ? loadDiskCache(opts.cacheFile, root) : null;
   const [m, fsInfo] = await Promise.all([measureTree(root, { cache }), freeSpace(root)]);
-  if (opts.cacheFile && m.dirsRead > 0)
+  if (opts.cacheFile && m.cacheChanged)
     await saveDiskCache(opts.cacheFile, m.cache).catch(() => {});
   return {
     root,
