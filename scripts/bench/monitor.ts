@@ -75,7 +75,7 @@ async function diskRows(root: string, where: string): Promise<Row[]> {
  * The issue's pool: 5 slots of a monorepo whose node_modules (600 packages of 100 files in 5
  * dirs, distinct inodes made by `cp -r` like a package store) is hard-linked into every slot.
  */
-export async function realShape(env: NodeJS.ProcessEnv): Promise<Row[]> {
+async function realShape(env: NodeJS.ProcessEnv): Promise<Row[]> {
   const repo = await makeTempRepo();
   try {
     await fs.writeFile(
