@@ -11,7 +11,13 @@ export type { Capacity, BandState, BandEvent } from './redis.js';
 export { redisCapacity, bandStore, flushIndex } from './redis.js';
 export { provisionRedis, withDatabases } from './provision-redis.js';
 export type { ProvisionRedisOptions, ProvisionRedisResult } from './provision-redis.js';
-export { ensureTemplate, migrationsHash, quoteIdent } from './postgres.js';
+export {
+  cloneDatabase,
+  ensureTemplate,
+  migrationsHash,
+  quoteIdent,
+  withAdmin,
+} from './postgres.js';
 export { armHooks } from './hooks.js';
 export type { ArmResult } from './hooks.js';
 export { boundPorts } from './ports.js';
