@@ -5,7 +5,9 @@ const BARE_ERROR =
   'no bare Error in packages/*/src: throw a WtpoolError (usageError, configError, failure(code, …) …) with a code from ERROR_CODES; an internal invariant uses ERR_INTERNAL';
 
 export default tseslint.config(
-  { ignores: ['**/dist/**', '**/node_modules/**', 'coverage/**'] },
+  {
+    ignores: ['**/dist/**', '**/node_modules/**', 'coverage/**', 'packages/worktree-pool/types/**'],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
