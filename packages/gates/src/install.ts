@@ -1,6 +1,6 @@
 /**
  * `gates install` / `gates uninstall`: activates the pre-commit gates for a repository's main
- * checkout and every worktree, and never disables hooks it did not write (D111).
+ * checkout and every worktree, and never disables hooks it did not write (D183).
  *
  * Two modes, chosen by what the repository already has:
  * - **directory** (husky and any other local `core.hooksPath` that exists): the repository's
@@ -417,7 +417,10 @@ async function installInDirectory(
   }
   const states = await hookStates(repo);
   const main = states.find((s) => real(s.path) === real(repo.mainRoot));
-  if (main && !main.active) {
+  // HUSKY=0 is the user turning husky's hooks off (CI images often do): the gates go with them,
+  // and an install running our `prepare` must not fail for it.
+  const huskyOff = base.manager === 'husky' && process.env.HUSKY === '0';
+  if (main && !main.active && !huskyOff) {
     throw failure(
       'ERR_HOOKS_INACTIVE',
       `the gates are not active in ${main.path}: ${main.reason}`,
@@ -430,9 +433,17 @@ async function installInDirectory(
     );
   }
   const rel = path.relative(repo.mainRoot, script);
-  const notes = [
-    `commit ${rel} (\`git add ${rel} && git commit\`) so every branch and worktree runs the gates`,
-  ];
+  // Only while the script with the gates is not committed as it is (a clone of a repository
+  // that already committed it has nothing to do).
+  const pending = await gitRun(['status', '--porcelain', '--', rel], { cwd: repo.mainRoot });
+  const notes =
+    pending.code !== 0 || pending.stdout.trim()
+      ? [
+          `commit ${rel} (\`git add ${rel} && git commit\`) so every branch and worktree runs the gates`,
+        ]
+      : [];
+  if (huskyOff && main && !main.active)
+    notes.push('HUSKY=0: husky did not arm its hooks, so the gates do not run on commit here');
   return {
     ...base,
     armed,
@@ -447,6 +458,7 @@ async function installInDirectory(
   };
 }
 
+/** husky's own install (it prints why when it does nothing; the check after it reports). */
 async function runHusky(bin: string, cwd: string): Promise<void> {
   await run(bin, [], { cwd }).catch(() => undefined); // best effort, as before: the checks below tell
 }

@@ -2,7 +2,7 @@
  * Pool size: init (at least N slots, self-healing), scale out/in, refresh, retirement of idle
  * slots, and the housekeeping pass (`cleanup`) mutating commands run.
  */
-import { poolFullError, usageError } from '@wtpool/core';
+import { failure, poolFullError, usageError } from '@wtpool/core';
 import { event, names, pathOf, pathOfId, tx, type PoolContext } from './context.js';
 import { withGitLock } from './git.js';
 import { procRef } from './proc.js';
@@ -67,6 +67,35 @@ export async function initialize(ctx: PoolContext, size: number): Promise<void> 
     }
   });
   await ctx.runPlan(plan);
+  await failIfNoneReady(
+    ctx,
+    plan.provision.map((s) => s.id),
+    'pool init',
+  );
+}
+
+/**
+ * Honest exits (issue 13): a command that provisioned slots and got none of them ready fails
+ * with one line naming the cause (the first broken slot's error, which names its log), instead
+ * of printing a status full of broken slots and exiting 0.
+ */
+async function failIfNoneReady(ctx: PoolContext, ids: string[], what: string): Promise<void> {
+  if (!ids.length) return;
+  const st = await ctx.store.read();
+  const mine = ids.map((id) => st.slots[id]).filter((s) => s !== undefined);
+  if (mine.some((s) => s.state === 'ready' || s.state === 'leased')) return;
+  const broken = mine.filter((s) => s.state === 'broken');
+  if (!broken.length) return;
+  const first = broken[0]!;
+  const list = broken.map((s) => s.id).join(', ');
+  throw failure(
+    'ERR_POOL',
+    `${what}: no slot is ready; ${broken.length} broken (${list}): ${first.error ?? 'unknown error'}`,
+    {
+      hint: `fix the cause above, then run \`pool doctor --fix\` (or \`pool init\` again); \`pool status\` lists the broken slots`,
+      details: { broken: broken.map((s) => ({ slot: s.id, error: s.error ?? null })) },
+    },
+  );
 }
 
 /** Grows by one `scale.step` now (up to max). */
@@ -81,6 +110,7 @@ export async function scaleOut(ctx: PoolContext): Promise<{ added: string[]; siz
     });
   }
   await ctx.runPlan(plan);
+  await failIfNoneReady(ctx, plan.grown, 'pool scale out');
   return { added: plan.grown, size: counts(await ctx.store.read()).size };
 }
 

@@ -1,5 +1,5 @@
 /**
- * `pool setup`: first contact with an adopting repository (docs/adoption.md, D112). It looks at
+ * `pool setup`: first contact with an adopting repository (docs/adopt.md, D185). It looks at
  * what the repository already has (package manager and its `packageManager` pin, lockfile,
  * formatter, build script, PostgreSQL/Redis URLs in .env files), writes a commented
  * pool.config.yaml from it, adds the root scripts, installs the gates (`gates install`, which
@@ -178,42 +178,33 @@ function gatesBin(): string | null {
   return null;
 }
 
-function runGates(root: string): Promise<SetupResult['gates']> {
+async function runGates(root: string): Promise<SetupResult['gates']> {
   const bin = gatesBin();
   if (!bin)
-    return Promise.resolve({
-      ok: false,
-      manager: null,
-      mode: null,
-      notes: [],
-      error: 'gates CLI not found',
-    });
-  return run(process.execPath, [bin, 'install', '--json', '--repo', root]).then(
-    ({ code, stdout }) => {
-      let doc: {
-        mode?: string;
-        manager?: string;
-        notes?: string[];
-        error?: { message: string; hint?: string };
-      } = {};
-      try {
-        doc = JSON.parse(stdout) as typeof doc;
-      } catch {
-        // reported below
-      }
-      return {
-        ok: code === 0 && doc.mode !== 'guidance',
-        manager: doc.manager ?? null,
-        mode: doc.mode ?? null,
-        notes: doc.notes ?? [],
-        ...(doc.error
-          ? { error: `${doc.error.message}${doc.error.hint ? ` (${doc.error.hint})` : ''}` }
-          : code !== 0 && !doc.mode
-            ? { error: `gates install exited ${code}` }
-            : {}),
-      };
-    },
-  );
+    return { ok: false, manager: null, mode: null, notes: [], error: 'gates CLI not found' };
+  const r = await run(process.execPath, [bin, 'install', '--json', '--repo', root]);
+  let doc: {
+    mode?: string;
+    manager?: string;
+    notes?: string[];
+    error?: { message: string; hint?: string };
+  } = {};
+  try {
+    doc = JSON.parse(r.stdout) as typeof doc;
+  } catch {
+    // reported below
+  }
+  return {
+    ok: r.code === 0 && doc.mode !== 'guidance',
+    manager: doc.manager ?? null,
+    mode: doc.mode ?? null,
+    notes: doc.notes ?? [],
+    ...(doc.error
+      ? { error: `${doc.error.message}${doc.error.hint ? ` (${doc.error.hint})` : ''}` }
+      : r.code !== 0 && !doc.mode
+        ? { error: `gates install exited ${r.code}` }
+        : {}),
+  };
 }
 
 export async function setup(opts: SetupOptions): Promise<SetupResult> {

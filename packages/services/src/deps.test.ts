@@ -3,6 +3,7 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { slotNames } from '@wtpool/config';
 import { installDeps } from './index.js';
+import { firstCause } from './deps.js';
 import { fixture, type Fixture } from './fixtures.testutil.js';
 
 let f: Fixture | undefined;
@@ -125,5 +126,55 @@ describe('dependencies', () => {
     ).toMatchObject({
       strategy: 'skipped',
     });
+  });
+});
+
+describe('firstCause: the line of a failed install that says why', () => {
+  it('pnpm: its ERR_PNPM line, not the hint or list at the end', () => {
+    const out = [
+      'Scope: all 3 workspace projects',
+      ' ERR_PNPM_OUTDATED_LOCKFILE  Cannot install with "frozen-lockfile" because pnpm-lock.yaml is not up to date with <ROOT>/package.json',
+      '',
+      'Note that in CI environments this setting is true by default. If you still need to run install in such cases, use "pnpm install --no-frozen-lockfile"',
+      '',
+      '  Failure reason:',
+      '* 1 dependencies were added: lp@file:./vendor/lp',
+    ].join('\n');
+    expect(firstCause(out)).toBe(
+      'ERR_PNPM_OUTDATED_LOCKFILE  Cannot install with "frozen-lockfile" because pnpm-lock.yaml is not up to date with <ROOT>/package.json',
+    );
+  });
+
+  it('a failed dependency script: its own first error line, not those of scripts that recovered', () => {
+    const out = [
+      'Progress: resolved 1144, reused 103, downloaded 868, added 376',
+      '.../node_modules/unrs-resolver postinstall: [napi-postinstall@0.3.4] Failed to find package "@unrs/resolver-binding-linux-x64-gnu" on the file system',
+      '.../node_modules/unrs-resolver postinstall: Done',
+      '.../node_modules/playwright-chromium install: Downloading Chrome for Testing 151.0 from https://cdn.playwright.dev/x.zip',
+      '.../node_modules/playwright-chromium install: Error: getaddrinfo ENOTFOUND cdn.playwright.dev',
+      '.../node_modules/playwright-chromium install: Error: Download failure, code=1',
+      '.../node_modules/playwright-chromium install: Failed',
+      ' ELIFECYCLE  Command failed with exit code 1.',
+    ].join('\n');
+    expect(firstCause(out)).toBe(
+      '.../node_modules/playwright-chromium install: Error: getaddrinfo ENOTFOUND cdn.playwright.dev',
+    );
+  });
+
+  it('npm: the code joined to the line after it; warnings and colours skipped', () => {
+    const out = [
+      '\x1b[33mnpm warn\x1b[39m deprecated inflight@1.0.6: not supported',
+      'npm error code ETARGET',
+      'npm error notarget No matching version found for left-pad@99.0.0.',
+      'npm error notarget In most cases you or one of your dependencies are requesting',
+      'npm error A complete log of this run can be found in: /root/.npm/_logs/x.log',
+    ].join('\n');
+    expect(firstCause(out)).toBe(
+      'ETARGET: notarget No matching version found for left-pad@99.0.0.',
+    );
+  });
+
+  it('nothing that looks like a cause: the last line', () => {
+    expect(firstCause('step one\nstep two\n\n')).toBe('step two');
   });
 });
