@@ -18,7 +18,7 @@ import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { failure, errno } from '@wtpool/core';
+import { ExitCode, WtpoolError, failure, errno } from '@wtpool/core';
 import type { Config } from '@wtpool/config';
 import type { SlotProvider } from './provider.js';
 import { lastLine, runCaptured } from './exec.js';
@@ -179,9 +179,14 @@ async function choose(
   const s = deps.strategy;
   if (s === 'command') {
     if (!deps.command) {
-      throw failure('ERR_DEPS', 'deps.strategy is command but deps.command is empty', {
-        hint: 'set deps.command in pool.config.yaml',
-      });
+      // A configuration error (exit 3): waiting does not heal it, so the pool neither grows
+      // nor keeps acquires waiting because of it (pool state.ts growthStopped).
+      throw new WtpoolError(
+        'ERR_DEPS',
+        ExitCode.CONFIG,
+        'deps.strategy is command but deps.command is empty',
+        { hint: 'set deps.command in pool.config.yaml' },
+      );
     }
     await runOrFail('deps.command', [['sh', ['-c', deps.command]]], worktree);
     return { strategy: 'command', reason: deps.command };
