@@ -262,6 +262,27 @@ describe('WorktreePool', () => {
     expect(await pool.withLease({ task: 'ok', agent: 'me' }, (l) => l.slot)).toBe('wt-1');
   });
 
+  it('withLease heartbeats while fn runs, like `pool run`: this process holds it, named by agent', async () => {
+    const { pool } = await setup('scale:\n  min: 1\n  max: 1\n');
+    await pool.initialize();
+    const seen = await pool.withLease({ task: 'long work', ttlMs: 3000 }, async (l) => {
+      const first = (await pool.readState()).slots[l.slot]!.lease!;
+      // Wait (on the registry, not on a timer of ours) until a heartbeat renewed the lease.
+      let lease = first;
+      while (lease.heartbeatAt === first.heartbeatAt) {
+        await new Promise((r) => setTimeout(r, 50));
+        lease = (await pool.readState()).slots[l.slot]!.lease!;
+      }
+      expect(l.signal.aborted).toBe(false);
+      return { first, lease };
+    });
+    expect(Date.parse(seen.lease.expiresAt)).toBeGreaterThan(Date.parse(seen.first.expiresAt));
+    expect(seen.lease.holder?.pid).toBe(process.pid); // if this process dies, it is reclaimed at once
+    // Default agent: $WTPOOL_AGENT, else <script>-<pid> (here the test runner's script).
+    expect(seen.lease.agent).toMatch(new RegExp(`^[A-Za-z0-9][A-Za-z0-9._@+-]*-${process.pid}$`));
+    expect((await pool.getStatus()).pool).toMatchObject({ ready: 1, leased: 0 });
+  });
+
   it('scales out and in by step, retires idle slots above min, never past max', async () => {
     const { pool, clock } = await setup(
       'scale:\n  min: 1\n  max: 4\n  step: 2\n  idleShrinkAfter: 300ms\n',
