@@ -6,6 +6,11 @@
  *   tsc output, and node + loading the bundle alone);
  * - `pool init --size 10` vs ten raw `git worktree add` of the same repository (also unbundled).
  * Each on the disk and on tmpfs (/dev/shm). Runs are interleaved; medians are quoted.
+ * - the warm CLI cycle (`pool acquire` + `pool release`, two processes) on a real repository
+ *   on tmpfs beside the same cycle of the bash peer dcrousso/worktree-pool (`wt claim` +
+ *   `wt release`), and `node -e 0`. The repository is cloned from $WTPOOL_BENCH_REPO (e.g. a
+ *   checkout of vitejs/vite, ~2,800 files), the peer is run from $WTPOOL_BENCH_PEER (its
+ *   checkout); without them the bench says so and skips this part.
  */
 import { execFile, execFileSync, spawnSync } from 'node:child_process';
 import { rmSync, writeFileSync } from 'node:fs';
@@ -14,7 +19,16 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { withLock } from '@wtpool/lock';
 import { WorktreePool } from '@wtpool/pool';
-import { fmtMs, median, percentile, report, scratch, time, type Row } from './harness.js';
+import {
+  fmtMs,
+  interleave,
+  median,
+  percentile,
+  report,
+  scratch,
+  time,
+  type Row,
+} from './harness.js';
 import { GIT_ENV as TEST_GIT_ENV } from '@wtpool/testkit';
 
 const execFileP = promisify(execFile);
@@ -263,8 +277,91 @@ async function init(tmpfs: boolean): Promise<Row[]> {
   }
 }
 
+/** Runs a command; throws with its stderr on a non-zero exit. */
+function must(cmd: string, args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}) {
+  const r = spawnSync(cmd, args, { encoding: 'utf8', ...opts });
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')}: ${r.stderr}`);
+  return r.stdout.trim();
+}
+
+async function cliCycleVsPeer(): Promise<Row[]> {
+  const source = process.env.WTPOOL_BENCH_REPO;
+  const peer = process.env.WTPOOL_BENCH_PEER;
+  if (!source || !peer) {
+    console.log(
+      `pool: the CLI cycle against the bash peer needs WTPOOL_BENCH_REPO (a repository to clone, e.g. a vitejs/vite checkout) and WTPOOL_BENCH_PEER (a checkout of dcrousso/worktree-pool); ${!source ? 'WTPOOL_BENCH_REPO' : 'WTPOOL_BENCH_PEER'} is not set: skipped`,
+    );
+    return [];
+  }
+  const wt = path.join(peer, 'bin', 'wt');
+  const root = scratch('pool-cycle', true);
+  try {
+    const ours = path.join(root, 'ours', 'repo');
+    const theirs = path.join(root, 'peer', 'repo');
+    for (const d of [ours, theirs]) must('git', ['clone', '-q', source, d], { env: GIT_ENV });
+    const files = must('git', ['ls-files'], { cwd: ours }).split('\n').length;
+    writeFileSync(
+      path.join(ours, 'pool.config.yaml'),
+      'scale:\n  min: 1\n  max: 1\ndeps:\n  strategy: none\n',
+    );
+    must('sh', ['-c', 'echo pool.config.yaml >> .git/info/exclude'], { cwd: ours });
+    runPool(['init', '--size', '1', '--repo', ours]);
+    const peerEnv = {
+      ...process.env,
+      WT_POOL_ROOT: path.join(root, 'peer', 'pool'),
+      WT_SESSION_ID: 'bench',
+    };
+    const claim = () => must(wt, ['claim', '--repo', theirs], { env: peerEnv });
+    const release = () => must(wt, ['release', '--repo', theirs], { env: peerEnv });
+    const cycle = () => {
+      const slot = path.basename(
+        runPool(['acquire', 'bench', 'cycle', '--no-wait', '--repo', ours]),
+      );
+      runPool(['release', slot, 'bench', '--repo', ours]);
+    };
+    // Warm both (the peer creates its worktree on the first claim).
+    claim();
+    release();
+    cycle();
+    const s = await interleave(15, {
+      ours: cycle,
+      peer: () => {
+        claim();
+        release();
+      },
+      node: () => spawnSync(process.execPath, ['-e', '0']),
+    });
+    const o = median(s.ours!);
+    const p = median(s.peer!);
+    const n = median(s.node!);
+    return [
+      {
+        what: `CLI cycle \`pool acquire\` + \`pool release\` (2 processes), warm, ${files}-file repo (tmpfs), median`,
+        value: fmtMs(o),
+        baseline: `${fmtMs(p)} peer \`wt claim\` + \`wt release\``,
+        ratio: o / p,
+        goal: '≤ 1.0×',
+      },
+      {
+        what: '  same, against two `node -e 0`',
+        value: fmtMs(o),
+        baseline: `${fmtMs(2 * n)} 2 × node -e 0`,
+        ratio: o / (2 * n),
+      },
+    ];
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+}
+
 export async function run(): Promise<void> {
   const rows: Row[] = [];
+  rows.push(...(await cliCycleVsPeer()));
+  // WTPOOL_BENCH_POOL=quick: only the CLI cycle and the in-process clients on tmpfs.
+  if (process.env.WTPOOL_BENCH_POOL === 'quick') {
+    rows.push(...(await inProcess(true)));
+    return report('pool', rows);
+  }
   for (const tmpfs of [false, true]) {
     rows.push(...(await inProcess(tmpfs)));
     rows.push(...(await cliAcquireOnly(tmpfs)));

@@ -7,12 +7,14 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { checkName, checkTask } from '@wtpool/config';
 import {
+  configError,
   conflictError,
   failure,
   formatDuration,
   poolFullError,
   serviceUnavailableError,
   usageError,
+  type WtpoolError,
 } from '@wtpool/core';
 import { pidAlive } from '@wtpool/lock';
 import { branchFor, event, names, pathOfId, tx, type PoolContext } from './context.js';
@@ -21,15 +23,17 @@ import { procRef } from './proc.js';
 import { giveBack } from './release.js';
 import { leaseEnv } from './slot-services.js';
 import {
+  brokenForGood,
   counts,
   findGrant,
   grant,
+  growthStopped,
   pickReady,
   planIsEmpty,
   slotList,
   type GrantRequest,
 } from './state.js';
-import type { AcquireResult, Lease, LeaseFile, LeaseOptions, Ticket } from './types.js';
+import type { AcquireResult, Lease, LeaseFile, LeaseOptions, PoolState, Ticket } from './types.js';
 import { waitForGrant } from './wait.js';
 import { OWNER_MARKER, switchToNewBranch, type OwnerMarker } from './worktree.js';
 
@@ -69,7 +73,7 @@ export async function acquire(ctx: PoolContext, o: LeaseOptions): Promise<Acquir
       throw usageError(`--holder-pid ${o.holderPid} is not a running process`);
     holder = procRef(o.holderPid);
   }
-  const started = Date.now();
+  const started = ctx.clock();
   const req: GrantRequest = {
     agent,
     task,
@@ -91,7 +95,7 @@ export async function acquire(ctx: PoolContext, o: LeaseOptions): Promise<Acquir
     const mine = ticket;
     const { result, plan } = await tx(
       ctx,
-      (draft, plan, now): { lease?: Lease; ticket: number | null } => {
+      (draft, plan, now, f): { lease?: Lease; ticket: number | null } => {
         if (mine !== null) {
           const g = findGrant(draft, mine);
           if (g) return { lease: g.lease!, ticket: mine };
@@ -104,8 +108,8 @@ export async function acquire(ctx: PoolContext, o: LeaseOptions): Promise<Acquir
           // our ticket vanished (should not happen): queue again
         }
         if (!draft.queue.length) {
-          const slot = pickReady(draft, identity, plan, pathOfId(ctx));
-          if (slot) return { lease: grant(draft, slot, req, branchFor(ctx), now), ticket: null };
+          const slot = pickReady(draft, identity, plan, pathOfId(ctx), f);
+          if (slot) return { lease: grant(draft, slot, req, branchFor(ctx), f), ticket: null };
         }
         if (!wait || final) return { ticket: null };
         const t: Ticket = {
@@ -146,35 +150,87 @@ export async function acquire(ctx: PoolContext, o: LeaseOptions): Promise<Acquir
     await Promise.allSettled(background);
     const st = await ctx.store.read();
     const c = counts(st);
-    const down = slotList(st).find(
-      (s) => s.state === 'broken' && s.errorCode === 'ERR_SERVICE_UNAVAILABLE',
-    );
-    if (down && c.ready === 0) {
-      // Nothing free because a service is down: say so (exit 6), not "pool full".
-      throw serviceUnavailableError(`no usable slot: ${down.id} is broken: ${down.error}`, {
-        hint: `start the service; the next acquire retries ${down.id}${down.retryAt ? ` (from ${down.retryAt})` : ''}, or run \`pool doctor --fix\``,
-      });
-    }
-    throw poolFullError(
-      `no free slot: ${c.leased} of ${c.size} leased (max ${ctx.config.scale.max})`,
-      {
+    throw (
+      brokenError(ctx, st) ??
+      poolFullError(`no free slot: ${c.leased} of ${c.size} leased (max ${ctx.config.scale.max})`, {
         hint:
           c.size === 0
             ? 'the pool has no slots yet: run `pool init`'
             : 'retry later, wait in the queue (without --no-wait), or grow the pool with `pool scale out`',
-      },
+      })
     );
   }
-  if (!lease) lease = await waitForGrant(ctx, () => ticket, started + timeoutMs, step);
+  if (!lease) {
+    // A blocking acquire fails fast when waiting cannot help (a slot broken by a config error
+    // and nothing ready), and says why the pool does not grow while it waits.
+    try {
+      lease = await waitForGrant(
+        ctx,
+        () => ticket,
+        started + timeoutMs,
+        step,
+        (st) => {
+          const permanent = slotList(st).find(brokenForGood);
+          if (permanent && counts(st).ready === 0) throw brokenError(ctx, st)!;
+        },
+      );
+    } catch (e) {
+      await step(true).catch(() => undefined); // leave the queue
+      await Promise.allSettled(background);
+      throw e;
+    }
+  }
   if (!lease) {
     await Promise.allSettled(background);
-    throw poolFullError(`no slot became free within ${formatDuration(timeoutMs)}`, {
-      hint: 'raise --timeout, or grow the pool (`pool scale out`, scale.max)',
-    });
+    const st = await ctx.store.read();
+    const stopped = growthStopped(st);
+    throw poolFullError(
+      `no slot became free within ${formatDuration(timeoutMs)}${stopped ? `; the pool did not grow: ${stopped.reason}` : ''}`,
+      {
+        hint: stopped
+          ? stopped.fix
+          : 'raise --timeout, or grow the pool (`pool scale out`, scale.max)',
+      },
+    );
   }
   const result = await claim(ctx, lease.slot, lease, started);
   await Promise.allSettled(background);
   return result;
+}
+
+/**
+ * Why nothing is free when broken slots are the reason, with the repair command, or undefined:
+ * a configuration error (exit 3), a service down (exit 6), other broken slots (exit 75, naming
+ * them instead of "no free slot: 0 of 3 leased").
+ */
+export function brokenError(ctx: PoolContext, st: PoolState): WtpoolError | undefined {
+  const c = counts(st);
+  if (c.ready > 0 || c.broken === 0) return undefined;
+  const broken = slotList(st).filter((s) => s.state === 'broken');
+  const permanent = broken.find(brokenForGood);
+  if (permanent) {
+    return configError(
+      `no usable slot: ${permanent.id} is broken by a configuration error: ${permanent.error}`,
+      {
+        hint: 'fix pool.config.yaml (`pool config` shows the values in use), then run `pool doctor --fix`',
+      },
+    );
+  }
+  const down = broken.find((s) => s.errorCode === 'ERR_SERVICE_UNAVAILABLE');
+  if (down) {
+    // Nothing free because a service is down: say so (exit 6), not "pool full".
+    return serviceUnavailableError(`no usable slot: ${down.id} is broken: ${down.error}`, {
+      hint: `start the service; the next acquire retries ${down.id}${down.retryAt ? ` (from ${down.retryAt})` : ''}, or run \`pool doctor --fix\``,
+    });
+  }
+  const first = broken[0]!;
+  const stopped = growthStopped(st);
+  return poolFullError(
+    `no ready slot: ${c.broken} of ${c.size} slots are broken (${first.id}: ${first.error}), ${c.leased} leased${stopped ? '; the pool stops growing while more than half are broken' : ''}`,
+    {
+      hint: `fix the cause, then run \`pool doctor --fix\` (it retries the broken slots now); an acquire also retries ${first.id}${first.retryAt ? ` from ${first.retryAt}` : ''}`,
+    },
+  );
 }
 
 /** Completes a grant: lease record (exclusive), providers, branch, marker, env file. */
@@ -217,7 +273,7 @@ async function claim(
     // settled before anything fails, so giveBack never races a running git).
     const [envR, switchR] = await Promise.allSettled([
       leaseEnv(ctx, id, lease),
-      switchToNewBranch(n.path, branch, base, ctx.repo.commonDir),
+      switchToNewBranch(n.path, branch, base),
     ]);
     if (envR.status === 'rejected') throw envR.reason;
     if (switchR.status === 'rejected') throw switchR.reason;
@@ -225,7 +281,7 @@ async function claim(
     if (!switchR.value) {
       // A branch of that name exists outside the registry's knowledge: never reuse it.
       branch = n.branch(`${lease.slug}-${lease.token}`);
-      if (!(await switchToNewBranch(n.path, branch, base, ctx.repo.commonDir))) {
+      if (!(await switchToNewBranch(n.path, branch, base))) {
         throw failure('ERR_BRANCH_EXISTS', `branches ${lease.branch} and ${branch} already exist`);
       }
       await ctx.store.transact((draft) => {

@@ -231,6 +231,9 @@ describe('pool CLI races (real processes)', () => {
     await until('ghost queued', async () => (await status(pool)).queue.length === 1);
     waiter.kill('SIGKILL');
     await until('waiter dead', async () => waiter.signalCode !== null);
+    // status is read-only: it still lists the ticket; the next mutating command drops it.
+    expect((await status(pool)).queue.map((q) => q.agent)).toEqual(['ghost']);
+    expect((await pool('doctor', '--fix')).code).toBe(0);
     expect((await status(pool)).queue).toEqual([]);
     const dequeue = (await readEvents(path.join(repo.dir, '.git/wtpool'))).find(
       (e) => e.type === 'dequeue',

@@ -13,6 +13,7 @@ import {
 } from '@wtpool/config';
 import { appendEvent } from './events.js';
 import type { LeaseStore } from './lease-store.js';
+import { HOST, procAlive, procRef } from './proc.js';
 import {
   counts,
   dispatch,
@@ -21,9 +22,11 @@ import {
   reserveGrowth,
   reviveBroken,
   sweep,
+  type Facts,
   type Plan,
 } from './state.js';
 import type { PoolState } from './types.js';
+import { worktreeExists } from './worktree.js';
 
 /** Where the pool reports progress and warnings (the CLI passes its Output). */
 export interface Reporter {
@@ -41,6 +44,8 @@ export interface PoolContext {
   readonly repo: RepoPaths;
   readonly store: LeaseStore;
   reporter: Reporter;
+  /** The pool's clock (ms since the epoch): Date.now, or a test's injected clock. */
+  clock(): number;
   /** Runs the slow work of a plan outside the lock (plan-runner.ts; injected by the facade). */
   runPlan(plan: Plan): Promise<void>;
   /** Lazily loaded services and providers (slot-services.ts). */
@@ -62,6 +67,21 @@ export function event(
   return appendEvent(ctx.repo.stateDir, type, details);
 }
 
+/**
+ * The live facts the state machine decides on (state.ts Facts): the clock, process liveness
+ * from /proc, the stored lease records, the worktrees on disk.
+ */
+export function liveFacts(ctx: PoolContext, now = ctx.clock()): Facts {
+  return {
+    now,
+    alive: procAlive,
+    leaseToken: (s) => ctx.store.leaseToken(s),
+    worktreeExists,
+    me: procRef(),
+    host: HOST,
+  };
+}
+
 export interface TxOptions<R> {
   grow?: boolean;
   shrink?: boolean;
@@ -78,23 +98,24 @@ export interface TxOptions<R> {
  */
 export async function tx<R>(
   ctx: PoolContext,
-  fn: (draft: PoolState, plan: Plan, now: number) => R,
+  fn: (draft: PoolState, plan: Plan, now: number, facts: Facts) => R,
   o: TxOptions<R> = {},
 ): Promise<{ result: R; plan: Plan }> {
   const out = await ctx.store.transact((draft) => {
-    const now = Date.now();
-    const plan = sweep(draft, { now, leaseToken: (s) => ctx.store.leaseToken(s) });
-    const result = fn(draft, plan, now);
+    const f = liveFacts(ctx);
+    const now = f.now;
+    const plan = sweep(draft, f);
+    const result = fn(draft, plan, now, f);
     if (o.revive) {
       // Demand nothing ready will meet (the queue, or this request): retry broken slots first.
       const c = counts(draft);
       const unmet = o.unmet ? o.unmet(result) : result === undefined;
       const want = Math.max(draft.queue.length, unmet ? 1 : 0);
-      reviveBroken(draft, plan, now, want - c.ready - c.provisioning);
+      reviveBroken(draft, plan, f, want - c.ready - c.provisioning);
     }
-    if (o.grow) reserveGrowth(draft, ctx.config, pathOf(ctx), now, plan);
-    if (o.shrink) retireIdle(draft, ctx.config, ctx.config.scale.idleShrinkAfter, now, plan);
-    dispatch(draft, plan, branchFor(ctx), pathOfId(ctx), now);
+    if (o.grow) reserveGrowth(draft, ctx.config, pathOf(ctx), f, plan);
+    if (o.shrink) retireIdle(draft, ctx.config, ctx.config.scale.idleShrinkAfter, f, plan);
+    dispatch(draft, plan, branchFor(ctx), pathOfId(ctx), f);
     return { result, plan };
   });
   await logPlan(ctx, out.plan);
@@ -117,8 +138,8 @@ async function logPlan(ctx: PoolContext, plan: Plan): Promise<void> {
 /** Would a transaction find housekeeping to do? (Checked lock-free on a copy.) */
 export function needsSweep(ctx: PoolContext, st: PoolState, shrink: boolean): boolean {
   const copy = structuredClone(st);
-  const now = Date.now();
-  const plan = sweep(copy, { now, leaseToken: (s) => ctx.store.leaseToken(s) });
-  if (shrink) retireIdle(copy, ctx.config, ctx.config.scale.idleShrinkAfter, now, plan);
+  const f = liveFacts(ctx);
+  const plan = sweep(copy, f);
+  if (shrink) retireIdle(copy, ctx.config, ctx.config.scale.idleShrinkAfter, f, plan);
   return !planIsEmpty(plan);
 }

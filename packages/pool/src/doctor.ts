@@ -6,7 +6,7 @@
 import path from 'node:path';
 import { integrationWorktrees, poolRoot } from '@wtpool/config';
 import { gitRun } from '@wtpool/core';
-import { tx, type PoolContext } from './context.js';
+import { liveFacts, tx, type PoolContext } from './context.js';
 import { withGitLock } from './git.js';
 import { HOST, procAlive, procRef } from './proc.js';
 import { provision, rescueUnsaved } from './provision.js';
@@ -44,10 +44,7 @@ export async function runDoctor(ctx: PoolContext, opts: { fix: boolean }): Promi
   const st = await ctx.store.read();
 
   // Housekeeping any command would do: expired leases, dead workers, dead waiters.
-  const plan = sweep(structuredClone(st), {
-    now: Date.now(),
-    leaseToken: (s) => ctx.store.leaseToken(s),
-  });
+  const plan = sweep(structuredClone(st), liveFacts(ctx));
   for (const r of plan.reclaim)
     problems.push({
       kind: r.reason === 'releaser-dead' ? 'dead-worker' : 'expired-lease',
@@ -69,7 +66,13 @@ export async function runDoctor(ctx: PoolContext, opts: { fix: boolean }): Promi
       fixed: opts.fix,
     });
   const idle = emptyPlan();
-  retireIdle(structuredClone(st), ctx.config, ctx.config.scale.idleShrinkAfter, Date.now(), idle);
+  retireIdle(
+    structuredClone(st),
+    ctx.config,
+    ctx.config.scale.idleShrinkAfter,
+    liveFacts(ctx),
+    idle,
+  );
   for (const s of idle.retire)
     problems.push({
       kind: 'idle-slot',

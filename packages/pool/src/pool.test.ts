@@ -15,15 +15,24 @@ afterEach(async () => {
   await Promise.all(repos.splice(0).map((r) => r.cleanup()));
 });
 
-async function setup(yaml = 'scale:\n  min: 2\n  max: 4\n', files?: Record<string, string>) {
+/** A clock that stands still until the test moves it forward (instead of sleeping). */
+function testClock() {
+  let t = Date.parse('2026-06-01T12:00:00Z');
+  return { now: () => t, advance: (ms: number) => void (t += ms) };
+}
+
+/** A temp repo with a pool; `clock` (tests of TTLs and idle time) replaces the real one. */
+async function setup(
+  yaml = 'scale:\n  min: 2\n  max: 4\n',
+  files?: Record<string, string>,
+  clock?: ReturnType<typeof testClock>,
+) {
   const repo = await makeTempRepo(files ? { files } : {});
   repos.push(repo);
   await fs.writeFile(path.join(repo.dir, 'pool.config.yaml'), yaml);
-  const pool = new WorktreePool({ repo: repo.dir });
-  return { repo, pool };
+  const pool = new WorktreePool({ repo: repo.dir }, clock ? { clock: clock.now } : {});
+  return { repo, pool, clock: clock! };
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('WorktreePool', () => {
   it('initializes ready slots at the base and leases a fresh branch with a lease file and marker', async () => {
@@ -191,10 +200,14 @@ describe('WorktreePool', () => {
   });
 
   it('renews with heartbeat, checks the holder, and reclaims an expired lease with its work rescued', async () => {
-    const { repo, pool } = await setup('scale:\n  min: 1\n  max: 1\n');
+    const { repo, pool, clock } = await setup(
+      'scale:\n  min: 1\n  max: 1\n',
+      undefined,
+      testClock(),
+    );
     await pool.initialize();
     const long = await pool.lease({ agent: 'ag', task: 't', ttlMs: 60_000 });
-    await sleep(20);
+    clock.advance(1000);
     const hb = await pool.heartbeat({ slot: long.slot, agent: 'ag' });
     expect(Date.parse(hb.expiresAt)).toBeGreaterThan(Date.parse(long.expiresAt));
     expect((await pool.readState()).slots['wt-1']!.lease!.heartbeatAt).toBe(hb.heartbeatAt);
@@ -207,11 +220,17 @@ describe('WorktreePool', () => {
     expect((await pool.getStatus()).slots[0]!.state).toBe('leased');
     await pool.release({ slot: long.slot, agent: 'ag' });
 
-    // A lease not renewed within its TTL is reclaimed by the next command that looks.
+    // A lease not renewed within its TTL: status shows it as over, the next mutating command
+    // (here the housekeeping pass) reclaims it.
     const lease = await pool.lease({ agent: 'ag', task: 't', ttlMs: 200 });
     await fs.writeFile(path.join(lease.path, 'wip.txt'), 'unsaved\n');
-    await sleep(400);
-    const st = await pool.getStatus(); // looking reclaims
+    clock.advance(200);
+    expect((await pool.getStatus()).slots[0]!.lease).toMatchObject({ over: null });
+    clock.advance(1);
+    const looked = await pool.getStatus();
+    expect(looked.slots[0]).toMatchObject({ state: 'leased', lease: { over: 'expired' } });
+    expect(await pool.cleanup()).toMatchObject({ reclaimed: ['wt-1'] });
+    const st = await pool.getStatus();
     expect(st.slots[0]).toMatchObject({ state: 'ready', lease: null });
     const rescues = await pool.rescueList();
     expect(rescues).toHaveLength(1);
@@ -243,9 +262,32 @@ describe('WorktreePool', () => {
     expect(await pool.withLease({ task: 'ok', agent: 'me' }, (l) => l.slot)).toBe('wt-1');
   });
 
+  it('withLease heartbeats while fn runs, like `pool run`: this process holds it, named by agent', async () => {
+    const { pool } = await setup('scale:\n  min: 1\n  max: 1\n');
+    await pool.initialize();
+    const seen = await pool.withLease({ task: 'long work', ttlMs: 3000 }, async (l) => {
+      const first = (await pool.readState()).slots[l.slot]!.lease!;
+      // Wait (on the registry, not on a timer of ours) until a heartbeat renewed the lease.
+      let lease = first;
+      while (lease.heartbeatAt === first.heartbeatAt) {
+        await new Promise((r) => setTimeout(r, 50));
+        lease = (await pool.readState()).slots[l.slot]!.lease!;
+      }
+      expect(l.signal.aborted).toBe(false);
+      return { first, lease };
+    });
+    expect(Date.parse(seen.lease.expiresAt)).toBeGreaterThan(Date.parse(seen.first.expiresAt));
+    expect(seen.lease.holder?.pid).toBe(process.pid); // if this process dies, it is reclaimed at once
+    // Default agent: $WTPOOL_AGENT, else <script>-<pid> (here the test runner's script).
+    expect(seen.lease.agent).toMatch(new RegExp(`^[A-Za-z0-9][A-Za-z0-9._@+-]*-${process.pid}$`));
+    expect((await pool.getStatus()).pool).toMatchObject({ ready: 1, leased: 0 });
+  });
+
   it('scales out and in by step, retires idle slots above min, never past max', async () => {
-    const { pool } = await setup(
+    const { pool, clock } = await setup(
       'scale:\n  min: 1\n  max: 4\n  step: 2\n  idleShrinkAfter: 300ms\n',
+      undefined,
+      testClock(),
     );
     await pool.initialize();
     expect((await pool.scaleOut()).added).toEqual(['wt-2', 'wt-3']);
@@ -253,8 +295,11 @@ describe('WorktreePool', () => {
     await expect(pool.scaleOut()).rejects.toMatchObject({ exitCode: 75 });
     const held = await pool.lease({ agent: 'ag', task: 't' });
     expect((await pool.scaleIn()).removed).toEqual(['wt-4', 'wt-3']);
-    await sleep(400);
-    const st = await pool.getStatus(); // idle shrink: wt-2 retired, leased wt-1 kept
+    clock.advance(299);
+    expect((await pool.cleanup()).retired).toEqual([]);
+    clock.advance(1);
+    expect((await pool.cleanup()).retired).toEqual(['wt-2']); // idle for 300ms; leased wt-1 kept
+    const st = await pool.getStatus();
     expect(st.slots.map((s) => s.id)).toEqual([held.slot]);
     const types = (await readEvents(pool.repo.stateDir)).map((e) => e.type);
     expect(types.filter((t) => t === 'shrink')).toHaveLength(3);

@@ -12,6 +12,8 @@
  * - slot-services.ts: the slot's databases, Redis, ports, env
  * - queries.ts, doctor.ts: reading the pool, repairing drift
  */
+import path from 'node:path';
+import { isWtpoolError } from '@wtpool/core';
 import {
   loadConfig,
   slotNames,
@@ -22,7 +24,14 @@ import {
   type SlotNames,
 } from '@wtpool/config';
 import { acquire } from './acquire.js';
-import { event, silent, type PoolContext, type Reporter } from './context.js';
+import {
+  errMessage,
+  event,
+  liveFacts,
+  silent,
+  type PoolContext,
+  type Reporter,
+} from './context.js';
 import type { DoctorReport } from './doctor.js';
 import { FileLeaseStore } from './file-lease-store.js';
 import type { LeaseStore } from './lease-store.js';
@@ -45,6 +54,20 @@ import type {
 
 export type { Reporter } from './context.js';
 
+/** The agent name of a library lease when the caller gives none: $WTPOOL_AGENT, else `<script>-<pid>`. */
+export function defaultAgent(): string {
+  const env = process.env.WTPOOL_AGENT;
+  if (env) return env;
+  const script = path
+    .basename(process.argv[1] ?? 'node')
+    .replace(/\.[cm]?[jt]s$/, '')
+    .replace(/[^A-Za-z0-9._@+-]/g, '-')
+    .replace(/\.{2,}/g, '.')
+    .replace(/^[^A-Za-z0-9]+/, '')
+    .slice(0, 40);
+  return `${script || 'lib'}-${process.pid}`;
+}
+
 function isLoaded(x: LoadedConfig | LoadOptions): x is LoadedConfig {
   return (
     typeof (x as LoadedConfig).repo === 'object' &&
@@ -60,8 +83,12 @@ export class WorktreePool {
   readonly store: LeaseStore;
   readonly #ctx: PoolContext;
 
-  /** From loadConfig() output, or from `{ repo, config }` options (then loadConfig runs here). */
-  constructor(opts: LoadedConfig | LoadOptions = {}) {
+  /**
+   * From loadConfig() output, or from `{ repo, config }` options (then loadConfig runs here).
+   * `clock` replaces Date.now for every decision the pool takes (TTLs, idle shrinking, broken
+   * slots' backoff): tests move time forward instead of sleeping.
+   */
+  constructor(opts: LoadedConfig | LoadOptions = {}, o: { clock?: () => number } = {}) {
     this.loaded = isLoaded(opts) ? opts : loadConfig(opts);
     this.config = this.loaded.config;
     this.repo = this.loaded.repo;
@@ -72,6 +99,7 @@ export class WorktreePool {
       repo: this.repo,
       store: this.store,
       reporter: silent,
+      clock: o.clock ?? Date.now,
       runPlan: (plan) => runPlan(ctx, plan),
     };
     this.#ctx = ctx;
@@ -111,7 +139,7 @@ export class WorktreePool {
     const size = opts.size ?? this.config.scale.min;
     if (this.config.pool.cleanupOnStartup) await this.doctorFix();
     await initialize(this.#ctx, size);
-    return getStatus(this.#ctx, { sweep: false });
+    return getStatus(this.#ctx);
   }
 
   /** Saves uncommitted work or commits not in the base of `dir` to a rescue ref (null: nothing to save). */
@@ -150,23 +178,54 @@ export class WorktreePool {
     return heartbeat(this.#ctx, o);
   }
 
-  /** Leases a slot, runs `fn` in it, and always releases (saving uncommitted work to a rescue ref). */
+  /**
+   * Leases a slot, runs `fn` in it, and always releases: the same lifecycle as `pool run`.
+   * This process is the lease's holder (if it dies, the lease is reclaimed at once); a
+   * heartbeat renews the lease every TTL/3 while `fn` runs, so long work does not outlive the
+   * TTL; at the end the slot is released, and work `fn` left uncommitted is saved to a rescue
+   * ref first (`release({ force: true })`). If a heartbeat finds the lease gone (taken back,
+   * e.g. after this process was stopped past its TTL), `signal` aborts: `fn` should stop.
+   *
+   * `agent` names the caller in status, events and the lease record; default: $WTPOOL_AGENT,
+   * else `<script name>-<pid>`.
+   */
   async withLease<T>(
     taskOrOpts: string | (Partial<LeaseOptions> & { task: string }),
-    fn: (lease: AcquireResult) => Promise<T> | T,
+    fn: (lease: AcquireResult & { signal: AbortSignal }) => Promise<T> | T,
   ): Promise<T> {
     const o = typeof taskOrOpts === 'string' ? { task: taskOrOpts } : taskOrOpts;
-    const lease = await this.lease({ agent: `lib-${process.pid}`, ...o });
+    const lease = await this.lease({
+      agent: defaultAgent(),
+      holderPid: process.pid,
+      ...o,
+    });
+    const aborter = new AbortController();
+    const ttl = o.ttlMs ?? this.config.pool.leaseTtl;
+    const beat = setInterval(
+      () => {
+        this.heartbeat({ slot: lease.slot, agent: lease.agent }).catch((e: unknown) => {
+          this.reporter.warn(`heartbeat of ${lease.slot} failed: ${errMessage(e)}`);
+          if (isWtpoolError(e) && (e.exitCode === 4 || e.exitCode === 5)) aborter.abort(e);
+        });
+      },
+      Math.max(1000, Math.floor(ttl / 3)),
+    );
+    beat.unref();
     try {
-      return await fn(lease);
+      return await fn({ ...lease, signal: aborter.signal });
     } finally {
+      clearInterval(beat);
       await this.release({ slot: lease.slot, agent: lease.agent, force: true });
     }
   }
 
-  /** Slots, leases, queue and capacity (CLI.md shape). Reclaims expired leases it sees. */
-  getStatus(opts: { sweep?: boolean } = {}): Promise<PoolStatus> {
-    return getStatus(this.#ctx, opts);
+  /**
+   * Slots, leases, queue and capacity (CLI.md shape). Read-only: a lease that is over is shown
+   * (`lease.over`), not reclaimed (`cleanup()` or `doctor({ fix: true })` do that). The
+   * argument is accepted for older callers and ignored.
+   */
+  getStatus(_opts: { sweep?: boolean } = {}): Promise<PoolStatus> {
+    return getStatus(this.#ctx);
   }
 
   /** The registry snapshot: the status shape plus the raw registry and where it lives. */
@@ -217,9 +276,7 @@ export class WorktreePool {
 
   /** Is the lease of a slot over (for the monitor)? */
   leaseOver(slot: SlotRecord): string | null {
-    return slot.lease
-      ? leaseOver(slot.lease, () => this.store.leaseToken(slot.id), Date.now())
-      : null;
+    return slot.lease ? leaseOver(slot.lease, liveFacts(this.#ctx)) : null;
   }
 
   /** Processes still alive that own slow work, for doctor. */

@@ -115,10 +115,11 @@ async function createWorktree(ctx: PoolContext, id: string): Promise<void> {
 export async function markBroken(ctx: PoolContext, id: string, e: unknown): Promise<void> {
   const message = errMessage(e);
   const code = isWtpoolError(e) ? e.code : null;
-  const now = Date.now();
+  const exit = isWtpoolError(e) ? e.exitCode : null;
+  const now = ctx.clock();
   const slot = await ctx.store.transact((draft) => {
     const s = draft.slots[id];
-    if (s) markBrokenState(s, message, code, now);
+    if (s) markBrokenState(s, message, code, now, exit);
     return s;
   });
   await event(ctx, 'error', { slot: id, message, code, failures: slot?.failures ?? null });

@@ -1,26 +1,22 @@
 /**
- * Reading the pool: status, the registry snapshot, kept branches and rescue refs.
+ * Reading the pool: status, the registry snapshot, kept branches and rescue refs. Read-only:
+ * nothing here changes the registry, a lease record or a worktree (reclaiming expired leases
+ * is the job of mutating commands and `pool doctor --fix`); status only *shows* a lease whose
+ * holder is gone or whose TTL ran out (`lease.over`).
  */
 import { integrationWorktrees } from '@wtpool/config';
-import { needsSweep, type PoolContext } from './context.js';
-import { cleanup } from './scale.js';
+import { liveFacts, type PoolContext } from './context.js';
 import { capacity } from './slot-services.js';
-import { slotList } from './state.js';
+import { leaseOver, slotList } from './state.js';
 import { toStatus } from './status.js';
 import type { KeptBranch, PoolState, PoolStatus } from './types.js';
 import { listRefs, listWorktrees, type RefInfo } from './worktree.js';
 
-/** Slots, leases, queue and capacity (CLI.md shape). Reclaims expired leases it sees. */
-export async function getStatus(
-  ctx: PoolContext,
-  opts: { sweep?: boolean } = {},
-): Promise<PoolStatus> {
-  let st = await ctx.store.read();
-  if (opts.sweep !== false && needsSweep(ctx, st, true)) {
-    await cleanup(ctx);
-    st = await ctx.store.read();
-  }
-  const status = toStatus(st, ctx.config, await capacity(ctx));
+/** Slots, leases, queue and capacity (CLI.md shape). Changes nothing. */
+export async function getStatus(ctx: PoolContext): Promise<PoolStatus> {
+  const st = await ctx.store.read();
+  const f = liveFacts(ctx);
+  const status = toStatus(st, ctx.config, await capacity(ctx), (lease) => leaseOver(lease, f));
   // The merge queue's worktree is part of the pool too (`integrate run` works there).
   const git = new Map((await listWorktrees(ctx.repo.mainRoot)).map((w) => [w.path, w]));
   status.integration = integrationWorktrees(ctx.config, ctx.repo)
@@ -37,7 +33,7 @@ export async function getStatus(
 export async function snapshot(
   ctx: PoolContext,
 ): Promise<PoolStatus & { takenAt: string; version: number; stateDir: string; state: PoolState }> {
-  const status = await getStatus(ctx, { sweep: false });
+  const status = await getStatus(ctx);
   const v = await ctx.store.readVersioned();
   return {
     ...status,

@@ -15,8 +15,8 @@ import type { KeptBranch, Lease, ReleaseOptions, ReleaseResult, SlotRecord } fro
 import {
   commitsAhead,
   deleteBranch,
-  deleteBranchWithoutGit,
-  detachWithoutGit,
+  deleteBranchAt,
+  detachAt,
   readBranchCommit,
   removePoolFiles,
   resetToBase,
@@ -206,7 +206,7 @@ async function resetSlot(
     // The common case, a clean lease still on the base commit, needs no checkout (D66).
     const untouched =
       onBranch && !st.dirty && !st.needsClean && baseCommit !== null && st.head === baseCommit;
-    if (!(untouched && (await detachWithoutGit(dir, lease.branch, baseCommit)))) {
+    if (!(untouched && (await detachAt(dir, baseCommit)))) {
       await resetToBase(dir, base, keep, st.needsClean);
     }
     await removePoolFiles(dir);
@@ -216,8 +216,7 @@ async function resetSlot(
   if (ahead === 0) {
     await withGitLock(ctx.repo.stateDir, 'refs', async () => {
       const gone =
-        baseCommit !== null &&
-        (await deleteBranchWithoutGit(ctx.repo.commonDir, lease.branch, baseCommit));
+        baseCommit !== null && (await deleteBranchAt(ctx.repo.commonDir, lease.branch, baseCommit));
       if (!gone) await deleteBranch(ctx.repo.mainRoot, lease.branch);
     });
   }

@@ -48,7 +48,7 @@ export async function initialize(ctx: PoolContext, size: number): Promise<void> 
       .filter((s) => s.path !== pathOfId(ctx)(s.id) || !worktreeExists(s.path))
       .map((s) => s.id),
   );
-  const { plan } = await tx(ctx, (draft, plan, now) => {
+  const { plan } = await tx(ctx, (draft, plan, _now, f) => {
     for (const s of slotList(draft)) {
       // Self-healing: broken slots (whatever their backoff) and idle slots whose worktree is
       // gone or moved are provisioned again.
@@ -62,7 +62,7 @@ export async function initialize(ctx: PoolContext, size: number): Promise<void> 
     const one = { ...ctx.config, scale: { ...ctx.config.scale, step: 1 } };
     for (let i = 0; i < want; i++) {
       const n = plan.provision.length;
-      reserveGrowth(draft, one, pathOf(ctx), now, plan, true);
+      reserveGrowth(draft, one, pathOf(ctx), f, plan, true);
       if (plan.provision.length === n) break;
     }
   });
@@ -100,8 +100,8 @@ async function failIfNoneReady(ctx: PoolContext, ids: string[], what: string): P
 
 /** Grows by one `scale.step` now (up to max). */
 export async function scaleOut(ctx: PoolContext): Promise<{ added: string[]; size: number }> {
-  const { plan } = await tx(ctx, (draft, plan, now) =>
-    reserveGrowth(draft, ctx.config, pathOf(ctx), now, plan, true),
+  const { plan } = await tx(ctx, (draft, plan, _now, f) =>
+    reserveGrowth(draft, ctx.config, pathOf(ctx), f, plan, true),
   );
   if (!plan.grown.length) {
     // Not a usage error: the command was right, the pool is full at its configured ceiling (D93).
@@ -116,8 +116,8 @@ export async function scaleOut(ctx: PoolContext): Promise<{ added: string[]; siz
 
 /** Retires up to one `scale.step` of ready slots above min now. */
 export async function scaleIn(ctx: PoolContext): Promise<{ removed: string[]; size: number }> {
-  const { plan } = await tx(ctx, (draft, plan, now) =>
-    retireIdle(draft, ctx.config, 0, now, plan, ctx.config.scale.step),
+  const { plan } = await tx(ctx, (draft, plan, _now, f) =>
+    retireIdle(draft, ctx.config, 0, f, plan, ctx.config.scale.step),
   );
   await ctx.runPlan(plan);
   return { removed: plan.retire.map((s) => s.id), size: counts(await ctx.store.read()).size };

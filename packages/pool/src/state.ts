@@ -1,11 +1,29 @@
 /**
- * Decisions taken inside the registry lock. These functions only change the draft state and
- * return a plan of slow work (git, providers) that the caller runs OUTSIDE the lock.
+ * The pool's state machine: the decisions taken inside a registry transaction (dispatch, grant,
+ * sweep, growth, retirement, broken-slot backoff). Pure functions of (state, facts): they
+ * change only the draft they are given and return a plan of slow work (git, providers) that
+ * the caller runs OUTSIDE the lock. They never read the clock, /proc, the lease files or the
+ * worktrees themselves: everything they need to know about the world comes in as `Facts`
+ * (context.ts builds the live ones; state.test.ts injects a clock and liveness).
  */
 import type { Config } from '@wtpool/config';
-import { HOST, procAlive, procRef } from './proc.js';
-import { worktreeExists } from './worktree.js';
 import type { Lease, PoolState, ProcRef, SlotRecord, Ticket } from './types.js';
+
+/** What the state machine knows about the world at one instant (injected; see context.ts liveFacts). */
+export interface Facts {
+  /** The time of the decision (ms since the epoch). */
+  now: number;
+  /** Is the process recorded in `p` still that process (pid + start time, this host)? */
+  alive: (p: ProcRef) => boolean;
+  /** The token of a slot's stored lease record, or null (LeaseStore.leaseToken). */
+  leaseToken: (slot: string) => number | null;
+  /** Does a worktree exist at `path`? */
+  worktreeExists: (path: string) => boolean;
+  /** The process taking the decision (it owns the slow work it plans). */
+  me: ProcRef;
+  /** This host's name (recorded in leases). */
+  host: string;
+}
 
 export const initialState = (): PoolState => ({
   slots: {},
@@ -78,48 +96,35 @@ export const byPriority = (a: Ticket, b: Ticket) => a.priority - b.priority || a
  */
 export function leaseOver(
   lease: Lease,
-  storedToken: () => number | null,
-  now: number,
+  f: Pick<Facts, 'now' | 'alive' | 'leaseToken'>,
 ): string | null {
-  if (now - Date.parse(lease.heartbeatAt) > lease.ttlMs) return 'expired';
-  if (lease.holder && !procAlive(lease.holder)) return 'holder-dead';
+  if (f.now - Date.parse(lease.heartbeatAt) > lease.ttlMs) return 'expired';
+  if (lease.holder && !f.alive(lease.holder)) return 'holder-dead';
   // No lease record with this token: the claim never completed.
-  if (!procAlive(lease.claimer)) return storedToken() === lease.token ? null : 'abandoned';
+  if (!f.alive(lease.claimer)) return f.leaseToken(lease.slot) === lease.token ? null : 'abandoned';
   return null;
 }
-
-export function ticketAlive(t: Ticket): boolean {
-  return procAlive(t.waiter);
-}
-
-export interface SweepOptions {
-  now: number;
-  /** The token of the slot's stored lease record (LeaseStore.leaseToken). */
-  leaseToken: (slot: string) => number | null;
-}
-
-const me = () => procRef();
 
 /**
  * Housekeeping every transaction does: drop dead waiters' tickets, take over expired or
  * abandoned leases and slots whose worker died.
  */
-export function sweep(draft: PoolState, o: SweepOptions, plan: Plan = emptyPlan()): Plan {
-  const owner = me();
+export function sweep(draft: PoolState, f: Facts, plan: Plan = emptyPlan()): Plan {
+  const owner = f.me;
   draft.queue = draft.queue.filter((t) => {
-    if (ticketAlive(t)) return true;
+    if (f.alive(t.waiter)) return true;
     plan.dropped.push(t);
     return false;
   });
   for (const slot of slotList(draft)) {
     if (slot.state === 'leased' && slot.lease) {
-      const reason = leaseOver(slot.lease, () => o.leaseToken(slot.id), o.now);
+      const reason = leaseOver(slot.lease, f);
       if (reason) {
         slot.state = 'releasing';
         slot.owner = owner;
         plan.reclaim.push({ slot, lease: slot.lease, reason });
       }
-    } else if (slot.owner && !procAlive(slot.owner)) {
+    } else if (slot.owner && !f.alive(slot.owner)) {
       // The process doing slow work on this slot died: take the work over.
       slot.owner = owner;
       if (slot.state === 'provisioning') plan.provision.push(slot);
@@ -132,20 +137,65 @@ export function sweep(draft: PoolState, o: SweepOptions, plan: Plan = emptyPlan(
   return plan;
 }
 
-/** Reserves `scale.step` new slots (up to max, counting provisioning ones) while waiters outnumber them. */
+/** Exit codes of failures that waiting does not heal (bad configuration, a wrong command line). */
+const PERMANENT_EXITS = new Set([2, 3]);
+
+/** Is a broken slot's failure one that will not heal by waiting or retrying (bad config)? */
+export const brokenForGood = (s: SlotRecord) =>
+  s.state === 'broken' && s.errorExit != null && PERMANENT_EXITS.has(s.errorExit);
+
+/**
+ * Why the pool must not create slots now, or null when it may grow:
+ * - a slot broke for a reason waiting does not heal (a config error, exit 3): a new slot would
+ *   break the same way;
+ * - the circuit breaker: more than half of the slots are broken, so whatever breaks them is
+ *   likely to break new ones too (a failing setup command, a service down).
+ * Broken slots are still retried on their backoff; the breaker closes as soon as enough of them
+ * are ready again, or after `pool doctor --fix`.
+ */
+export function growthStopped(s: PoolState): { reason: string; fix: string } | null {
+  const permanent = slotList(s).find(brokenForGood);
+  if (permanent) {
+    return {
+      reason: `${permanent.id} is broken by a configuration error: ${permanent.error ?? 'unknown'}`,
+      fix: 'fix pool.config.yaml, then run `pool doctor --fix`',
+    };
+  }
+  // A broken slot being retried (provisioning again, failures kept) still counts as broken:
+  // the breaker must not close for the length of a retry.
+  const failing = slotList(s).filter(
+    (x) => x.state === 'broken' || (x.state === 'provisioning' && (x.failures ?? 0) > 0),
+  );
+  const size = counts(s).size;
+  if (size > 0 && failing.length * 2 > size) {
+    const first = failing.find((x) => x.error) ?? failing[0]!;
+    return {
+      reason: `${failing.length} of ${size} slots are broken (${first.id}: ${first.error ?? 'unknown'}); the pool stops growing until they are repaired`,
+      fix: 'fix the cause, then run `pool doctor --fix` (it retries the broken slots now)',
+    };
+  }
+  return null;
+}
+
+/**
+ * Reserves `scale.step` new slots (up to max, counting provisioning ones) while waiters
+ * outnumber them. Never while growth is stopped (growthStopped) unless `force` (an explicit
+ * `pool init` / `scale out`).
+ */
 export function reserveGrowth(
   draft: PoolState,
-  config: Config,
+  config: Pick<Config, 'scale'>,
   pathOf: (n: number) => string,
-  now: number,
+  f: Facts,
   plan: Plan,
   force = false,
 ): void {
   const c = counts(draft);
   if (!force && draft.queue.length <= c.provisioning) return;
+  if (!force && growthStopped(draft)) return;
   const add = Math.min(config.scale.step, config.scale.max - c.size);
   for (let i = 0; i < add; i++) {
-    const slot = newSlot(draft, pathOf, now, me());
+    const slot = newSlot(draft, pathOf, f.now, f.me);
     plan.provision.push(slot);
     plan.grown.push(slot.id);
   }
@@ -154,21 +204,21 @@ export function reserveGrowth(
 /** Retires idle ready slots above `scale.min` (all ready ones above min when `idleMs` is 0), at most `limit`. */
 export function retireIdle(
   draft: PoolState,
-  config: Config,
+  config: Pick<Config, 'scale'>,
   idleMs: number,
-  now: number,
+  f: Pick<Facts, 'now' | 'me'>,
   plan: Plan,
   limit = Infinity,
 ): void {
   if (draft.queue.length) return;
   let excess = Math.min(counts(draft).size - config.scale.min, limit);
   const idle = slotList(draft)
-    .filter((s) => s.state === 'ready' && s.readyAt && now - Date.parse(s.readyAt) >= idleMs)
+    .filter((s) => s.state === 'ready' && s.readyAt && f.now - Date.parse(s.readyAt) >= idleMs)
     .reverse();
   for (const s of idle) {
     if (excess-- <= 0) break;
     s.state = 'retiring';
-    s.owner = me();
+    s.owner = f.me;
     plan.retire.push(s);
   }
 }
@@ -183,16 +233,21 @@ export function brokenRetryDelay(failures: number): number {
   return failures <= 1 ? 0 : Math.min(1000 * 2 ** (failures - 1), 5 * 60_000);
 }
 
-/** Marks a slot broken after slow work on it failed, scheduling its next retry. */
+/**
+ * Marks a slot broken after slow work on it failed, scheduling its next retry. `exit` is the
+ * failure's exit code when known (3: a configuration error, which waiting does not heal).
+ */
 export function markBroken(
   slot: SlotRecord,
   error: string,
   code: string | null,
   now: number,
+  exit: number | null = null,
 ): void {
   slot.state = 'broken';
   slot.error = error;
   slot.errorCode = code;
+  slot.errorExit = exit;
   slot.owner = null;
   slot.lease = null;
   slot.branch = null;
@@ -211,12 +266,17 @@ export const anyRetryDue = (s: PoolState, now: number) =>
  * Takes up to `want` broken slots whose retry is due for re-provisioning (self-healing after a
  * service outage). Their `failures` stay until they are ready, so provisioning resets services first.
  */
-export function reviveBroken(draft: PoolState, plan: Plan, now: number, want: number): void {
+export function reviveBroken(
+  draft: PoolState,
+  plan: Plan,
+  f: Pick<Facts, 'now' | 'me'>,
+  want: number,
+): void {
   for (const s of slotList(draft)) {
     if (want <= 0) return;
-    if (!retryDue(s, now)) continue;
+    if (!retryDue(s, f.now)) continue;
     s.state = 'provisioning';
-    s.owner = me();
+    s.owner = f.me;
     plan.provision.push(s);
     want--;
   }
@@ -263,16 +323,18 @@ export function pickReady(
   identity: string | null,
   plan: Plan,
   pathOf: (id: string) => string,
+  f: Pick<Facts, 'worktreeExists' | 'me'>,
 ): SlotRecord | undefined {
   const preferred = identity ? draft.slots[draft.identities[identity] ?? ''] : undefined;
   const candidates = slotList(draft).filter((s) => s.state === 'ready');
   if (preferred?.state === 'ready') candidates.unshift(preferred);
   for (const s of candidates) {
+    if (s.state !== 'ready') continue; // the preferred one, listed twice, already taken
     const where = pathOf(s.id);
-    if (s.path === where && worktreeExists(where)) return s;
+    if (s.path === where && f.worktreeExists(where)) return s;
     // Missing (deleted, pruned) or moved (pool.root changed): re-provision where it belongs.
     s.state = 'provisioning';
-    s.owner = me();
+    s.owner = f.me;
     s.error = s.path === where ? 'worktree directory missing; recreating' : `moving from ${s.path}`;
     plan.provision.push(s);
   }
@@ -291,12 +353,12 @@ export function grant(
   slot: SlotRecord,
   req: GrantRequest,
   branchFor: (slot: string, slug: string) => string,
-  now: number,
+  f: Pick<Facts, 'now' | 'host'>,
 ): Lease {
   const token = ++draft.lastToken;
   let branch = branchFor(slot.id, req.slug);
   if (takenBranches(draft).has(branch)) branch = branchFor(slot.id, `${req.slug}-${token}`);
-  const at = new Date(now).toISOString();
+  const at = new Date(f.now).toISOString();
   const lease: Lease = {
     slot: slot.id,
     agent: req.agent,
@@ -308,8 +370,8 @@ export function grant(
     acquiredAt: at,
     heartbeatAt: at,
     ttlMs: req.ttlMs,
-    expiresAt: new Date(now + req.ttlMs).toISOString(),
-    host: HOST,
+    expiresAt: new Date(f.now + req.ttlMs).toISOString(),
+    host: f.host,
     holder: req.holder,
     claimer: req.claimer,
     identity: req.identity,
@@ -350,15 +412,15 @@ export function dispatch(
   plan: Plan,
   branchFor: (slot: string, slug: string) => string,
   pathOf: (id: string) => string,
-  now: number,
+  f: Facts,
 ): void {
   draft.queue.sort(byPriority);
   while (draft.queue.length) {
     const head = draft.queue[0]!;
-    const slot = pickReady(draft, head.identity, plan, pathOf);
+    const slot = pickReady(draft, head.identity, plan, pathOf, f);
     if (!slot) return;
     draft.queue.shift();
-    const lease = grant(draft, slot, ticketRequest(head), branchFor, now);
+    const lease = grant(draft, slot, ticketRequest(head), branchFor, f);
     plan.granted.push({ slot: slot.id, lease });
   }
 }
@@ -370,6 +432,15 @@ export function findGrant(s: PoolState, ticket: number, pid = process.pid): Slot
   );
 }
 
+/** Where a ticket stands in the queue (1 = next), and how many wait; null when not queued. */
+export function queuePosition(
+  s: PoolState,
+  ticket: number,
+): { position: number; waiting: number } | null {
+  const i = [...s.queue].sort(byPriority).findIndex((t) => t.id === ticket);
+  return i < 0 ? null : { position: i + 1, waiting: s.queue.length };
+}
+
 /** Marks a slot ready (publishing the result of slow work). */
 export function markReady(slot: SlotRecord, now: number): void {
   slot.state = 'ready';
@@ -378,6 +449,7 @@ export function markReady(slot: SlotRecord, now: number): void {
   slot.owner = null;
   slot.error = null;
   slot.errorCode = null;
+  slot.errorExit = null;
   slot.failures = 0;
   slot.retryAt = null;
   slot.readyAt = new Date(now).toISOString();

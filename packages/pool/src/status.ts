@@ -1,10 +1,18 @@
 import { formatDuration } from '@wtpool/core';
 import type { Config } from '@wtpool/config';
-import { byPriority, counts, slotList } from './state.js';
-import type { PoolState, PoolStatus } from './types.js';
+import { byPriority, counts, growthStopped, slotList } from './state.js';
+import type { Lease, PoolState, PoolStatus } from './types.js';
 
-/** The CLI.md `status --json` shape (extra fields allowed, none renamed). */
-export function toStatus(st: PoolState, config: Config, capacity: unknown): PoolStatus {
+/**
+ * The CLI.md `status --json` shape (extra fields allowed, none renamed). `over` tells why a
+ * lease is over (expired, holder-dead, abandoned): shown, not acted on.
+ */
+export function toStatus(
+  st: PoolState,
+  config: Config,
+  capacity: unknown,
+  over: (lease: Lease) => string | null = () => null,
+): PoolStatus {
   const c = counts(st);
   return {
     pool: {
@@ -18,6 +26,7 @@ export function toStatus(st: PoolState, config: Config, capacity: unknown): Pool
       waiters: st.queue.length,
       releasing: c.releasing,
       retiring: c.retiring,
+      growthStopped: growthStopped(st),
     },
     slots: slotList(st).map((s) => ({
       id: s.id,
@@ -35,6 +44,7 @@ export function toStatus(st: PoolState, config: Config, capacity: unknown): Pool
             expiresAt: s.lease.expiresAt,
             holderPid: s.lease.holder?.pid ?? null,
             identity: s.lease.identity,
+            over: over(s.lease),
           }
         : null,
       error: s.error,
@@ -75,6 +85,7 @@ export function formatStatus(s: PoolStatus, now = Date.now()): string {
     for (const slot of s.slots) {
       const l = slot.lease;
       const left = l ? Math.round((Date.parse(l.expiresAt) - now) / 60_000) : null;
+      const expires = l?.over ? `over (${l.over})` : left === null ? '-' : `${left}m`;
       rows.push([
         slot.id,
         slot.state,
@@ -82,11 +93,14 @@ export function formatStatus(s: PoolStatus, now = Date.now()): string {
         l ? (l.task.length > 30 ? l.task.slice(0, 29) + '…' : l.task) : '-',
         l ? String(l.priority) : '-',
         l ? `${formatDuration(Math.max(0, now - Date.parse(l.heartbeatAt)))} ago` : '-',
-        left === null ? '-' : `${left}m`,
+        expires,
         slot.branch ?? (slot.error ? `error: ${slot.error}` : slot.path),
       ]);
     }
     lines.push('', table(rows));
+  }
+  if (p.growthStopped) {
+    lines.push('', `growth stopped: ${p.growthStopped.reason}`, `  fix: ${p.growthStopped.fix}`);
   }
   if (s.queue.length) {
     const rows = [['#', 'AGENT', 'TASK', 'PRI', 'WAITING SINCE']];

@@ -61,6 +61,8 @@ export interface SlotRecord {
   error: string | null;
   /** Stable code of that error (e.g. ERR_SERVICE_UNAVAILABLE), when it had one. */
   errorCode?: string | null;
+  /** Exit code of that error, when known (3: a configuration error, which waiting does not heal). */
+  errorExit?: number | null;
   /**
    * Consecutive failures (broken) since the slot was last ready. A slot re-provisioned with
    * failures > 0 has its services reset first (its last release may not have completed).
@@ -196,6 +198,8 @@ export interface StatusLease {
   expiresAt: string;
   holderPid?: number | null;
   identity?: string | null;
+  /** Why the lease is over (expired, holder-dead, abandoned), or null; status shows it, the next mutating command or `doctor --fix` reclaims it. */
+  over?: string | null;
 }
 
 /** `status --json` (CLI.md). */
@@ -211,6 +215,8 @@ export interface PoolStatus {
     waiters: number;
     releasing?: number;
     retiring?: number;
+    /** Why the pool does not create slots now (state.ts growthStopped), or null. */
+    growthStopped?: { reason: string; fix: string } | null;
   };
   slots: {
     id: string;

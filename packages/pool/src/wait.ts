@@ -2,26 +2,47 @@
  * Waiting in the queue: a waiter sleeps until the registry changes (LeaseStore.watch) or a
  * bounded poll, then checks lock-free whether its ticket was granted or whether there is work
  * only a transaction can do (a ready slot, growth, a broken slot due for retry, housekeeping).
+ * On a terminal it tells where it stands (reporter.progress: stderr, TTY only).
  */
+import { formatDuration } from '@wtpool/core';
 import { needsSweep, type PoolContext } from './context.js';
-import { anyRetryDue, counts, findGrant } from './state.js';
+import { anyRetryDue, counts, findGrant, growthStopped, queuePosition } from './state.js';
 import type { Lease, PoolState } from './types.js';
 
 /** Longest sleep of a waiter between two looks at the registry (the store's watch wakes it sooner). */
 const POLL_MS = 500;
+/** How often a waiter whose position did not change says it is still waiting. */
+const REPORT_EVERY_MS = 10_000;
 
-/** Waits for our ticket's grant; `step(true)` is the final transaction (leaves the queue). */
+/**
+ * Waits for our ticket's grant; `step(true)` is the final transaction (leaves the queue).
+ * `check` sees the registry on every wake and may throw to stop waiting (the caller then
+ * leaves the queue).
+ */
 export async function waitForGrant(
   ctx: PoolContext,
   ticket: () => number | null,
   deadline: number,
   step: (final: boolean) => Promise<Lease | undefined>,
+  check: (st: PoolState) => void = () => {},
 ): Promise<Lease | undefined> {
   let wake: (() => void) | undefined;
   const stop = ctx.store.watch(() => wake?.());
+  const told = { key: '', at: 0, since: ctx.clock() };
   try {
-    for (;;) {
-      const left = deadline - Date.now();
+    for (let first = true; ; first = false) {
+      const st = await ctx.store.read();
+      const id = ticket();
+      const g = id === null ? undefined : findGrant(st, id);
+      if (g) return g.lease!;
+      check(st);
+      tellPosition(ctx, st, id, told);
+      // (The caller's own transaction just ran: the first look only reads.)
+      if (!first && waiterShouldAct(ctx, st, id)) {
+        const lease = await step(false);
+        if (lease) return lease;
+      }
+      const left = deadline - ctx.clock();
       if (left <= 0) return await step(true);
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, Math.min(left, POLL_MS));
@@ -31,26 +52,40 @@ export async function waitForGrant(
         };
       });
       wake = undefined;
-      const st = await ctx.store.read();
-      const id = ticket();
-      const g = id === null ? undefined : findGrant(st, id);
-      if (g) return g.lease!;
-      if (waiterShouldAct(ctx, st, id)) {
-        const lease = await step(false);
-        if (lease) return lease;
-      }
     }
   } finally {
     stop();
   }
 }
 
+/** Tells the waiter's queue position when it changes, and every REPORT_EVERY_MS while it waits. */
+function tellPosition(
+  ctx: PoolContext,
+  st: PoolState,
+  ticket: number | null,
+  told: { key: string; at: number; since: number },
+): void {
+  const pos = ticket === null ? null : queuePosition(st, ticket);
+  if (!pos) return;
+  const stopped = growthStopped(st);
+  const key = `${pos.position}/${pos.waiting}/${stopped?.reason ?? ''}`;
+  const now = ctx.clock();
+  if (key === told.key && now - told.at < REPORT_EVERY_MS) return;
+  told.key = key;
+  told.at = now;
+  ctx.reporter.progress(
+    `waiting in the queue: position ${pos.position} of ${pos.waiting}, ${formatDuration(now - told.since)} so far` +
+      (stopped ? `; the pool does not grow: ${stopped.reason} (${stopped.fix})` : ''),
+  );
+}
+
 /** Lock-free check a waiter makes on each wake: is there work only a transaction can do? */
 function waiterShouldAct(ctx: PoolContext, st: PoolState, ticket: number | null): boolean {
   if (ticket === null || !st.queue.some((t) => t.id === ticket)) return true;
   const c = counts(st);
-  if (st.queue.length > c.provisioning && c.size < ctx.config.scale.max) return true;
+  if (st.queue.length > c.provisioning && c.size < ctx.config.scale.max && !growthStopped(st))
+    return true;
   if (c.ready > 0) return true;
-  if (st.queue.length > c.provisioning && anyRetryDue(st, Date.now())) return true;
+  if (st.queue.length > c.provisioning && anyRetryDue(st, ctx.clock())) return true;
   return needsSweep(ctx, st, false);
 }

@@ -5,7 +5,6 @@
 import { existsSync, promises as fs, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { commandFailed, errno, gitRun } from '@wtpool/core';
-import { createExclusive, writeFileAtomic } from '@wtpool/lock';
 import { ENV_FILE, excludeFromGit } from './envfile.js';
 import { git } from './git.js';
 
@@ -199,130 +198,99 @@ export async function resetToBase(
 
 const SHA1 = /^[0-9a-f]{40}$/;
 
-/** A ref's commit from the files backend (loose file, else packed-refs); undefined if unsure. */
-function readRefSha(commonDir: string, ref: string, packed: string): string | undefined {
-  let loose: string | undefined;
-  try {
-    loose = readFileSync(path.join(commonDir, ref), 'utf8').trim();
-  } catch {
-    loose = undefined;
-  }
-  if (loose !== undefined) return SHA1.test(loose) ? loose : undefined;
-  const line = packed.split('\n').find((l) => l.endsWith(` ${ref}`));
-  const sha = line?.slice(0, 40);
-  return sha && SHA1.test(sha) ? sha : undefined;
-}
+/*
+ * Refs, HEAD and branches change only through git (D66): git takes its `<ref>.lock` files,
+ * rewrites `packed-refs` under `packed-refs.lock`, writes reflogs and runs the
+ * reference-transaction hook. Writing ref files by hand raced `git pack-refs` / `git gc --auto`
+ * started by any agent committing in its own worktree (refs-race.slow.test.ts).
+ */
 
 /**
- * The warm-path form of `git switch -c <branch> <base>`, without a git process: a ready slot
- * sits detached and clean on the base commit, so switching needs no checkout, only the new ref
- * and the worktree's HEAD. The ref is made by exclusive create, so an existing branch is never
- * taken over. Returns undefined whenever a precondition does not hold (reftable or SHA-256
- * repositories, the base moved since the slot was reset, a loose ref in the way), and the
- * caller runs git. No reflog entry is written for the new branch.
+ * git refuses now and then while another process runs `pack-refs` / `gc --auto` (a ref read
+ * between the loose file's removal and the new packed-refs: "cannot lock ref", "unable to
+ * resolve reference", "is at … but expected …"). It refuses, it does not corrupt: such a
+ * refusal is retried.
  */
-export async function switchWithoutGit(
+const TRANSIENT_REF =
+  /cannot lock ref|unable to resolve reference|reference is missing|but expected/;
+const REF_TRIES = 5;
+
+/**
+ * Creates the lease branch at `base` and switches the slot to it (`git switch -c`); false when
+ * a branch of that name already exists (never taken over). A ready slot sits detached and
+ * clean on the base, so git's checkout changes nothing in the tree. A transient refusal is
+ * retried; if the refused attempt got as far as creating the branch, the retry checks it out.
+ */
+export async function switchToNewBranch(
   dir: string,
   branch: string,
   base: string,
-  commonDir: string,
-): Promise<boolean | undefined> {
-  if (existsSync(path.join(commonDir, 'reftable'))) return undefined;
-  let gitDir: string;
-  let head: string;
-  try {
-    gitDir = worktreeGitDir(dir);
-    head = readFileSync(path.join(gitDir, 'HEAD'), 'utf8').trim();
-  } catch {
-    return undefined;
+): Promise<boolean> {
+  const create = ['switch', '-q', '--no-track', '-c', branch, base];
+  let r = await gitRun(create, { cwd: dir });
+  if (r.code === 0) return true;
+  if (/already exists/.test(r.stderr)) return false;
+  for (let i = 1; i < REF_TRIES && TRANSIENT_REF.test(r.stderr); i++) {
+    const head = await gitRun(['symbolic-ref', '-q', 'HEAD'], { cwd: dir });
+    if (head.code === 0 && head.stdout.trim() === `refs/heads/${branch}`) return true;
+    const made = await gitRun(['rev-parse', '-q', '--verify', `refs/heads/${branch}`], {
+      cwd: dir,
+    });
+    r = await gitRun(made.code === 0 ? ['switch', '-q', branch] : create, { cwd: dir });
+    if (r.code === 0) return true;
   }
-  if (!SHA1.test(head)) return undefined;
-  const packed = await fs.readFile(path.join(commonDir, 'packed-refs'), 'utf8').catch(() => '');
-  if (readRefSha(commonDir, `refs/heads/${base}`, packed) !== head) return undefined;
-  const ref = `refs/heads/${branch}`;
-  if (packed.split('\n').some((l) => l.endsWith(` ${ref}`))) return false;
-  const refFile = path.join(commonDir, ref);
-  try {
-    await fs.mkdir(path.dirname(refFile), { recursive: true });
-    if (!(await createExclusive(refFile, `${head}\n`))) return false;
-  } catch {
-    return undefined; // e.g. a branch named like a parent directory of ours
-  }
-  await writeFileAtomic(path.join(gitDir, 'HEAD'), `ref: ${ref}\n`);
-  return true;
+  throw commandFailed('git', create, r, { code: 'ERR_GIT', cwd: dir });
 }
 
 /**
- * The release-side counterpart of switchWithoutGit(), for a lease that left the worktree clean
- * on the base commit: detach HEAD at that commit (no checkout needed: tree and index already
- * match). False when HEAD is not the expected branch at `sha`; the caller then runs git.
+ * Release of a lease that left the worktree clean on `sha`: detaches HEAD at that commit (no
+ * checkout needed: tree and index already match) with one `git update-ref --no-deref`, which
+ * checks that HEAD still resolves to `sha`. False when it does not hold; the caller then runs
+ * the full reset.
  */
-export async function detachWithoutGit(dir: string, branch: string, sha: string): Promise<boolean> {
-  try {
-    const gitDir = worktreeGitDir(dir);
-    const head = readFileSync(path.join(gitDir, 'HEAD'), 'utf8').trim();
-    if (head !== `ref: refs/heads/${branch}` || !SHA1.test(sha)) return false;
-    await writeFileAtomic(path.join(gitDir, 'HEAD'), `${sha}\n`);
-    return true;
-  } catch {
-    return false;
-  }
+export async function detachAt(dir: string, sha: string): Promise<boolean> {
+  if (!SHA1.test(sha)) return false;
+  const r = await gitRun(['update-ref', '--no-deref', '-m', 'wtpool: release', 'HEAD', sha, sha], {
+    cwd: dir,
+  });
+  return r.code === 0;
 }
 
 /**
- * Deletes an empty lease branch without git when it is a loose ref at `sha`, not packed, and no
- * worktree has it checked out (git would refuse that too). False means: run `git branch -D`.
+ * Deletes an empty lease branch if it still points at `sha` (`git update-ref -d <ref> <sha>`:
+ * compare-and-delete, loose or packed) and no worktree has it checked out (git branch -D
+ * refuses that too). False means: nothing deleted (the caller falls back to `git branch -D`).
  */
-export async function deleteBranchWithoutGit(
+export async function deleteBranchAt(
   commonDir: string,
   branch: string,
   sha: string,
 ): Promise<boolean> {
   const ref = `refs/heads/${branch}`;
-  const refFile = path.join(commonDir, ref);
-  try {
-    if (existsSync(path.join(commonDir, 'reftable'))) return false;
-    if ((await fs.readFile(refFile, 'utf8')).trim() !== sha) return false;
-    const packed = await fs.readFile(path.join(commonDir, 'packed-refs'), 'utf8').catch(() => '');
-    if (packed.split('\n').some((l) => l.endsWith(` ${ref}`))) return false;
-    const heads = [path.join(commonDir, 'HEAD')];
-    for (const w of await fs
-      .readdir(path.join(commonDir, 'worktrees'))
-      .catch(() => [] as string[])) {
-      heads.push(path.join(commonDir, 'worktrees', w, 'HEAD'));
-    }
-    for (const h of heads) {
-      const text = await fs.readFile(h, 'utf8').catch(() => '');
-      if (text.trim() === `ref: ${ref}`) return false;
-    }
-    await fs.rm(refFile);
-    await fs.rm(path.join(commonDir, 'logs', ref), { force: true });
-    return true;
-  } catch {
-    return false;
+  if (!SHA1.test(sha)) return false;
+  const heads = [path.join(commonDir, 'HEAD')];
+  for (const w of await fs.readdir(path.join(commonDir, 'worktrees')).catch(() => [] as string[]))
+    heads.push(path.join(commonDir, 'worktrees', w, 'HEAD'));
+  for (const h of heads) {
+    const text = await fs.readFile(h, 'utf8').catch(() => '');
+    if (text.trim() === `ref: ${ref}`) return false;
   }
+  for (let i = 0; i < REF_TRIES; i++) {
+    const r = await gitRun(['--git-dir', commonDir, 'update-ref', '-d', ref, sha], {
+      cwd: commonDir,
+    });
+    if (r.code === 0) return true;
+    if (!TRANSIENT_REF.test(r.stderr)) return false;
+  }
+  return false;
 }
 
-/** Creates the lease branch at `base` and switches to it; false when the branch already exists. */
-export async function switchToNewBranch(
-  dir: string,
-  branch: string,
-  base: string,
-  commonDir: string,
-): Promise<boolean> {
-  const fast = await switchWithoutGit(dir, branch, base, commonDir);
-  if (fast !== undefined) return fast;
-  const r = await gitRun(['switch', '-q', '--no-track', '-c', branch, base], { cwd: dir });
-  if (r.code === 0) return true;
-  if (/already exists/.test(r.stderr)) return false;
-  throw commandFailed('git', ['switch', '-q', '--no-track', '-c', branch, base], r, {
-    code: 'ERR_GIT',
-    cwd: dir,
-  });
-}
-
+/** `git branch -D`, retried while git refuses transiently; a branch that stays is left (kept). */
 export async function deleteBranch(mainRoot: string, branch: string): Promise<void> {
-  await gitRun(['branch', '-q', '-D', branch], { cwd: mainRoot });
+  for (let i = 0; i < REF_TRIES; i++) {
+    const r = await gitRun(['branch', '-q', '-D', branch], { cwd: mainRoot });
+    if (r.code === 0 || !TRANSIENT_REF.test(r.stderr)) return;
+  }
 }
 
 export interface RefInfo {

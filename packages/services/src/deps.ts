@@ -23,7 +23,16 @@
 import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { failure, errno, redact, run, runOk, type RunResult } from '@wtpool/core';
+import {
+  ExitCode,
+  WtpoolError,
+  failure,
+  errno,
+  redact,
+  run,
+  runOk,
+  type RunResult,
+} from '@wtpool/core';
 import type { Config } from '@wtpool/config';
 import { ensurePrivateDir, withLock, writePrivateFile } from '@wtpool/lock';
 import type { SlotProvider } from './provider.js';
@@ -429,9 +438,14 @@ async function choose(
   const s = deps.strategy;
   if (s === 'command') {
     if (!deps.command) {
-      throw failure('ERR_DEPS', 'deps.strategy is command but deps.command is empty', {
-        hint: 'set deps.command in pool.config.yaml',
-      });
+      // A configuration error (exit 3): waiting does not heal it, so the pool neither grows
+      // nor keeps acquires waiting because of it (pool state.ts growthStopped).
+      throw new WtpoolError(
+        'ERR_DEPS',
+        ExitCode.CONFIG,
+        'deps.strategy is command but deps.command is empty',
+        { hint: 'set deps.command in pool.config.yaml' },
+      );
     }
     const inst = { what: 'deps.command', pm: null, cmd: 'sh', args: ['-c', deps.command] };
     await runInstall(inst, worktree, opts, null, null);
