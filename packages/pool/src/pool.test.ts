@@ -18,7 +18,11 @@ afterEach(async () => {
 async function setup(yaml = 'scale:\n  min: 2\n  max: 4\n', files?: Record<string, string>) {
   const repo = await makeTempRepo(files ? { files } : {});
   repos.push(repo);
-  await fs.writeFile(path.join(repo.dir, 'pool.config.yaml'), yaml);
+  // pool-redis.slow.test.ts runs these scenarios again on the Redis lease store.
+  await fs.writeFile(
+    path.join(repo.dir, 'pool.config.yaml'),
+    yaml + (process.env.WTPOOL_TEST_STORE_YAML ?? ''),
+  );
   const pool = new WorktreePool({ repo: repo.dir });
   return { repo, pool };
 }

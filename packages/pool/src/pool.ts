@@ -24,7 +24,7 @@ import {
 import { acquire } from './acquire.js';
 import { event, silent, type PoolContext, type Reporter } from './context.js';
 import type { DoctorReport } from './doctor.js';
-import { FileLeaseStore } from './file-lease-store.js';
+import { createStore } from './fleet.js';
 import type { LeaseStore } from './lease-store.js';
 import { runPlan } from './plan-runner.js';
 import { procAlive } from './proc.js';
@@ -65,7 +65,7 @@ export class WorktreePool {
     this.loaded = isLoaded(opts) ? opts : loadConfig(opts);
     this.config = this.loaded.config;
     this.repo = this.loaded.repo;
-    this.store = new FileLeaseStore(this.repo.stateDir);
+    this.store = createStore(this.loaded);
     const ctx: PoolContext = {
       loaded: this.loaded,
       config: this.config,
