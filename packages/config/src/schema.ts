@@ -319,10 +319,10 @@ export const SCHEMA = {
     },
     hostTtl: {
       type: 'duration',
-      default: '30s',
+      default: '2m',
       min: 2000,
       description:
-        'backend redis: a host whose heartbeat is older than this is lost (its leases expire, its services are reclaimed)',
+        'backend redis: a host none of whose pool processes (commands, waiters, `monitor daemon`) reached Redis for this long is lost: its leases expire, its services are reclaimed',
     },
   },
   fleet: {

@@ -152,9 +152,14 @@ export class RedisLeaseStore implements LeaseStore {
   /** Lease tokens read with the registry version being changed (answers leaseToken). */
   private tokens = new Map<string, number>();
   private seenToken = 0;
+  /** Looks for lost hosts and reclaims them (fleet.ts); run at most every hostTtl/3. */
+  housekeeping?: () => Promise<void>;
+  private readonly tick: number;
+  private lastHousekeeping = 0;
 
   constructor(loaded: LoadedConfig, keys: FleetKeys = fleetKeys(loaded.config, loaded.repo)) {
     this.url = loaded.config.store.url!;
+    this.tick = Math.max(500, Math.floor(loaded.config.store.hostTtl / 3));
     this.keys = keys;
     this.location = `${redact(this.url)} ${keys.host}`;
     this.local = new FileLeaseStore(loaded.repo.stateDir);
@@ -262,8 +267,17 @@ export class RedisLeaseStore implements LeaseStore {
     return { version: r.version, data: r.data };
   }
 
+  /** Runs the fleet housekeeping when this process has not for a tick (hostTtl/3). */
+  async housekeep(force = false): Promise<void> {
+    if (!this.housekeeping) return;
+    if (!force && Date.now() - this.lastHousekeeping < this.tick) return;
+    this.lastHousekeeping = Date.now();
+    await this.housekeeping();
+  }
+
   async transact<R>(fn: (draft: PoolState) => R): Promise<R> {
     const k = this.k;
+    await this.housekeep();
     for (let attempt = 0; ; attempt++) {
       const base = await this.readRaw();
       const draft = structuredClone(base.data);
@@ -375,7 +389,18 @@ export class RedisLeaseStore implements LeaseStore {
   }
 
   watch(onChange: () => void): () => void {
-    return subscribe(this.url, [this.k.changed], onChange);
+    const stop = subscribe(this.url, [this.k.changed, `${this.keys.fleet}:changed`], onChange);
+    // A waiter keeps its host alive and looks for lost hosts while it waits.
+    const timer = setInterval(() => {
+      this.read()
+        .then(() => this.housekeep())
+        .catch(() => {}); // Redis away: the waiter's own reads report it
+    }, this.tick);
+    timer.unref();
+    return () => {
+      clearInterval(timer);
+      stop();
+    };
   }
 
   /** The mirrored registry (no Redis): what this host last committed. */
