@@ -15,6 +15,7 @@ import { promisify } from 'node:util';
 import { withLock } from '@wtpool/lock';
 import { WorktreePool } from '@wtpool/pool';
 import { fmtMs, median, percentile, report, scratch, time, type Row } from './harness.js';
+import { leaseStoreRows } from './pool-fleet.js';
 import { GIT_ENV as TEST_GIT_ENV } from '../../packages/testkit/dist/index.js';
 
 const execFileP = promisify(execFile);
@@ -270,5 +271,6 @@ export async function run(): Promise<void> {
     rows.push(...(await cliAcquireOnly(tmpfs)));
     rows.push(...(await init(tmpfs)));
   }
+  rows.push(...(await leaseStoreRows())); // Redis lease store beside the file store (pool-fleet.ts)
   report('pool', rows);
 }

@@ -326,76 +326,76 @@ describe(
       } finally {
         await own.stop();
       }
+    });
 
-      it('--any-host waiters with priorities 3, 0, 2, slots freed on three hosts: grants in order 0, 2, 3, each naming its host', async () => {
-        const fleet = await makeFleet({
-          hosts: 3,
-          storeUrl: `${redis.url}/0`,
-          hostTtl: '2m',
-          scale: '  min: 1\n  max: 1\n  step: 1',
-        });
-        fleets.push(fleet);
-        const [h1, h2, h3] = fleet.hosts as [Host, Host, Host];
-        const holders = new Map<string, AcquireResult>();
-        for (const h of fleet.hosts) {
-          expect((await h.pool(['init'])).code).toBe(0);
-          const r = await h.pool(['acquire', `${h.id}-holder`, 'busy', '--json']);
-          expect(r.code, r.stderr).toBe(0);
-          holders.set(h.id, r.json());
-        }
-        const k = await fleetKeysOf(h1);
-        const queued = () => redisCommand(`${redis.url}/0`, 'ZCARD', `${k}:fq`);
-        const served: string[] = [];
-        const waiters = new Map<string, Promise<AcquireResult & { host: string }>>();
-        for (const [i, p] of ['3', '0', '2'].entries()) {
-          const agent = `p${p}`;
-          waiters.set(
-            agent,
-            h1
-              .pool([
-                'acquire',
-                agent,
-                `task ${p}`,
-                '--any-host',
-                '--priority',
-                p,
-                '--json',
-                '--timeout',
-                '5m',
-              ])
-              .then((r) => {
-                expect(r.code, r.stderr).toBe(0);
-                served.push(agent);
-                return r.json();
-              }),
-          );
-          await until(`waiter ${agent} queued`, async () => (await queued()) === i + 1);
-        }
-        // Slots freed one at a time on host 2, host 3, then host 1.
-        const order: [Host, string][] = [
-          [h2, 'p0'],
-          [h3, 'p2'],
-          [h1, 'p3'],
-        ];
-        for (const [n, [h, next]] of order.entries()) {
-          const held = holders.get(h.id)!;
-          expect((await h.pool(['release', held.slot, held.agent])).code).toBe(0);
-          const got = await waiters.get(next)!;
-          expect(got).toMatchObject({ agent: next, host: h.id, slot: held.slot });
-          expect(served).toEqual(order.slice(0, n + 1).map(([, a]) => a));
-          expect(await queued()).toBe(2 - n);
-          // The lease is on that host's pool, with a fleet-unique token.
-          const st = (await h.pool(['status', '--json'])).json<{
-            slots: { id: string; lease: { agent: string; token: number } | null }[];
-          }>();
-          expect(st.slots.find((s) => s.id === got.slot)!.lease).toMatchObject({
-            agent: next,
-            token: got.token,
-          });
-        }
-        const human = await h2.pool(['acquire', 'late', 'x', '--any-host', '--no-wait']);
-        expect(human.code).toBe(75);
+    it('--any-host waiters with priorities 3, 0, 2, slots freed on three hosts: grants in order 0, 2, 3, each naming its host', async () => {
+      const fleet = await makeFleet({
+        hosts: 3,
+        storeUrl: `${redis.url}/0`,
+        hostTtl: '2m',
+        scale: '  min: 1\n  max: 1\n  step: 1',
       });
+      fleets.push(fleet);
+      const [h1, h2, h3] = fleet.hosts as [Host, Host, Host];
+      const holders = new Map<string, AcquireResult>();
+      for (const h of fleet.hosts) {
+        expect((await h.pool(['init'])).code).toBe(0);
+        const r = await h.pool(['acquire', `${h.id}-holder`, 'busy', '--json']);
+        expect(r.code, r.stderr).toBe(0);
+        holders.set(h.id, r.json());
+      }
+      const k = await fleetKeysOf(h1);
+      const queued = () => redisCommand(`${redis.url}/0`, 'ZCARD', `${k}:fq`);
+      const served: string[] = [];
+      const waiters = new Map<string, Promise<AcquireResult & { host: string }>>();
+      for (const [i, p] of ['3', '0', '2'].entries()) {
+        const agent = `p${p}`;
+        waiters.set(
+          agent,
+          h1
+            .pool([
+              'acquire',
+              agent,
+              `task ${p}`,
+              '--any-host',
+              '--priority',
+              p,
+              '--json',
+              '--timeout',
+              '5m',
+            ])
+            .then((r) => {
+              expect(r.code, r.stderr).toBe(0);
+              served.push(agent);
+              return r.json();
+            }),
+        );
+        await until(`waiter ${agent} queued`, async () => (await queued()) === i + 1);
+      }
+      // Slots freed one at a time on host 2, host 3, then host 1.
+      const order: [Host, string][] = [
+        [h2, 'p0'],
+        [h3, 'p2'],
+        [h1, 'p3'],
+      ];
+      for (const [n, [h, next]] of order.entries()) {
+        const held = holders.get(h.id)!;
+        expect((await h.pool(['release', held.slot, held.agent])).code).toBe(0);
+        const got = await waiters.get(next)!;
+        expect(got).toMatchObject({ agent: next, host: h.id, slot: held.slot });
+        expect(served).toEqual(order.slice(0, n + 1).map(([, a]) => a));
+        expect(await queued()).toBe(2 - n);
+        // The lease is on that host's pool, with a fleet-unique token.
+        const st = (await h.pool(['status', '--json'])).json<{
+          slots: { id: string; lease: { agent: string; token: number } | null }[];
+        }>();
+        expect(st.slots.find((s) => s.id === got.slot)!.lease).toMatchObject({
+          agent: next,
+          token: got.token,
+        });
+      }
+      const human = await h2.pool(['acquire', 'late', 'x', '--any-host', '--no-wait']);
+      expect(human.code).toBe(75);
     });
   },
 );

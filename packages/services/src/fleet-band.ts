@@ -141,7 +141,9 @@ export class RedisBandStore implements BandStore {
   async update<R>(fn: (d: BandState) => R): Promise<R> {
     for (let attempt = 0; ; attempt++) {
       const base = await this.readVersioned();
-      const missing = (base.data.expect ?? []).filter((h) => !base.data.hosts?.[h]);
+      // cjson writes an empty list as {}.
+      const expect = Array.isArray(base.data.expect) ? base.data.expect : [];
+      const missing = expect.filter((h) => !base.data.hosts?.[h]);
       if (missing.length && base.now < (base.data.until ?? 0)) {
         // Redis came back empty: hosts that held DBs re-register first (docs/fleet.md).
         await new Promise((r) => setTimeout(r, 200));
