@@ -8,7 +8,7 @@ import { rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { WorktreePool } from '@wtpool/pool';
 import { fmtMs, percentile, scratch, time, type Row } from './harness.js';
-import { GIT_ENV as TEST_GIT_ENV, startRedis } from '../../packages/testkit/dist/index.js';
+import { GIT_ENV as TEST_GIT_ENV, startRedis } from '@wtpool/testkit';
 
 const GIT_ENV = { ...process.env, ...TEST_GIT_ENV };
 

@@ -5,7 +5,7 @@
  */
 import { spawn } from 'node:child_process';
 import { constants } from 'node:os';
-import { isWtpoolError } from '@wtpool/core';
+import { isWtpoolError, usageError } from '@wtpool/core';
 import { LeaseLog } from './lease-log.js';
 import type { WorktreePool, Reporter } from './pool.js';
 import type { AcquireResult, LeaseOptions } from './types.js';
@@ -24,7 +24,7 @@ export async function runInSlot(
   log: Reporter & { info(m: string): void },
 ): Promise<RunResult> {
   const [cmd, ...args] = opts.command;
-  if (!cmd) throw new Error('no command to run');
+  if (!cmd) throw usageError('no command to run', { hint: 'pass it after --' });
   // This process is the holder: if it is killed, the lease is reclaimed at once.
   const lease = await pool.lease({ ...opts, holderPid: process.pid });
   log.info(`running in ${lease.slot} (${lease.path}) on ${lease.branch}`);

@@ -13,7 +13,14 @@ export { RedisBandStore, bandFor, bandOwner } from './fleet-band.js';
 export type { BandStore } from './fleet-band.js';
 export { provisionRedis, withDatabases } from './provision-redis.js';
 export type { ProvisionRedisOptions, ProvisionRedisResult } from './provision-redis.js';
-export { ensureTemplate, migrationsHash, quoteIdent, withAdmin, dropDatabase } from './postgres.js';
+export {
+  cloneDatabase,
+  dropDatabase,
+  ensureTemplate,
+  migrationsHash,
+  quoteIdent,
+  withAdmin,
+} from './postgres.js';
 export { armHooks } from './hooks.js';
 export type { ArmResult } from './hooks.js';
 export { boundPorts } from './ports.js';
