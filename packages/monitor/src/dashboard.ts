@@ -7,7 +7,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { poolRoot, type LoadedConfig } from '@wtpool/config';
 import { leaseLogPath, readEvents, type PoolEvent, type PoolStatus } from '@wtpool/pool';
-import { diskUsage } from './disk.js';
+import { diskCacheFile, diskUsage } from './disk.js';
 import { collectHealth, type Health } from './health.js';
 import { exhaustedSince, readHistory, historyFile } from './history.js';
 import { computeMetrics, type Metrics } from './metrics.js';
@@ -95,7 +95,9 @@ export class Dashboard {
     if (this.diskP || age < (this.opts.diskEveryMs ?? 30_000))
       return this.diskP ?? Promise.resolve();
     const at = new Date(this.now()).toISOString();
-    this.diskP = diskUsage(poolRoot(this.loaded.config, this.loaded.repo))
+    this.diskP = diskUsage(poolRoot(this.loaded.config, this.loaded.repo), {
+      cacheFile: diskCacheFile(this.loaded.repo.stateDir),
+    })
       .then((d) => {
         this.disk = { ...d, measuredAt: at, source: 'live' };
       })

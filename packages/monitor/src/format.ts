@@ -58,6 +58,7 @@ export function formatStatus(h: Health, daemon: DaemonStatus | null): string {
     row(
       'disk',
       `${fmtBytes(h.disk.bytes)} under ${h.disk.root}` +
+        (h.disk.shared ? `, ${fmtBytes(h.disk.shared)} of it hard-linked between slots` : '') +
         (h.disk.source === 'daemon' ? ` (daemon sample of ${h.disk.measuredAt})` : '') +
         (h.disk.free !== null ? ` (${fmtBytes(h.disk.free)} free)` : ''),
     ),

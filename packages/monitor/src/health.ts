@@ -7,7 +7,7 @@ import os from 'node:os';
 import { formatDuration } from '@wtpool/core';
 import { poolRoot, slotNames, type LoadedConfig } from '@wtpool/config';
 import { redisCapacity, type Capacity } from '@wtpool/services';
-import { diskUsage, type DiskUsage } from './disk.js';
+import { diskCacheFile, diskUsage, type DiskUsage } from './disk.js';
 import { processFds, systemFds, type ProcessFds, type SystemFds } from './fd.js';
 import { pgSnapshot, withPg } from './postgres.js';
 import { readPoolView, type PoolView } from './pool-view.js';
@@ -350,7 +350,9 @@ export async function collectHealth(
     systemFds(),
     holderFds(pool),
     opts.disk ??
-      diskUsage(poolRoot(loaded.config, loaded.repo)).then((d) => ({
+      diskUsage(poolRoot(loaded.config, loaded.repo), {
+        cacheFile: diskCacheFile(loaded.repo.stateDir),
+      }).then((d) => ({
         ...d,
         measuredAt: new Date(now).toISOString(),
         source: 'live' as const,

@@ -15,8 +15,16 @@ export {
 export type { Alert, Level, Thresholds } from './thresholds.js';
 export { systemFds, processFds, parseFileNr, parseOpenFilesLimit } from './fd.js';
 export type { SystemFds, ProcessFds } from './fd.js';
-export { measureTree, diskUsage, freeSpace } from './disk.js';
-export type { DiskUsage } from './disk.js';
+export {
+  measureTree,
+  diskUsage,
+  freeSpace,
+  loadDiskCache,
+  saveDiskCache,
+  diskCacheFile,
+  insideNodeModules,
+} from './disk.js';
+export type { DiskUsage, DiskCache, DirRecord, TreeMeasure, MeasureOptions } from './disk.js';
 export { daemonPaths, daemonStatus, startDaemon, stopDaemon, lastSample } from './daemon.js';
 export type { DaemonStatus, DaemonPaths } from './daemon.js';
 export { readPoolView } from './pool-view.js';

@@ -197,11 +197,12 @@ function charts() {
   chart($('chart-band'), 'Redis band use', [['bandCurrent', '#9aa3b5'], ['bandUsed', '#1a7f37']], (s) => s.bandCurrent || 0);
 }
 
-// When each lease (slot#token) first reached the page: the document's time (tests read it).
+// When each lease (slot#token) was first rendered, by the page's clock (tests read it).
 window.leaseSeenAt = {};
 function accept(d) {
   doc = d;
-  for (const sl of d.pool.slots) if (sl.lease) window.leaseSeenAt[sl.id + '#' + sl.lease.token] ??= d.at;
+  const seen = new Date().toISOString();
+  for (const sl of d.pool.slots) if (sl.lease) window.leaseSeenAt[sl.id + '#' + sl.lease.token] ??= seen;
   skew = Date.now() - Date.parse(d.at);
   const m = d.monitor, b = m.redis && m.redis.ok && m.redis.band;
   const s = { at: d.at, size: m.pool ? m.pool.size : 0, leased: m.pool ? m.pool.leased : 0, ready: m.pool ? m.pool.ready : 0, waiters: m.pool ? m.pool.waiters : 0, bandUsed: b ? b.used : null, bandCurrent: b ? b.current : null };

@@ -25,7 +25,10 @@ export interface Report {
   health: Health;
   slots: SlotReport[];
   databases: Array<{ name: string; connections: number; slot: string | null }>;
-  worktrees: Array<{ name: string; bytes: number; slot: string | null }>;
+  /** `bytes`: own bytes plus an equal share of the hard-linked bytes it shares with others. */
+  worktrees: Array<{ name: string; bytes: number; own: number; slot: string | null }>;
+  /** Bytes hard-linked into two or more worktrees, counted once. */
+  sharedBytes: number;
 }
 
 export async function buildReport(loaded: LoadedConfig): Promise<Report> {
@@ -58,9 +61,14 @@ export async function buildReport(loaded: LoadedConfig): Promise<Report> {
     .map(([name, connections]) => ({ name, connections, slot: dbToSlot.get(name) ?? null }))
     .sort((a, b) => b.connections - a.connections || a.name.localeCompare(b.name));
   const worktrees = Object.entries(health.disk.perEntry)
-    .map(([name, bytes]) => ({ name, bytes, slot: dirToSlot.get(name) ?? null }))
+    .map(([name, bytes]) => ({
+      name,
+      bytes,
+      own: health.disk.perEntryOwn?.[name] ?? bytes,
+      slot: dirToSlot.get(name) ?? null,
+    }))
     .sort((a, b) => b.bytes - a.bytes);
-  return { health, slots, databases, worktrees };
+  return { health, slots, databases, worktrees, sharedBytes: health.disk.shared ?? 0 };
 }
 
 const dur = (ms: number | null) =>
@@ -84,11 +92,20 @@ export function formatReport(r: Report): string {
   else if (!r.databases.length) lines.push('  (PostgreSQL up, no client connections)');
   for (const d of r.databases)
     lines.push(`  ${d.name.padEnd(32)} ${String(d.connections).padStart(4)}  ${d.slot ?? ''}`);
-  lines.push('', 'worktrees under the pool root (bytes, hard links counted once):');
+  lines.push(
+    '',
+    r.sharedBytes
+      ? `worktrees under the pool root (own bytes + an equal share of the ${fmtBytes(r.sharedBytes)} hard-linked between worktrees):`
+      : 'worktrees under the pool root (bytes, hard links counted once):',
+  );
   if (!r.worktrees.length) lines.push('  (none)');
   for (const w of r.worktrees)
     lines.push(
-      `  ${w.name.padEnd(32)} ${fmtBytes(w.bytes).padStart(9)}  ${w.slot ? '' : '(not a slot)'}`,
+      `  ${w.name.padEnd(32)} ${fmtBytes(w.bytes).padStart(9)}` +
+        (r.sharedBytes ? `  (own ${fmtBytes(w.own)})` : '') +
+        (w.slot ? '' : '  (not a slot)'),
     );
+  if (r.sharedBytes)
+    lines.push(`  ${'shared (counted once)'.padEnd(32)} ${fmtBytes(r.sharedBytes).padStart(9)}`);
   return lines.join('\n');
 }

@@ -30,12 +30,15 @@ describe('disk', () => {
     const m = await measureTree(root);
     const du = Number(execFileSync('du', ['-sb', root], { encoding: 'utf8' }).split('\t')[0]);
     expect(m.bytes).toBe(du);
-    // The shared megabyte is attributed to one slot only.
-    const withBig = [...m.perEntry.values()].filter((b) => b > 1_000_000);
-    expect(withBig).toHaveLength(1);
-    // Everything but the root directory's own inode belongs to a top-level entry.
+    // The shared megabyte is reported as shared, and half of it is in each slot's figure.
+    expect(m.shared).toBe(1_000_000);
     const rootSize = (await fs.stat(root)).size;
-    expect(m.perEntry.get('wt-1')! + m.perEntry.get('wt-2')! + rootSize).toBe(m.bytes);
+    const own1 = m.perEntryOwn.get('wt-1')!;
+    const own2 = m.perEntryOwn.get('wt-2')!;
+    expect(own1).toBe(own2);
+    expect(own1 + own2 + m.shared + rootSize).toBe(m.bytes);
+    expect(m.perEntry.get('wt-1')).toBe(own1 + 500_000);
+    expect(m.perEntry.get('wt-2')).toBe(own2 + 500_000);
     const fsInfo = await freeSpace(path.join(root, 'does', 'not', 'exist'));
     expect(fsInfo!.free).toBeGreaterThan(0);
     expect(fsInfo!.total).toBeGreaterThanOrEqual(fsInfo!.free);

@@ -5,6 +5,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, promises as fs } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
@@ -120,12 +121,21 @@ describe.skipIf(!HAVE_CHROMIUM)('monitor serve in headless chromium', () => {
     await page.evaluate(() => ((globalThis as unknown as { marker: number }).marker = 42));
 
     const acq = await pool('acquire', 'agent-7', 'task-17', '--json');
+    // Taken when the CLI has exited: the page's latency is measured from here.
+    const cliExitedAt = Date.now();
     expect(acq.code).toBe(0);
-    const lease = acq.json<{ slot: string; acquiredAt: string }>();
-    const seenAt = Date.now();
-    await expect
-      .poll(() => slotRow(lease.slot).getAttribute('data-state'), { timeout: 20_000 })
-      .toBe('leased');
+    const lease = acq.json<{ slot: string; token: number; acquiredAt: string }>();
+    // The page stamps, by its own clock, when it first rendered the lease: the wait below is
+    // the test's, the figure is the product's (server watch, document, push, render).
+    const seen = await page.waitForFunction(
+      (key) => (globalThis as unknown as { leaseSeenAt: Record<string, string> }).leaseSeenAt[key],
+      `${lease.slot}#${lease.token}`,
+      { timeout: 20_000 },
+    );
+    const latency = Date.parse((await seen.jsonValue()) as string) - cliExitedAt;
+    console.info(`slot on the page ${latency} ms after the CLI exited`);
+    expect(latency).toBeLessThan(2000);
+    expect(await slotRow(lease.slot).getAttribute('data-state')).toBe('leased');
     await expect.poll(() => slotRow(lease.slot).textContent()).toContain('agent-7');
     const firstDoc = await page.evaluate(
       (slot) =>
@@ -139,7 +149,6 @@ describe.skipIf(!HAVE_CHROMIUM)('monitor serve in headless chromium', () => {
       lease.slot,
     );
     expect(firstDoc).toMatchObject({ lease: { agent: 'agent-7', task: 'task-17' } });
-    console.info(`slot on the page ${Date.now() - seenAt} ms after the CLI returned`);
     await expect.poll(bandUsed).toBe(1);
     expect(await page.locator('#slots').textContent()).toContain('task-17');
 
@@ -153,19 +162,6 @@ describe.skipIf(!HAVE_CHROMIUM)('monitor serve in headless chromium', () => {
       42,
     );
   }, 120_000);
-
-  it('pushes a change within 2 s of the registry write (the document time, not the paint)', async () => {
-    const acq = await pool('acquire', 'agent-8', 'task-18', '--json');
-    const lease = acq.json<{ slot: string; token: number; acquiredAt: string }>();
-    const at = await page.waitForFunction(
-      (key) => (globalThis as unknown as { leaseSeenAt: Record<string, string> }).leaseSeenAt[key],
-      `${lease.slot}#${lease.token}`,
-      { timeout: 20_000 },
-    );
-    const docAt = Date.parse((await at.jsonValue()) as string);
-    expect(docAt - Date.parse(lease.acquiredAt)).toBeLessThan(2000);
-    expect((await pool('release', lease.slot, 'agent-8')).code).toBe(0);
-  }, 60_000);
 
   it('reconnects after the server restarts and keeps updating', async () => {
     const port = served!.port;
@@ -190,8 +186,8 @@ describe.skipIf(!HAVE_CHROMIUM)('monitor serve in headless chromium', () => {
     expect(slots.metrics.find((m) => m.labels?.state === 'all')?.value).toBe('2');
     const leases = byName.get('wtpool_lease_duration_seconds')!;
     expect(leases.type).toBe('SUMMARY');
-    // Three leases were taken and released above.
-    expect(Number(leases.metrics[0]!.count)).toBe(3);
+    // Two leases were taken and released above.
+    expect(Number(leases.metrics[0]!.count)).toBe(2);
     expect(
       byName.get('wtpool_redis_band')!.metrics.find((m) => m.labels?.kind === 'used')?.value,
     ).toBe('0');
@@ -229,6 +225,28 @@ describe.skipIf(!HAVE_CHROMIUM)('monitor serve in headless chromium', () => {
       await expect.poll(() => p2.locator('#slots tr[data-slot="wt-1"]').count()).toBe(1);
       await p2.close();
       // Actions need the token even on loopback; with it, a heartbeat goes through the pool.
+      // Bound to every interface: refused without the token whichever address is used,
+      // the machine's own non-loopback ones included.
+      const wide = await startServe(repo.dir, ['--port', '0', '--host', '0.0.0.0']);
+      try {
+        const addrs = [
+          '127.0.0.1',
+          ...Object.values(os.networkInterfaces())
+            .flat()
+            .filter((a) => a && a.family === 'IPv4' && !a.internal)
+            .map((a) => a!.address),
+        ];
+        for (const a of addrs) {
+          const r = await fetch(`http://${a}:${wide.port}/api/status`);
+          expect(r.status, a).toBe(401);
+          const ok2 = await fetch(`http://${a}:${wide.port}/api/status`, {
+            headers: { Authorization: `Bearer ${wide.token}` },
+          });
+          expect(ok2.status, a).toBe(200);
+        }
+      } finally {
+        await stopServe(wide);
+      }
       const unauth = await fetch(new URL('/api/actions/scale-out', served!.url), {
         method: 'POST',
         headers: { 'Content-Type': 'application/json' },
