@@ -29,6 +29,7 @@ import {
   time,
   type Row,
 } from './harness.js';
+import { leaseStoreRows } from './pool-fleet.js';
 import { GIT_ENV as TEST_GIT_ENV } from '@wtpool/testkit';
 
 const execFileP = promisify(execFile);
@@ -367,5 +368,6 @@ export async function run(): Promise<void> {
     rows.push(...(await cliAcquireOnly(tmpfs)));
     rows.push(...(await init(tmpfs)));
   }
+  rows.push(...(await leaseStoreRows())); // Redis lease store beside the file store (pool-fleet.ts)
   report('pool', rows);
 }

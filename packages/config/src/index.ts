@@ -11,6 +11,7 @@ export {
   slotId,
   slotNumber,
   slotNames,
+  fleetHost,
   checkName,
   checkTask,
   checkDatabaseName,
@@ -24,3 +25,5 @@ export {
 export type { SlotNames } from './naming.js';
 export { renderConfigDocs } from './docs.js';
 export { integrationStateDir, integrationWorktrees } from './integration.js';
+export { fleetKeys, fleetRepoId } from './fleet.js';
+export type { FleetKeys } from './fleet.js';

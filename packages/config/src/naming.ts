@@ -4,6 +4,8 @@
  * two places can disagree. Every name from a user (agent, task, identity) is checked or
  * slugged here before it can reach a shell, a path, a branch or SQL.
  */
+import { createHash } from 'node:crypto';
+import os from 'node:os';
 import path from 'node:path';
 import { usageError, configError } from '@wtpool/core';
 import type { Config } from './schema.js';
@@ -125,6 +127,48 @@ export function checkDatabaseName(name: string): string {
   return name;
 }
 
+const FLEET_HOST = /^[a-z0-9][a-z0-9-]{0,31}$/;
+
+/**
+ * This machine's id in the fleet: `fleet.host`, else the hostname's first label lowercased.
+ * ≤ 32 of [a-z0-9-]; a hostname that does not fit is refused (exit 3) naming `fleet.host`.
+ */
+export function fleetHost(config: Config, hostname: string = os.hostname()): string {
+  const host = config.fleet.host ?? hostname.split('.')[0]!.toLowerCase();
+  if (!FLEET_HOST.test(host)) {
+    throw configError(
+      `fleet.host: the hostname ${JSON.stringify(host)} is not a fleet host id (at most 32 of [a-z0-9-], starting with a letter or digit)`,
+      { hint: 'set fleet.host in pool.config.yaml (or WTPOOL_FLEET_HOST)' },
+    );
+  }
+  return host;
+}
+
+/**
+ * The host part of a database name (backend redis only, where databases are fleet-unique):
+ * `-` becomes `_` (host ids have no `_`, so this stays one-to-one); when `<prefix>_<host>_<tail>`
+ * would pass 63 bytes the host part is cut and suffixed with 6 hex of its hash.
+ */
+function dbHostPart(config: Config, tail: string): string | null {
+  if (config.store.backend !== 'redis') return null;
+  const host = fleetHost(config);
+  const part = host.replace(/-/g, '_');
+  const room = 63 - config.postgres.dbPrefix.length - tail.length - 2;
+  if (part.length <= room) return part;
+  const hash = createHash('sha256').update(host).digest('hex').slice(0, 6);
+  return `${part.slice(0, Math.max(1, room - 7))}_${hash}`;
+}
+
+/** `<dbPrefix>_<tail>`, or `<dbPrefix>_<host>_<tail>` when the pool is a fleet (store.backend redis). */
+function databaseName(config: Config, tail: string): string {
+  const host = dbHostPart(config, tail);
+  return checkDatabaseName(
+    host === null
+      ? `${config.postgres.dbPrefix}_${tail}`
+      : `${config.postgres.dbPrefix}_${host}_${tail}`,
+  );
+}
+
 export function slotNames(
   config: Config,
   repo: RepoPaths,
@@ -152,7 +196,7 @@ export function slotNames(
     path: path.join(poolRoot(config, repo), sid),
     branchPrefix,
     branch: (slug: string) => `${branchPrefix}${slug}`,
-    database: checkDatabaseName(`${config.postgres.dbPrefix}_wt${n}`),
+    database: databaseName(config, `wt${n}`),
     beadsPrefix: beadsPrefix ? `${beadsPrefix}-${sid}` : null,
     ports,
     leaseFile: path.join(repo.stateDir, 'leases', `${sid}.json`),
@@ -176,7 +220,7 @@ export function orphanRescueRefPrefix(dirName: string): string {
 
 /** Template database name for a migrations hash. */
 export function templateDatabase(config: Config, hash: string): string {
-  return checkDatabaseName(`${config.postgres.dbPrefix}_tpl_${hash.slice(0, 12).toLowerCase()}`);
+  return databaseName(config, `tpl_${hash.slice(0, 12).toLowerCase()}`);
 }
 
 /** A URL with a different path (database) — used for DATABASE_URL and REDIS_URL. */

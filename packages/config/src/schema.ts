@@ -302,6 +302,41 @@ export const SCHEMA = {
         'per-path gates: path glob → { build, typecheck, test } commands for changes under it (a check left out uses the default; see docs/gates.md)',
     },
   },
+  store: {
+    backend: {
+      type: 'enum',
+      default: 'file',
+      values: ['file', 'redis'],
+      description:
+        'where the lease store lives: `file` (state files under .git/wtpool, one machine) or `redis` (one pool over several machines, docs/fleet.md)',
+    },
+    url: {
+      type: 'string',
+      default: null,
+      nullable: true,
+      description: 'Redis URL of the lease store (backend redis), e.g. redis://10.0.0.5:6379/0',
+      check: urlProblem(['redis:', 'rediss:']),
+    },
+    hostTtl: {
+      type: 'duration',
+      default: '2m',
+      min: 2000,
+      description:
+        'backend redis: a host none of whose pool processes (commands, waiters, `monitor daemon`) reached Redis for this long is lost: its leases expire, its services are reclaimed',
+    },
+  },
+  fleet: {
+    host: {
+      type: 'string',
+      default: null,
+      nullable: true,
+      env: 'WTPOOL_FLEET_HOST',
+      description:
+        "this machine's id in the fleet (default: the hostname's first label, lowercased); names its slots, databases and keys",
+      pattern: /^[a-z0-9][a-z0-9-]{0,31}$/,
+      patternHint: 'lowercase letters, digits and -, at most 32',
+    },
+  },
   monitor: {
     interval: {
       type: 'duration',
@@ -398,6 +433,8 @@ export interface Config {
     setup: string | null;
     paths: PathGates;
   };
+  store: { backend: 'file' | 'redis'; url: string | null; hostTtl: number };
+  fleet: { host: string | null };
   monitor: {
     interval: number;
     leaseAlertAfter: number;

@@ -211,6 +211,11 @@ export function validateConfig(raw: unknown, source: string, env: NodeJS.Process
       `${source}: scale.min (${cfg.scale.min}) is larger than scale.max (${cfg.scale.max})`,
     );
   }
+  if (cfg.store.backend === 'redis' && !cfg.store.url) {
+    throw configError(`${source}: store.url is required when store.backend is redis`, {
+      hint: "set store.url to the fleet's Redis, e.g. redis://10.0.0.5:6379/0",
+    });
+  }
   if (cfg.monitor.thresholds.DB_CONN_WARN > cfg.monitor.thresholds.DB_CONN_ERROR) {
     throw configError(`${source}: monitor.thresholds.DB_CONN_WARN is above DB_CONN_ERROR`);
   }

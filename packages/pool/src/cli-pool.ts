@@ -13,6 +13,7 @@ import {
 } from '@wtpool/core';
 import { WorktreePool } from './pool.js';
 import { formatStatus } from './status.js';
+import { acquireAnyHost, fleetCommand, fleetDispatch, withHost } from './fleet-cli.js';
 
 function open(ctx: CommandContext): WorktreePool {
   const pool = new WorktreePool({ repo: ctx.repo, config: ctx.config });
@@ -140,13 +141,24 @@ export const spec: CliSpec = {
           min: 1,
           description: 'the lease ends at once when this process dies',
         },
+        {
+          name: 'any-host',
+          type: 'boolean',
+          description:
+            'a slot on whichever host of the fleet frees one first (store.backend redis; prints the host)',
+        },
       ],
       async run(ctx) {
-        const lease = await open(ctx).lease({
+        const pool = open(ctx);
+        if (ctx.opts['any-host'] === true) {
+          const got = await acquireAnyHost(pool, leaseArgs(ctx));
+          return ctx.out.result(got, `${got.host} ${got.path}`);
+        }
+        const lease = await pool.lease({
           ...leaseArgs(ctx),
           holderPid: num(ctx.opts['holder-pid']),
         });
-        ctx.out.result(lease, lease.path);
+        ctx.out.result(withHost(pool, lease), lease.path);
       },
     },
     {
@@ -162,11 +174,13 @@ export const spec: CliSpec = {
         },
       ],
       async run(ctx) {
-        const r = await open(ctx).release({
+        const pool = open(ctx);
+        const r = await pool.release({
           slot: String(ctx.args.slot),
           agent: String(ctx.args.agent),
           force: ctx.opts.force === true,
         });
+        await fleetDispatch(pool); // the freed slot may serve an --any-host waiter
         ctx.out.result(r, () =>
           [
             `released ${r.slot}`,
@@ -260,7 +274,15 @@ export const spec: CliSpec = {
       name: 'status',
       aliases: ['list'],
       summary: 'slots, leases, queue, capacity',
+      options: [
+        {
+          name: 'fleet',
+          type: 'boolean',
+          description: 'every host of the fleet, its slots and leases (store.backend redis)',
+        },
+      ],
       async run(ctx) {
+        if (ctx.opts.fleet === true) return fleetCommand(open(ctx), ctx);
         const s = await open(ctx).getStatus();
         ctx.out.result(s, () => formatStatus(s));
       },

@@ -23,7 +23,11 @@ afterEach(async () => {
 async function setup(yaml: string) {
   const repo = await makeTempRepo();
   repos.push(repo);
-  await fs.writeFile(path.join(repo.dir, 'pool.config.yaml'), yaml);
+  // cli-redis.slow.test.ts runs these races again on the Redis lease store.
+  await fs.writeFile(
+    path.join(repo.dir, 'pool.config.yaml'),
+    yaml + (process.env.WTPOOL_TEST_STORE_YAML ?? ''),
+  );
   const pool = (...args: string[]) => {
     const dd = args.indexOf('--');
     const at = dd === -1 ? args.length : dd;
@@ -247,9 +251,10 @@ describe('pool CLI races (real processes)', () => {
     const lease = (await pool('acquire', 'ag', 'work', '--json')).json<AcquireResult>();
     await fs.writeFile(path.join(lease.path, 'README.md'), 'dirty\n');
     const registry = async () => {
-      const { data } = JSON.parse(
-        await fs.readFile(path.join(repo.dir, '.git/wtpool/state.json'), 'utf8'),
-      );
+      // The Redis store (cli-redis.slow.test.ts) keeps its last commit in fleet-mirror.json.
+      const file = process.env.WTPOOL_TEST_STORE_YAML ? 'fleet-mirror.json' : 'state.json';
+      const j = JSON.parse(await fs.readFile(path.join(repo.dir, '.git/wtpool', file), 'utf8'));
+      const data = j.data ?? j.doc;
       return JSON.stringify([data.slots, data.queue, data.kept]);
     };
     const stateBefore = await registry();

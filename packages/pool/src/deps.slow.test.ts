@@ -118,7 +118,7 @@ describe('dependencies of a pnpm workspace without node_modules in the main chec
 
   // ISSUE 11 (acquire names broken slots): enable once `acquire` says which slots are broken
   // and the repair command (another helper's change to acquire.ts).
-  it.skip('acquire --no-wait names the broken slots and the repair command', async () => {
+  it('acquire --no-wait names the broken slots and the repair command', async () => {
     const { pool } = await project({ stale: true });
     expect((await pool(['init'])).code).toBe(1);
     const acq = await pool(['acquire', 'agent-1', 'task', '--no-wait']);

@@ -5,6 +5,8 @@ export { toStatus, formatStatus } from './status.js';
 export { doctor } from './pool.js';
 export type { LeaseStore } from './lease-store.js';
 export { FileLeaseStore } from './file-lease-store.js';
+export { RedisLeaseStore } from './redis-lease-store.js';
+export { createStore } from './fleet.js';
 export type { DoctorReport, Problem } from './doctor.js';
 export { runInSlot } from './run.js';
 export { leaseLogPath, readLeaseLog, LEASE_LOG_MAX } from './lease-log.js';

@@ -29,7 +29,11 @@ async function setup(
 ) {
   const repo = await makeTempRepo(files ? { files } : {});
   repos.push(repo);
-  await fs.writeFile(path.join(repo.dir, 'pool.config.yaml'), yaml);
+  // pool-redis.slow.test.ts runs these scenarios again on the Redis lease store.
+  await fs.writeFile(
+    path.join(repo.dir, 'pool.config.yaml'),
+    yaml + (process.env.WTPOOL_TEST_STORE_YAML ?? ''),
+  );
   const pool = new WorktreePool({ repo: repo.dir }, clock ? { clock: clock.now } : {});
   return { repo, pool, clock: clock! };
 }

@@ -33,7 +33,7 @@ import {
   type Reporter,
 } from './context.js';
 import type { DoctorReport } from './doctor.js';
-import { FileLeaseStore } from './file-lease-store.js';
+import { createStore } from './fleet.js';
 import type { LeaseStore } from './lease-store.js';
 import { runPlan } from './plan-runner.js';
 import { procAlive } from './proc.js';
@@ -92,7 +92,7 @@ export class WorktreePool {
     this.loaded = isLoaded(opts) ? opts : loadConfig(opts);
     this.config = this.loaded.config;
     this.repo = this.loaded.repo;
-    this.store = new FileLeaseStore(this.repo.stateDir);
+    this.store = createStore(this.loaded);
     const ctx: PoolContext = {
       loaded: this.loaded,
       config: this.config,

@@ -9,10 +9,13 @@ import { depsProvider } from './deps.js';
 export type { SlotProvider, ProviderContext, LeaseInfo } from './provider.js';
 export type { Capacity, BandState, BandEvent } from './redis.js';
 export { redisCapacity, bandStore, flushIndex } from './redis.js';
+export { RedisBandStore, bandFor, bandOwner } from './fleet-band.js';
+export type { BandStore } from './fleet-band.js';
 export { provisionRedis, withDatabases } from './provision-redis.js';
 export type { ProvisionRedisOptions, ProvisionRedisResult } from './provision-redis.js';
 export {
   cloneDatabase,
+  dropDatabase,
   ensureTemplate,
   migrationsHash,
   quoteIdent,

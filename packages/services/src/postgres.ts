@@ -116,7 +116,7 @@ async function terminateBackends(c: pg.Client, name: string): Promise<void> {
   );
 }
 
-async function dropDatabase(c: pg.Client, name: string): Promise<void> {
+export async function dropDatabase(c: pg.Client, name: string): Promise<void> {
   const info = await dbInfo(c, name);
   if (!info) return;
   if (info.datistemplate) await c.query(`ALTER DATABASE ${quoteIdent(name)} IS_TEMPLATE false`);
@@ -177,7 +177,7 @@ export async function ensureTemplate(
         await c.query(
           `ALTER DATABASE ${quoteIdent(name)} IS_TEMPLATE true ALLOW_CONNECTIONS false`,
         );
-        await dropStaleTemplates(c, config.postgres.dbPrefix, name);
+        await dropStaleTemplates(c, name.slice(0, name.lastIndexOf('_tpl_')), name);
         await hooks.event?.('template-build', { template: name, hash });
         return { name, hash, built: true };
       }),

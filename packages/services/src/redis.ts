@@ -10,6 +10,7 @@ import { capacityError, serviceUnavailableError } from '@wtpool/core';
 import type { Config, LoadedConfig, RepoPaths } from '@wtpool/config';
 import { urlWithPath } from '@wtpool/config';
 import { JsonStore } from '@wtpool/lock';
+import { bandFor, bandOwner } from './fleet-band.js';
 import type { ProviderContext, SlotProvider } from './provider.js';
 import { physicalDatabases, redisPipeline, RedisReplyError, type Reply } from './resp.js';
 
@@ -154,36 +155,41 @@ export function redisProvider(config: Config): SlotProvider {
     async lease(ctx) {
       // Reachability and the ceiling first: if Redis is down, nothing is allocated.
       const physical = await physicalDatabases(url);
-      const store = bandStore(ctx.repo);
-      const got = await store.update((d) => allocate(r, d, ctx.names.id, physical));
+      const store = bandFor(config, ctx.repo);
+      const got = await store.update((d) =>
+        allocate(r, d, bandOwner(config, ctx.names.id), physical),
+      );
       try {
         await flushIndex(url, got.index);
       } catch (e) {
-        await store.update((d) => void free(r, d, ctx.names.id));
+        await store.update((d) => void free(r, d, bandOwner(config, ctx.names.id)));
         throw e;
       }
       if (got.event) await emit(ctx, [got.event]);
       return env(got.index);
     },
     async env(ctx) {
-      const index = indexOf(await bandStore(ctx.repo).read(), ctx.names.id);
+      const index = indexOf(
+        await bandFor(config, ctx.repo).read(),
+        bandOwner(config, ctx.names.id),
+      );
       return index === undefined ? {} : env(index);
     },
     async release(ctx) {
-      const store = bandStore(ctx.repo);
-      const index = indexOf(await store.read(), ctx.names.id);
+      const store = bandFor(config, ctx.repo);
+      const index = indexOf(await store.read(), bandOwner(config, ctx.names.id));
       if (index === undefined) return;
       // Flush before freeing: if Redis is down the index stays allocated (never reused dirty).
       await flushIndex(url, index);
-      const events = await store.update((d) => free(r, d, ctx.names.id));
+      const events = await store.update((d) => free(r, d, bandOwner(config, ctx.names.id)));
       await emit(ctx, events);
     },
     async destroy(ctx) {
       await this.release!(ctx);
     },
     async check(ctx) {
-      const d = await bandStore(ctx.repo).read();
-      const index = indexOf(d, ctx.names.id);
+      const d = await bandFor(config, ctx.repo).read();
+      const index = indexOf(d, bandOwner(config, ctx.names.id));
       if (index !== undefined && d.physical !== null && index >= d.physical) {
         return [`Redis DB ${index} of ${ctx.names.id} is past the physical ceiling ${d.physical}`];
       }
@@ -196,7 +202,7 @@ export function redisProvider(config: Config): SlotProvider {
 export async function redisCapacity(loaded: LoadedConfig): Promise<Capacity | null> {
   const r = loaded.config.redis;
   if (!r.url) return null;
-  const d = await bandStore(loaded.repo).read();
+  const d = await bandFor(loaded.config, loaded.repo).read();
   let physical = d.physical;
   try {
     physical = await physicalDatabases(r.url);

@@ -1,0 +1,270 @@
+/**
+ * The fleet (store.backend redis, docs/fleet.md): choosing the lease store, the hosts sharing
+ * one pool through it, telling the lost ones and reclaiming their services.
+ *
+ * A host beats (`<fleet>:hosts`, server ms) on every read and commit of its registry: any
+ * command, every waiter (also on its watch timer), the `monitor daemon` on each sample. A host
+ * none of whose processes reached Redis for `store.hostTtl` is lost. Any live host that looks
+ * (each of its processes at most every hostTtl/3) claims it in `<fleet>:lost` with one script,
+ * expires its leases (their records are moved aside), flushes the Redis DBs it held and drops
+ * its slot databases. Its worktrees stay on it: when it comes back, its first transaction
+ * marks all its slots broken (redis-lease-store.ts returnFromLost), so they are re-provisioned
+ * with fresh services, and its own `doctor` rescues the work in them.
+ */
+import { fleetKeys, slotNames, type Config, type LoadedConfig } from '@wtpool/config';
+import { redact, serviceUnavailableError } from '@wtpool/core';
+import {
+  bandFor,
+  dropDatabase,
+  flushIndex,
+  redisPipeline,
+  RedisReplyError,
+  withAdmin,
+  type Reply,
+} from '@wtpool/services';
+import { FileLeaseStore } from './file-lease-store.js';
+import type { LeaseStore } from './lease-store.js';
+import { RedisLeaseStore } from './redis-lease-store.js';
+import type { PoolState, SlotState } from './types.js';
+
+/** The lease store the configuration names: files under .git/wtpool (default) or Redis. */
+export function createStore(loaded: LoadedConfig): LeaseStore {
+  if (loaded.config.store.backend !== 'redis') return new FileLeaseStore(loaded.repo.stateDir);
+  const store = new RedisLeaseStore(loaded);
+  store.housekeeping = () => reclaimLostHosts(loaded, store).then(() => undefined);
+  return store;
+}
+
+/** How long a claimed but unfinished reclaim (its reclaimer died) waits before another host retries it. */
+export const RECLAIM_RETRY_MS = 60_000;
+
+/**
+ * KEYS hosts lost; ARGV me ttlMs retryMs → the hosts this caller now reclaims: stale ones not
+ * yet lost, or lost ones whose reclaim was left unfinished for retryMs.
+ */
+const MARK_LOST = `local t = redis.call('TIME'); local now = t[1] * 1000 + math.floor(t[2] / 1000)
+local h = redis.call('HGETALL', KEYS[1])
+local out = {}
+for i = 1, #h, 2 do
+  local host, seen = h[i], tonumber(h[i + 1])
+  if host ~= ARGV[1] and now - seen > tonumber(ARGV[2]) then
+    local cur = redis.call('HGET', KEYS[2], host)
+    local d = cur and cjson.decode(cur)
+    if not d or (not d.done and now - d.at > tonumber(ARGV[3])) then
+      redis.call('HSET', KEYS[2], host, cjson.encode({at = now, by = ARGV[1], done = false, seen = seen}))
+      table.insert(out, host)
+    end
+  end
+end
+return out`;
+
+/** KEYS lost; ARGV host me → marks the reclaim of host done (if we still own it). */
+const RECLAIMED = `local cur = redis.call('HGET', KEYS[1], ARGV[1])
+if not cur then return 0 end
+local d = cjson.decode(cur)
+if d.by ~= ARGV[2] then return 0 end
+d.done = true
+redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(d))
+return 1`;
+
+async function cmd(url: string, ...args: (string | number)[]): Promise<Reply> {
+  const [r] = await redisPipeline(url, [args]);
+  if (r instanceof RedisReplyError) {
+    throw serviceUnavailableError(`Redis at ${redact(url)} refused ${args[0]}: ${r.message}`);
+  }
+  return r!;
+}
+
+/** The config of another host of the fleet (its database names come from the same function). */
+const asHost = (config: Config, host: string): Config => ({ ...config, fleet: { host } });
+
+export interface Reclaimed {
+  host: string;
+  redisDbs: number[];
+  databases: string[];
+  leases: number;
+}
+
+/**
+ * Marks the hosts past their TTL lost and reclaims their services: lease records moved aside
+ * (their leases expire), their Redis DBs flushed and freed, their slot databases dropped.
+ */
+export async function reclaimLostHosts(
+  loaded: LoadedConfig,
+  store: RedisLeaseStore,
+): Promise<Reclaimed[]> {
+  const { config, repo } = loaded;
+  const url = config.store.url!;
+  const k = store.keys;
+  const claimed = (await cmd(
+    url,
+    'EVAL',
+    MARK_LOST,
+    2,
+    `${k.fleet}:hosts`,
+    `${k.fleet}:lost`,
+    k.hostId,
+    config.store.hostTtl,
+    RECLAIM_RETRY_MS,
+  )) as string[];
+  const out: Reclaimed[] = [];
+  for (const host of claimed) {
+    const hk = `${k.fleet}:h:${host}`;
+    // Its leases expire: no token of it can be checked valid any more.
+    const leases = Number(await cmd(url, 'HLEN', `${hk}:leases`));
+    if (leases) await cmd(url, 'RENAME', `${hk}:leases`, `${hk}:leases-lost`);
+    const r: Reclaimed = { host, redisDbs: [], databases: [], leases };
+    if (config.redis.url) {
+      const band = bandFor(config, repo);
+      const prefix = `${host}/`;
+      const held = Object.entries((await band.read()).alloc)
+        .filter(([, owner]) => owner.startsWith(prefix))
+        .map(([i]) => Number(i));
+      // Flush before freeing: an index is never handed out again dirty.
+      for (const i of held) await flushIndex(config.redis.url, i);
+      await band.update((d) => {
+        for (const [i, owner] of Object.entries(d.alloc)) {
+          if (owner.startsWith(prefix)) delete d.alloc[i];
+        }
+      });
+      r.redisDbs = held.sort((a, b) => a - b);
+    }
+    if (config.postgres.url) {
+      const doc = (await cmd(url, 'HGET', `${hk}:reg`, 'doc')) as string | null;
+      const st = doc ? (JSON.parse(doc) as PoolState) : undefined;
+      const other = asHost(config, host);
+      const names = Object.values(st?.slots ?? {}).map((s) => slotNames(other, repo, s.n).database);
+      await withAdmin(config.postgres.url, async (c) => {
+        for (const db of names) await dropDatabase(c, db);
+      });
+      r.databases = names.sort();
+    }
+    await cmd(url, 'EVAL', RECLAIMED, 1, `${k.fleet}:lost`, host, k.hostId);
+    await cmd(url, 'PUBLISH', `${k.fleet}:changed`, `lost ${host}`);
+    out.push(r);
+  }
+  return out;
+}
+
+export interface FleetSlot {
+  id: string;
+  state: SlotState | 'lost';
+  lease: { agent: string; task: string; priority: number; token: number; expiresAt: string } | null;
+}
+
+export interface FleetHost {
+  id: string;
+  lastSeen: string | null;
+  state: 'live' | 'lost';
+  slots: FleetSlot[];
+}
+
+export interface FleetStatus {
+  hosts: FleetHost[];
+  capacity: {
+    hosts: number;
+    live: number;
+    slots: number;
+    ready: number;
+    leased: number;
+    waiters: number;
+    /** Fleet-wide PostgreSQL budget: every slot database's CONNECTION LIMIT, summed. */
+    dbConnections: number | null;
+  };
+}
+
+/** Every host of the fleet, its slots and leases (a lost host's slots show `lost`). */
+export async function fleetStatus(
+  loaded: LoadedConfig,
+  store: RedisLeaseStore,
+): Promise<FleetStatus> {
+  const { config } = loaded;
+  const url = config.store.url!;
+  const k = fleetKeys(config, loaded.repo);
+  const [hostsR, lostR, timeR] = await redisPipeline(url, [
+    ['HGETALL', `${k.fleet}:hosts`],
+    ['HGETALL', `${k.fleet}:lost`],
+    ['TIME'],
+  ]);
+  if (hostsR instanceof RedisReplyError) throw serviceUnavailableError(hostsR.message);
+  const pairs = (r: Reply) => {
+    const flat = Array.isArray(r) ? (r as string[]) : [];
+    const m = new Map<string, string>();
+    for (let i = 0; i + 1 < flat.length; i += 2) m.set(flat[i]!, flat[i + 1]!);
+    return m;
+  };
+  const seen = pairs(hostsR!);
+  const lost = pairs(lostR!);
+  const t = timeR as string[];
+  const now = Number(t[0]) * 1000 + Math.floor(Number(t[1]) / 1000);
+  const ids = [...new Set([...seen.keys(), ...lost.keys(), store.hostId])].sort();
+  const docs = await redisPipeline(
+    url,
+    ids.map((h) => ['HGET', `${k.fleet}:h:${h}:reg`, 'doc']),
+  );
+  const waiters = new Map<string, number>();
+  const hosts: FleetHost[] = ids.map((id, i) => {
+    const last = seen.has(id) ? Number(seen.get(id)) : null;
+    const gone =
+      lost.has(id) || (id !== store.hostId && last !== null && now - last > config.store.hostTtl);
+    const doc = typeof docs[i] === 'string' ? (JSON.parse(docs[i] as string) as PoolState) : null;
+    if (!gone) waiters.set(id, doc?.queue.length ?? 0);
+    const slots = Object.values(doc?.slots ?? {})
+      .sort((a, b) => a.n - b.n)
+      .map((s) => ({
+        id: s.id,
+        state: gone ? ('lost' as const) : s.state,
+        lease:
+          !gone && s.lease
+            ? {
+                agent: s.lease.agent,
+                task: s.lease.task,
+                priority: s.lease.priority,
+                token: s.lease.token,
+                expiresAt: s.lease.expiresAt,
+              }
+            : null,
+      }));
+    return {
+      id,
+      lastSeen: last === null ? null : new Date(last).toISOString(),
+      state: gone ? ('lost' as const) : ('live' as const),
+      slots,
+    };
+  });
+  const live = hosts.filter((h) => h.state === 'live');
+  const all = live.flatMap((h) => h.slots);
+  const capacity = {
+    hosts: hosts.length,
+    live: live.length,
+    slots: all.length,
+    ready: all.filter((s) => s.state === 'ready').length,
+    leased: all.filter((s) => s.state === 'leased').length,
+    waiters: [...waiters.values()].reduce((n, w) => n + w, 0),
+    dbConnections: config.postgres.url ? all.length * config.postgres.connectionLimit : null,
+  };
+  return { hosts, capacity };
+}
+
+/** The human view of `status --fleet`. */
+export function formatFleet(f: FleetStatus, me: string): string {
+  const c = f.capacity;
+  const lines = [
+    `fleet: ${c.live}/${c.hosts} hosts live · ${c.slots} slots (${c.ready} ready, ${c.leased} leased) · ${c.waiters} waiting` +
+      (c.dbConnections === null ? '' : ` · ${c.dbConnections} database connections budgeted`),
+  ];
+  for (const h of f.hosts) {
+    lines.push(
+      '',
+      `${h.id}${h.id === me ? ' (this host)' : ''}  ${h.state}  last seen ${h.lastSeen ?? 'never'}`,
+    );
+    if (!h.slots.length) lines.push('  (no slots)');
+    for (const s of h.slots) {
+      const l = s.lease;
+      lines.push(
+        `  ${s.id.padEnd(7)} ${s.state.padEnd(12)} ${l ? `${l.agent}  ${l.task}  p${l.priority}  token ${l.token}` : ''}`.trimEnd(),
+      );
+    }
+  }
+  return lines.join('\n');
+}

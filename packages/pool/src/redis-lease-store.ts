@@ -1,0 +1,493 @@
+/**
+ * The Redis backend of the LeaseStore (contract in lease-store.ts; docs/fleet.md): one pool over
+ * several machines. Every check-and-write is one server-side Lua script, so it is atomic:
+ *
+ * - `<host>:reg` (hash v, doc): this host's registry, committed by COMMIT only when the
+ *   version read is unchanged (compare-and-set), then published on `<host>:changed`.
+ * - `<fleet>:token`: the ONE fencing counter of the fleet. A commit that handed out tokens
+ *   also sets it, only if nobody else moved it since the read, so a token names one lease for
+ *   ever across all hosts. `<fleet>:epoch` marks the counter's life: when Redis lost it
+ *   (restarted without persistence), RESTORE re-seeds it above every token any host can have
+ *   seen (its local mirror, and the server clock in ms, see docs/fleet.md) before anything
+ *   is granted again, and re-registers this host's slots and leases from its local files.
+ * - `<host>:leases` (hash slot → LeaseFile JSON): HSETNX creates, scripts compare the token
+ *   field before replacing, removing or moving aside. Each record is mirrored to the local
+ *   lease file (`leases/<slot>.json`), from which a restarted Redis is re-filled.
+ * - `<fleet>:hosts` (hash host → last heartbeat, server ms): every read and commit of a host
+ *   beats for it; fleet.ts tells the lost ones.
+ *
+ * Redis unreachable: every call throws serviceUnavailableError (exit 6) before anything is
+ * written, and a commit is one script: it happens whole or not at all.
+ */
+import { readFileSync, promises as fs } from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { fleetKeys, type FleetKeys, type LoadedConfig } from '@wtpool/config';
+import { redact, serviceUnavailableError, usageError } from '@wtpool/core';
+import { readJsonFile, StoreConflictError, writeFileAtomic } from '@wtpool/lock';
+import { redisPipeline, RedisReplyError, type Reply } from '@wtpool/services';
+import { createHash } from 'node:crypto';
+import { FileLeaseStore } from './file-lease-store.js';
+import type { LeaseStore } from './lease-store.js';
+import { initialState } from './state.js';
+import type { LeaseFile, PoolState } from './types.js';
+
+/** Server time in ms, inside a script (Redis 7 replicates script effects, so TIME is allowed). */
+const NOW = `local t = redis.call('TIME'); local now = t[1] * 1000 + math.floor(t[2] / 1000)`;
+
+export const SCRIPTS = {
+  /** KEYS reg leases token epoch hosts lost; ARGV host → [v, doc, leases, token, epoch, lost]. */
+  read: `${NOW}
+redis.call('HSET', KEYS[5], ARGV[1], now)
+local r = redis.call('HMGET', KEYS[1], 'v', 'doc')
+return {r[1], r[2], redis.call('HGETALL', KEYS[2]), redis.call('GET', KEYS[3]),
+  redis.call('GET', KEYS[4]), redis.call('HGET', KEYS[6], ARGV[1])}`,
+  /**
+   * KEYS reg token epoch hosts lost; ARGV expectedV doc baseToken newToken epoch host channel
+   * clearLost → new version, -1 (someone committed first), -2 (Redis lost its state since the read).
+   */
+  commit: `${NOW}
+if (redis.call('GET', KEYS[3]) or '') ~= ARGV[5] then return -2 end
+local v = tonumber(redis.call('HGET', KEYS[1], 'v') or '0')
+if v ~= tonumber(ARGV[1]) then return -1 end
+if tonumber(ARGV[4]) > tonumber(ARGV[3]) then
+  if tonumber(redis.call('GET', KEYS[2]) or '0') ~= tonumber(ARGV[3]) then return -1 end
+  redis.call('SET', KEYS[2], ARGV[4])
+end
+redis.call('HSET', KEYS[1], 'v', v + 1, 'doc', ARGV[2])
+redis.call('HSET', KEYS[4], ARGV[6], now)
+if ARGV[8] == '1' then redis.call('HDEL', KEYS[5], ARGV[6]) end
+redis.call('PUBLISH', ARGV[7], v + 1)
+return v + 1`,
+  /**
+   * KEYS reg leases token epoch; ARGV doc version seenToken newEpoch lease… → the counter.
+   * Re-registers the registry and lease records only where Redis has none, and when the
+   * counter's epoch is gone, re-seeds it above the tokens seen and the server clock in ms.
+   */
+  restore: `${NOW}
+if ARGV[1] ~= '' and redis.call('EXISTS', KEYS[1]) == 0 then
+  redis.call('HSET', KEYS[1], 'v', ARGV[2], 'doc', ARGV[1])
+  for i = 5, #ARGV do
+    local l = cjson.decode(ARGV[i])
+    redis.call('HSETNX', KEYS[2], l.slot, ARGV[i])
+  end
+end
+if redis.call('EXISTS', KEYS[4]) == 0 then
+  local seed = math.max(tonumber(ARGV[3]) + 1, now)
+  local cur = tonumber(redis.call('GET', KEYS[3]) or '0')
+  if seed > cur then redis.call('SET', KEYS[3], string.format('%d', seed)) end
+  redis.call('SET', KEYS[4], ARGV[4])
+end
+return redis.call('GET', KEYS[3])`,
+  /** KEYS leases; ARGV slot token doc → 1 replaced, 0 not (absent or another token). */
+  replace: `local cur = redis.call('HGET', KEYS[1], ARGV[1])
+if not cur or cjson.decode(cur).token ~= tonumber(ARGV[2]) then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+return 1`,
+  /** KEYS leases; ARGV slot token ('' = any) → 1 removed. */
+  remove: `local cur = redis.call('HGET', KEYS[1], ARGV[1])
+if not cur then return 0 end
+if ARGV[2] ~= '' and cjson.decode(cur).token ~= tonumber(ARGV[2]) then return 0 end
+redis.call('HDEL', KEYS[1], ARGV[1])
+return 1`,
+  /** KEYS leases aside; ARGV slot tag → 1 moved. */
+  moveAside: `${NOW}
+local cur = redis.call('HGET', KEYS[1], ARGV[1])
+if not cur then return 0 end
+redis.call('HSET', KEYS[2], ARGV[1] .. '.stale-' .. ARGV[2] .. '-' .. now, cur)
+redis.call('HDEL', KEYS[1], ARGV[1])
+return 1`,
+} as const;
+
+type ScriptName = keyof typeof SCRIPTS;
+const SHA = Object.fromEntries(
+  Object.entries(SCRIPTS).map(([k, v]) => [k, createHash('sha1').update(v).digest('hex')]),
+) as Record<ScriptName, string>;
+
+/** Runs a script by its SHA, loading it on NOSCRIPT (first use, or Redis restarted). */
+export async function evalScript(
+  url: string,
+  name: ScriptName,
+  keys: string[],
+  args: (string | number)[],
+): Promise<Reply> {
+  const call = (cmd: 'EVALSHA' | 'EVAL', body: string) =>
+    redisPipeline(url, [[cmd, body, keys.length, ...keys, ...args]]).then((r) => r[0]!);
+  let r = await call('EVALSHA', SHA[name]);
+  if (r instanceof RedisReplyError && r.message.startsWith('NOSCRIPT')) {
+    r = await call('EVAL', SCRIPTS[name]);
+  }
+  if (r instanceof RedisReplyError) {
+    throw serviceUnavailableError(
+      `Redis at ${redact(url)} refused the ${name} script: ${r.message}`,
+      {
+        hint: 'the lease store needs Redis ≥ 7 with EVAL allowed (docs/fleet.md)',
+      },
+    );
+  }
+  return r;
+}
+
+/** The local copy of this host's registry, from which a Redis that lost it is re-filled. */
+interface Mirror {
+  version: number;
+  doc: PoolState;
+  /** The highest fencing token this host has seen in the fleet counter. */
+  seenToken: number;
+}
+
+const MAX_ATTEMPTS = 200;
+
+export class RedisLeaseStore implements LeaseStore {
+  readonly location: string;
+  readonly keys: FleetKeys;
+  private readonly url: string;
+  /** Lease records mirrored as local files (the file backend's, so `doctor` reads them too). */
+  private readonly local: FileLeaseStore;
+  private readonly mirrorFile: string;
+  private readonly k: Record<
+    'reg' | 'leases' | 'aside' | 'token' | 'epoch' | 'hosts' | 'lost' | 'changed',
+    string
+  >;
+  /** Lease tokens read with the registry version being changed (answers leaseToken). */
+  private tokens = new Map<string, number>();
+  private seenToken = 0;
+  /** Looks for lost hosts and reclaims them (fleet.ts); run at most every hostTtl/3. */
+  housekeeping?: () => Promise<void>;
+  private readonly tick: number;
+  private lastHousekeeping = 0;
+
+  constructor(loaded: LoadedConfig, keys: FleetKeys = fleetKeys(loaded.config, loaded.repo)) {
+    this.url = loaded.config.store.url!;
+    this.tick = Math.max(500, Math.floor(loaded.config.store.hostTtl / 3));
+    this.keys = keys;
+    this.location = `${redact(this.url)} ${keys.host}`;
+    this.local = new FileLeaseStore(loaded.repo.stateDir);
+    this.mirrorFile = path.join(loaded.repo.stateDir, 'fleet-mirror.json');
+    const h = keys.host;
+    const f = keys.fleet;
+    this.k = {
+      reg: `${h}:reg`,
+      leases: `${h}:leases`,
+      aside: `${h}:leases-aside`,
+      token: `${f}:token`,
+      epoch: `${f}:epoch`,
+      hosts: `${f}:hosts`,
+      lost: `${f}:lost`,
+      changed: `${h}:changed`,
+    };
+  }
+
+  get hostId(): string {
+    return this.keys.hostId;
+  }
+
+  private async readRaw(): Promise<{
+    version: number;
+    data: PoolState;
+    token: number;
+    epoch: string;
+    lost: boolean;
+  }> {
+    const k = this.k;
+    let r = (await evalScript(
+      this.url,
+      'read',
+      [k.reg, k.leases, k.token, k.epoch, k.hosts, k.lost],
+      [this.keys.hostId],
+    )) as Reply[];
+    if (r[0] === null || r[4] === null) {
+      // Redis has no registry of this host, or lost the fleet counter: re-register first.
+      await this.restore();
+      r = (await evalScript(
+        this.url,
+        'read',
+        [k.reg, k.leases, k.token, k.epoch, k.hosts, k.lost],
+        [this.keys.hostId],
+      )) as Reply[];
+    }
+    const doc = typeof r[1] === 'string' ? (JSON.parse(r[1]) as PoolState) : initialState();
+    const flat = (r[2] as string[]) ?? [];
+    const tokens = new Map<string, number>();
+    for (let i = 0; i + 1 < flat.length; i += 2) {
+      const t = (JSON.parse(flat[i + 1]!) as LeaseFile).token;
+      if (typeof t === 'number') tokens.set(flat[i]!, t);
+    }
+    this.tokens = tokens;
+    const token = Number(r[3] ?? 0);
+    if (token > this.seenToken) this.seenToken = token;
+    return {
+      version: Number(r[0] ?? 0),
+      data: { ...initialState(), ...doc },
+      token,
+      epoch: String(r[4] ?? ''),
+      lost: r[5] !== null && r[5] !== undefined,
+    };
+  }
+
+  /** Re-registers this host's registry and lease records from its local files (docs/fleet.md). */
+  private async restore(): Promise<void> {
+    const mirror = await readJsonFile<Mirror>(this.mirrorFile).catch(() => undefined);
+    const leases = mirror ? await this.local.listLeases() : [];
+    const docs = leases.flatMap((l) => (l.lease ? [JSON.stringify(l.lease)] : []));
+    const seen = Math.max(
+      this.seenToken,
+      mirror?.seenToken ?? 0,
+      mirror?.doc.lastToken ?? 0,
+      ...leases.map((l) => l.lease?.token ?? 0),
+    );
+    const k = this.k;
+    await evalScript(
+      this.url,
+      'restore',
+      [k.reg, k.leases, k.token, k.epoch],
+      [
+        mirror ? JSON.stringify(mirror.doc) : '',
+        mirror ? mirror.version : 0,
+        seen,
+        `${Date.now().toString(36)}-${process.pid}`,
+        ...docs,
+      ],
+    );
+  }
+
+  private async writeMirror(version: number, doc: PoolState): Promise<void> {
+    const cur = await readJsonFile<Mirror>(this.mirrorFile).catch(() => undefined);
+    if (cur && cur.version > version) return; // a newer commit was mirrored first
+    const m: Mirror = { version, doc, seenToken: Math.max(this.seenToken, cur?.seenToken ?? 0) };
+    await writeFileAtomic(this.mirrorFile, JSON.stringify(m) + '\n', { mode: 0o600 });
+  }
+
+  async read(): Promise<PoolState> {
+    return (await this.readRaw()).data;
+  }
+
+  async readVersioned(): Promise<{ version: number; data: PoolState }> {
+    const r = await this.readRaw();
+    return { version: r.version, data: r.data };
+  }
+
+  /** Runs the fleet housekeeping when this process has not for a tick (hostTtl/3). */
+  async housekeep(force = false): Promise<void> {
+    if (!this.housekeeping) return;
+    if (!force && Date.now() - this.lastHousekeeping < this.tick) return;
+    this.lastHousekeeping = Date.now();
+    await this.housekeeping();
+  }
+
+  async transact<R>(fn: (draft: PoolState) => R): Promise<R> {
+    const k = this.k;
+    await this.housekeep();
+    for (let attempt = 0; ; attempt++) {
+      const base = await this.readRaw();
+      const draft = structuredClone(base.data);
+      if (base.lost) returnFromLost(draft);
+      // Tokens come from the fleet counter: start above every token any host handed out.
+      const baseToken = Math.max(base.token, base.data.lastToken);
+      draft.lastToken = baseToken;
+      const result = fn(draft);
+      const doc = JSON.stringify(draft);
+      if (!base.lost && doc === JSON.stringify({ ...base.data, lastToken: baseToken })) {
+        return result; // nothing changed: nothing to commit
+      }
+      const v = Number(
+        await evalScript(
+          this.url,
+          'commit',
+          [k.reg, k.token, k.epoch, k.hosts, k.lost],
+          [
+            base.version,
+            doc,
+            base.token,
+            draft.lastToken,
+            base.epoch,
+            this.keys.hostId,
+            k.changed,
+            base.lost ? '1' : '0',
+          ],
+        ),
+      );
+      if (v > 0) {
+        if (draft.lastToken > this.seenToken) this.seenToken = draft.lastToken;
+        await this.writeMirror(v, draft);
+        return result;
+      }
+      if (attempt >= MAX_ATTEMPTS) throw new StoreConflictError(k.reg, base.version);
+      await new Promise((r) => setTimeout(r, Math.random() * Math.min(50, 2 + attempt * 2)));
+    }
+  }
+
+  private async leaseRecords(): Promise<Map<string, LeaseFile>> {
+    const r = await redisPipeline(this.url, [['HGETALL', this.k.leases]]);
+    if (r[0] instanceof RedisReplyError) throw serviceUnavailableError(r[0].message);
+    const flat = (r[0] as string[]) ?? [];
+    const out = new Map<string, LeaseFile>();
+    for (let i = 0; i + 1 < flat.length; i += 2) {
+      out.set(flat[i]!, JSON.parse(flat[i + 1]!) as LeaseFile);
+    }
+    return out;
+  }
+
+  async readLease(slot: string): Promise<LeaseFile | undefined> {
+    const r = await redisPipeline(this.url, [['HGET', this.k.leases, slotKey(slot)]]);
+    return typeof r[0] === 'string' ? (JSON.parse(r[0]) as LeaseFile) : undefined;
+  }
+
+  leaseToken(slot: string): number | null {
+    return this.tokens.get(slot) ?? null;
+  }
+
+  async createLease(doc: LeaseFile): Promise<boolean> {
+    const r = await redisPipeline(this.url, [
+      ['HSETNX', this.k.leases, slotKey(doc.slot), JSON.stringify(doc)],
+    ]);
+    if (r[0] !== 1) return false;
+    await this.mirrorLease(doc);
+    return true;
+  }
+
+  async replaceLease(doc: LeaseFile): Promise<boolean> {
+    const ok =
+      (await evalScript(
+        this.url,
+        'replace',
+        [this.k.leases],
+        [slotKey(doc.slot), doc.token, JSON.stringify(doc)],
+      )) === 1;
+    if (ok) await this.mirrorLease(doc);
+    return ok;
+  }
+
+  async removeLease(slot: string, token: number | null): Promise<void> {
+    await evalScript(this.url, 'remove', [this.k.leases], [slotKey(slot), token ?? '']);
+    await this.local.removeLease(slot, token);
+  }
+
+  async moveAsideLease(slot: string, tag: string): Promise<void> {
+    await evalScript(this.url, 'moveAside', [this.k.leases, this.k.aside], [slotKey(slot), tag]);
+    await this.local.moveAsideLease(slot, tag);
+  }
+
+  /** The local lease file follows the Redis record (what a restarted Redis is re-filled from). */
+  private async mirrorLease(doc: LeaseFile): Promise<void> {
+    await this.local.removeLease(doc.slot, null);
+    await this.local.createLease(doc);
+  }
+
+  async listLeases(): Promise<{ slot: string; where: string; lease: LeaseFile | undefined }[]> {
+    const recs = await this.leaseRecords();
+    const out: { slot: string; where: string; lease: LeaseFile | undefined }[] = [...recs].map(
+      ([slot, lease]) => ({
+        slot,
+        where: `${redact(this.url)} ${this.k.leases} ${slot}`,
+        lease,
+      }),
+    );
+    // A local lease file with no record in Redis is a stale mirror: doctor sees it too.
+    for (const l of await this.local.listLeases()) if (!recs.has(l.slot)) out.push(l);
+    return out;
+  }
+
+  watch(onChange: () => void): () => void {
+    const stop = subscribe(this.url, [this.k.changed, `${this.keys.fleet}:changed`], onChange);
+    // A waiter keeps its host alive and looks for lost hosts while it waits.
+    const timer = setInterval(() => {
+      this.read()
+        .then(() => this.housekeep())
+        .catch(() => {}); // Redis away: the waiter's own reads report it
+    }, this.tick);
+    timer.unref();
+    return () => {
+      clearInterval(timer);
+      stop();
+    };
+  }
+
+  /** The mirrored registry (no Redis): what this host last committed. */
+  readMirror(): Mirror | undefined {
+    try {
+      return JSON.parse(readFileSync(this.mirrorFile, 'utf8')) as Mirror;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Drops the local mirror files (tests, `pool reset`-like tools). */
+  async forgetMirror(): Promise<void> {
+    await fs.rm(this.mirrorFile, { force: true });
+  }
+}
+
+const slotKey = (slot: string): string => {
+  if (!/^wt-\d+$/.test(slot)) throw usageError(`invalid slot id ${JSON.stringify(slot)}`);
+  return slot;
+};
+
+/**
+ * A host that was marked lost while it was away had its services reclaimed by another host
+ * (databases dropped, Redis DBs flushed) and its leases expired: every slot is marked broken
+ * so the next acquire re-provisions it with its services reset (failures > 0); the worktrees
+ * stay, and `doctor` rescues any work in them.
+ */
+export function returnFromLost(draft: PoolState): void {
+  const now = new Date().toISOString();
+  for (const s of Object.values(draft.slots)) {
+    s.state = 'broken';
+    s.error = 'this host was lost to the fleet; its services were reclaimed';
+    s.errorCode = 'ERR_SERVICE_UNAVAILABLE';
+    s.owner = null;
+    s.lease = null;
+    s.branch = null;
+    s.failures = Math.max(1, s.failures ?? 0);
+    s.retryAt = now;
+  }
+  draft.queue = [];
+}
+
+/**
+ * A pub/sub subscription on its own socket: any message calls onChange (waiters also poll, so
+ * a lost or spurious wake-up is harmless). Reconnects quietly while Redis is away.
+ */
+export function subscribe(url: string, channels: string[], onChange: () => void): () => void {
+  const u = new URL(url);
+  const host = u.hostname.replace(/^\[|\]$/g, '') || '127.0.0.1';
+  const port = Number(u.port || 6379);
+  let stopped = false;
+  let socket: net.Socket | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  const enc = (args: string[]) =>
+    `*${args.length}\r\n` + args.map((a) => `$${Buffer.byteLength(a)}\r\n${a}\r\n`).join('');
+  const connect = () => {
+    if (stopped || u.protocol !== 'redis:') return; // rediss: waiters poll
+    const s = net.connect({ host, port });
+    socket = s;
+    s.on('connect', () => {
+      const pre: string[] = [];
+      if (u.password) {
+        pre.push(
+          enc(
+            u.username
+              ? ['AUTH', decodeURIComponent(u.username), decodeURIComponent(u.password)]
+              : ['AUTH', decodeURIComponent(u.password)],
+          ),
+        );
+      }
+      s.write(pre.join('') + enc(['SUBSCRIBE', ...channels]));
+    });
+    // Subscription confirmations are `subscribe` replies; a published change is a `message`.
+    s.on('data', (chunk: Buffer) => {
+      if (chunk.includes('$7\r\nmessage\r\n')) onChange();
+    });
+    s.on('error', () => {});
+    s.on('close', () => {
+      if (!stopped) timer = setTimeout(connect, 500);
+    });
+    s.unref();
+  };
+  connect();
+  return () => {
+    stopped = true;
+    if (timer) clearTimeout(timer);
+    socket?.destroy();
+  };
+}
