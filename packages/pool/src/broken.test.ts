@@ -36,7 +36,15 @@ describe('broken slots and growth', () => {
     );
     await pool.initialize();
     await fs.writeFile(failFlag, '');
-    for (let i = 0; i < 3; i++) await pool.scaleOut(); // explicit: made, then broken
+    // explicit: made, then broken; each scale out says so (exit 1 naming the slot and its log)
+    for (let i = 0; i < 3; i++) {
+      await expect(pool.scaleOut()).rejects.toMatchObject({
+        exitCode: 1,
+        message: expect.stringMatching(
+          /^pool scale out: no slot is ready; 1 broken \(wt-\d\): deps.command/,
+        ),
+      });
+    }
     const st = await pool.getStatus();
     expect(st.slots.map((s) => s.state)).toEqual(['ready', 'broken', 'broken', 'broken']);
     expect(st.pool.growthStopped?.reason).toMatch(/^3 of 4 slots are broken \(wt-2: deps.command/);
@@ -82,7 +90,11 @@ describe('broken slots and growth', () => {
 
   it('a slot broken by a configuration error (exit 3): a blocking acquire fails at once with that reason', async () => {
     const { pool } = await setup('scale:\n  min: 1\n  max: 4\ndeps:\n  strategy: command\n');
-    await pool.initialize();
+    // init says no slot is ready, with the configuration's exit code
+    await expect(pool.initialize()).rejects.toMatchObject({
+      exitCode: 3,
+      message: expect.stringContaining('deps.strategy is command but deps.command is empty'),
+    });
     const st = await pool.readState();
     expect(st.slots['wt-1']).toMatchObject({ state: 'broken', errorExit: 3 });
     // No timeout would end this wait: only failing fast ends it.

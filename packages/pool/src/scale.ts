@@ -2,7 +2,7 @@
  * Pool size: init (at least N slots, self-healing), scale out/in, refresh, retirement of idle
  * slots, and the housekeeping pass (`cleanup`) mutating commands run.
  */
-import { failure, poolFullError, usageError } from '@wtpool/core';
+import { ExitCode, WtpoolError, poolFullError, usageError } from '@wtpool/core';
 import { event, names, pathOf, pathOfId, tx, type PoolContext } from './context.js';
 import { withGitLock } from './git.js';
 import { procRef } from './proc.js';
@@ -88,8 +88,13 @@ async function failIfNoneReady(ctx: PoolContext, ids: string[], what: string): P
   if (!broken.length) return;
   const first = broken[0]!;
   const list = broken.map((s) => s.id).join(', ');
-  throw failure(
+  // Broken by configuration alone (exit 3, issue 11's errorExit): say so with the config exit code.
+  const exit = broken.every((s) => s.errorExit === ExitCode.CONFIG)
+    ? ExitCode.CONFIG
+    : ExitCode.FAILURE;
+  throw new WtpoolError(
     'ERR_POOL',
+    exit,
     `${what}: no slot is ready; ${broken.length} broken (${list}): ${first.error ?? 'unknown error'}`,
     {
       hint: `fix the cause above, then run \`pool doctor --fix\` (or \`pool init\` again); \`pool status\` lists the broken slots`,
