@@ -149,12 +149,20 @@ export async function runDoctor(ctx: PoolContext, opts: { fix: boolean }): Promi
     problems.push(problem);
     if (opts.fix && !live) {
       const safeName = path.basename(p).replace(/[^A-Za-z0-9._-]/g, '_');
-      await rescueUnsaved(ctx, p, `refs/wtpool/rescue/orphan-${safeName}/`, {
-        path: p,
-        reason: 'orphan-worktree',
-      });
-      await withGitLock(ctx.repo.stateDir, 'worktrees', () => removeWorktree(ctx.repo.mainRoot, p));
-      problem.fixed = true;
+      try {
+        // Refuses (nothing removed) what cannot be saved: a nested repository, ignored files
+        // over pool.rescueMaxBytes.
+        await rescueUnsaved(ctx, p, `refs/wtpool/rescue/orphan-${safeName}/`, {
+          path: p,
+          reason: 'orphan-worktree',
+        });
+        await withGitLock(ctx.repo.stateDir, 'worktrees', () =>
+          removeWorktree(ctx.repo.mainRoot, p),
+        );
+        problem.fixed = true;
+      } catch (e) {
+        problem.detail += `; not removed: ${e instanceof Error ? e.message : String(e)}`;
+      }
     }
   }
 
