@@ -11,7 +11,14 @@ export type { Capacity, BandState, BandEvent } from './redis.js';
 export { redisCapacity, bandStore, flushIndex } from './redis.js';
 export { provisionRedis, withDatabases } from './provision-redis.js';
 export type { ProvisionRedisOptions, ProvisionRedisResult } from './provision-redis.js';
-export { ensureTemplate, migrationsHash, quoteIdent } from './postgres.js';
+export {
+  ensureTemplate,
+  migrationsHash,
+  quoteIdent,
+  checkTemplate,
+  rebuildTemplate,
+} from './postgres.js';
+export type { TemplateDrift } from './postgres.js';
 export { armHooks } from './hooks.js';
 export type { ArmResult } from './hooks.js';
 export { boundPorts } from './ports.js';
