@@ -145,7 +145,10 @@ export async function release(ctx: PoolContext, o: ReleaseOptions): Promise<Rele
       throw await refuse(e);
     });
   }
-  const r = await resetSlot(ctx, id, lease, 'release', st, saved);
+  // A git step that fails leaves the lease held (and its work saved): the release can be retried.
+  const r = await resetSlot(ctx, id, lease, 'release', st, saved).catch(async (e) => {
+    throw await refuse(e);
+  });
   await event(ctx, 'release', {
     slot: id,
     agent: lease.agent,

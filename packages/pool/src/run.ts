@@ -48,10 +48,13 @@ export async function runInSlot(
     detached: true,
   });
   const stateDir = pool.repo.stateDir;
-  if (child.pid) {
-    // Whoever reclaims this lease stops the group before handing the worktree on.
-    await recordLeaseCommand(stateDir, lease.slot, lease.token, child.pid);
-  }
+  // Whoever reclaims this lease stops the group before handing the worktree on (awaited once
+  // the signal handlers are in place).
+  const recorded = child.pid
+    ? recordLeaseCommand(stateDir, lease.slot, lease.token, child.pid).catch((e: unknown) =>
+        log.warn(`could not record the command's process group: ${(e as Error).message}`),
+      )
+    : Promise.resolve();
   const tee = (stream: NodeJS.ReadableStream | null, to: NodeJS.WriteStream) =>
     stream?.on('data', (d: Buffer) => {
       to.write(d);
@@ -73,6 +76,7 @@ export async function runInSlot(
   const onTerm = forward('SIGTERM');
   process.on('SIGINT', onInt);
   process.on('SIGTERM', onTerm);
+  await recorded;
   const ttl = opts.ttlMs ?? pool.config.pool.leaseTtl;
   let lost: string | null = null;
   let stopping: Promise<unknown> | null = null;
