@@ -153,6 +153,7 @@ export async function saveRescue(
   refPrefix: string,
   message: string,
   ignored: string[] = [],
+  stamp: string = refStamp(),
 ): Promise<string> {
   const gitDir = worktreeGitDir(dir);
   const tmpIndex = path.join(
@@ -181,7 +182,7 @@ export async function saveRescue(
       await git(['commit-tree', tree, ...parents, '-m', message], { cwd: dir, extraEnv: env })
     ).trim();
     for (let i = 0; ; i++) {
-      const ref = `${refPrefix}${refStamp()}${i ? `-${i}` : ''}`;
+      const ref = `${refPrefix}${i ? refStamp() : stamp}${i ? `-${i}` : ''}`;
       // The empty old value makes this create-only: two rescues never overwrite each other.
       const r = await gitRun(['update-ref', '-m', 'wtpool rescue', ref, commit, ''], { cwd: dir });
       if (r.code === 0) return ref;
@@ -333,6 +334,9 @@ export interface RescueOutcome {
   excludes: string[];
 }
 
+/** Where a nested repository's own rescue commit is made (inside it) before it is fetched. */
+const NESTED_PREFIX = 'refs/wtpool/nested-rescue/';
+
 /**
  * Saves a nested repository into the enclosing repository's rescue refs: a rescue commit of
  * its work (inside it), then that commit and its branches fetched under `<under>/`. Verified
@@ -347,7 +351,7 @@ async function saveNested(
   const abs = path.join(outer, rel);
   const inner = await rescueDeep(
     abs,
-    'refs/wtpool/nested-rescue/',
+    NESTED_PREFIX,
     `wtpool rescue of nested repository ${rel}`,
     { ...limits, discardNested: false },
     true,
@@ -359,10 +363,16 @@ async function saveNested(
     );
   }
   const work = `${under}/work`;
-  // Its own rescue refs too: they hold the repositories nested inside it.
-  const specs = [`+${inner.ref}:${work}`, `+refs/wtpool/*:${under}/wtpool/*`];
+  const specs = [`+${inner.ref}:${work}`];
   const heads = await gitRun(['for-each-ref', '--format=%(refname)', 'refs/heads/'], { cwd: abs });
   if (heads.code === 0 && heads.stdout.trim()) specs.push(`+refs/heads/*:${under}/heads/*`);
+  // The repositories nested inside it were saved into its own refs: those come along.
+  const innerRefs = await gitRun(['for-each-ref', '--format=%(refname)', NESTED_PREFIX], {
+    cwd: abs,
+  });
+  for (const r of innerRefs.stdout.split('\n').filter((x) => x.includes('-nested/'))) {
+    specs.push(`+${r}:${under}/inner/${r.slice(NESTED_PREFIX.length)}`);
+  }
   await git(['fetch', '-q', '--no-tags', '--no-write-fetch-head', abs, ...specs], { cwd: outer });
   const want = (await git(['rev-parse', '--verify', `${inner.ref}^{commit}`], { cwd: abs })).trim();
   const got = (await git(['rev-parse', '--verify', `${work}^{commit}`], { cwd: outer })).trim();
@@ -405,7 +415,8 @@ export async function rescueDeep(
     }
   }
   // Nested repositories first: one that cannot be saved refuses before anything is written.
-  const stamp = `${refPrefix}${refStamp()}`;
+  const stampNow = refStamp();
+  const stamp = `${refPrefix}${stampNow}`;
   const failed: string[] = [];
   for (const rel of scan.nested) {
     try {
@@ -426,7 +437,7 @@ export async function rescueDeep(
     );
   }
   if (always || (await isDirty(dir)) || res.ignoredSaved.length || scan.nested.length) {
-    res.ref = await saveRescue(dir, refPrefix, message, res.ignoredSaved);
+    res.ref = await saveRescue(dir, refPrefix, message, res.ignoredSaved, stampNow);
   }
   return res;
 }
