@@ -332,6 +332,8 @@ export interface RescueOutcome {
   discarded: string[];
   /** `git clean -e` patterns for what was not saved. */
   excludes: string[];
+  /** Bytes of ignored files saved (here and in the nested repositories). */
+  savedBytes: number;
 }
 
 /** Where a nested repository's own rescue commit is made (inside it) before it is fetched. */
@@ -347,7 +349,7 @@ async function saveNested(
   rel: string,
   under: string,
   limits: RescueLimits,
-): Promise<string> {
+): Promise<{ ref: string; bytes: number }> {
   const abs = path.join(outer, rel);
   const inner = await rescueDeep(
     abs,
@@ -378,7 +380,7 @@ async function saveNested(
   const got = (await git(['rev-parse', '--verify', `${work}^{commit}`], { cwd: outer })).trim();
   if (want !== got)
     throw conflictError(`nested repository ${rel}: fetched ${got}, expected ${want}`);
-  return work;
+  return { ref: work, bytes: inner.savedBytes };
 }
 
 /**
@@ -403,11 +405,13 @@ export async function rescueDeep(
     nested: [],
     discarded: [],
     excludes: [],
+    savedBytes: 0,
   };
   let budget = limits.maxBytes;
   for (const f of [...scan.ignored].sort((a, b) => a.size - b.size || (a.path < b.path ? -1 : 1))) {
     if (f.size <= budget) {
       budget -= f.size;
+      res.savedBytes += f.size;
       res.ignoredSaved.push(f.path);
     } else {
       res.unsaved.push(f.path);
@@ -421,7 +425,11 @@ export async function rescueDeep(
   for (const rel of scan.nested) {
     try {
       const under = `${stamp}-nested/${pathSlug(rel)}`;
-      res.nested.push({ path: rel, ref: await saveNested(dir, rel, under, limits) });
+      // One size limit for the whole rescue: a nested repository gets what is left of it.
+      const saved = await saveNested(dir, rel, under, { ...limits, maxBytes: budget });
+      budget -= saved.bytes;
+      res.savedBytes += saved.bytes;
+      res.nested.push({ path: rel, ref: saved.ref });
     } catch (e) {
       failed.push(`${rel} (${e instanceof Error ? e.message : String(e)})`);
       if (limits.discardNested) res.discarded.push(rel);
