@@ -63,6 +63,21 @@ export async function runInSlot(
   tee(child.stdout, opts.stdout === 'stderr' ? process.stderr : process.stdout);
   tee(child.stderr, process.stderr);
   const streamsDone = new Promise<void>((r) => child.on('close', () => r()));
+  // Listened to before anything is awaited: a short command may be gone by then.
+  let exitCode = 1;
+  let signal: string | null = null;
+  const ended = new Promise<void>((resolve) => {
+    child.on('error', (e) => {
+      log.warn(`could not start ${cmd}: ${e.message}`);
+      exitCode = 127;
+      resolve();
+    });
+    child.on('exit', (code, sig) => {
+      signal = sig;
+      exitCode = code ?? 128 + (sig ? (constants.signals[sig] ?? 0) : 0);
+      resolve();
+    });
+  });
   const forward = (sig: NodeJS.Signals) => () => {
     if (child.exitCode === null && child.pid) {
       try {
@@ -96,21 +111,8 @@ export async function runInSlot(
     },
     Math.max(1000, Math.floor(ttl / 3)),
   );
-  let exitCode = 1;
-  let signal: string | null = null;
   try {
-    await new Promise<void>((resolve) => {
-      child.on('error', (e) => {
-        log.warn(`could not start ${cmd}: ${e.message}`);
-        exitCode = 127;
-        resolve();
-      });
-      child.on('exit', (code, sig) => {
-        signal = sig;
-        exitCode = code ?? 128 + (sig ? (constants.signals[sig] ?? 0) : 0);
-        resolve();
-      });
-    });
+    await ended;
     // The last output, unless a background process keeps the pipes open.
     await Promise.race([streamsDone, new Promise((r) => setTimeout(r, 200))]);
   } finally {
