@@ -1,6 +1,9 @@
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
+const BARE_ERROR =
+  'no bare Error in packages/*/src: throw a WtpoolError (usageError, configError, failure(code, …) …) with a code from ERROR_CODES; an internal invariant uses ERR_INTERNAL';
+
 export default tseslint.config(
   { ignores: ['**/dist/**', '**/node_modules/**', 'coverage/**'] },
   js.configs.recommended,
@@ -13,6 +16,26 @@ export default tseslint.config(
         { argsIgnorePattern: '^_', varsIgnorePattern: '^_' },
       ],
       'no-constant-condition': ['error', { checkLoops: false }],
+    },
+  },
+  {
+    // One error model (docs/architecture.md, D170): library code throws WtpoolError with a code
+    // from ERROR_CODES and an ExitCode. Tests and test helpers may use plain errors; so may
+    // packages/testkit, which must not depend on the code it tests.
+    files: ['packages/*/src/**/*.ts'],
+    ignores: ['**/*.test.ts', '**/*.testutil.ts', 'packages/testkit/**'],
+    rules: {
+      'no-restricted-syntax': [
+        'error',
+        {
+          selector: 'NewExpression[callee.name=/^(Error|TypeError|RangeError|SyntaxError)$/]',
+          message: BARE_ERROR,
+        },
+        {
+          selector: 'CallExpression[callee.name=/^(Error|TypeError|RangeError|SyntaxError)$/]',
+          message: BARE_ERROR,
+        },
+      ],
     },
   },
 );

@@ -16,7 +16,7 @@ import {
 } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { JsonStore } from '../../packages/lock/dist/index.js';
+import { JsonStore } from '@wtpool/lock';
 import { median, report, scratch, type Row } from './harness.js';
 
 const WORKER = path.join(

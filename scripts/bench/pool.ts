@@ -15,7 +15,7 @@ import { promisify } from 'node:util';
 import { withLock } from '@wtpool/lock';
 import { WorktreePool } from '@wtpool/pool';
 import { fmtMs, median, percentile, report, scratch, time, type Row } from './harness.js';
-import { GIT_ENV as TEST_GIT_ENV } from '../../packages/testkit/dist/index.js';
+import { GIT_ENV as TEST_GIT_ENV } from '@wtpool/testkit';
 
 const execFileP = promisify(execFile);
 const gitRevParse = (cwd: string) => execFileP('git', ['rev-parse', 'HEAD'], { cwd });

@@ -15,18 +15,20 @@ import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { loadConfig, slotNames } from '../../packages/config/dist/index.js';
+import { loadConfig, slotNames } from '@wtpool/config';
 import {
   armHooks,
+  cloneDatabase,
   createProviders,
+  ensureTemplate,
   installDeps,
   leaseSlot,
+  redisPipeline,
   releaseSlot,
-} from '../../packages/services/dist/index.js';
-import { cloneDatabase, withAdmin } from '../../packages/services/dist/postgres.js';
-import { startPostgres, startRedis } from '../../packages/testkit/dist/index.js';
+  withAdmin,
+} from '@wtpool/services';
+import { GIT_ENV as TEST_GIT_ENV, startPostgres, startRedis } from '@wtpool/testkit';
 import { fmtMs, interleave, median, report, scratch, time, type Row } from './harness.js';
-import { GIT_ENV as TEST_GIT_ENV } from '../../packages/testkit/dist/index.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const SERVICES = path.join(ROOT, 'packages/services');
@@ -88,7 +90,6 @@ async function databaseRows(pgUrl: string, redisUrl: string): Promise<Row[]> {
   const providers = await createProviders(loaded);
   const ctx = ctxFor(loaded, 1);
   await leaseSlot(providers, ctx, lease); // builds the template once
-  const { ensureTemplate } = await import('../../packages/services/dist/postgres.js');
   const tpl = await ensureTemplate(loaded);
   const direct = () =>
     withAdmin(pgUrl, async (c) => {
@@ -205,7 +206,8 @@ async function depsRows(): Promise<Row[]> {
 async function clientRows(redisUrl: string): Promise<Row[]> {
   const port = new URL(redisUrl).port;
   const ioredisPath = createRequire(path.join(SERVICES, 'package.json')).resolve('ioredis');
-  const resp = path.join(SERVICES, 'dist/resp.js');
+  // The raw client's own public entry point (@wtpool/services/resp), as a fresh process loads it.
+  const resp = createRequire(path.join(SERVICES, 'package.json')).resolve('@wtpool/services/resp');
   const node = (code: string) => () =>
     execFileSync(process.execPath, ['--input-type=module', '-e', code], { stdio: 'pipe' });
   const s = await interleave(ROUNDS * 2, {
@@ -249,10 +251,7 @@ async function bandRows(redisUrl: string): Promise<Row[]> {
     };
   };
   const [disk, shm] = [await cycle(false), await cycle(true)];
-  const ping = () =>
-    import('../../packages/services/dist/resp.js').then((m) =>
-      m.redisPipeline(redisUrl, [['PING']]),
-    );
+  const ping = () => redisPipeline(redisUrl, [['PING']]);
   const s = await interleave(ROUNDS * 10, { disk, shm, ping });
   const [d, t, p] = [median(s.disk!), median(s.shm!), median(s.ping!)];
   return [

@@ -1,12 +1,23 @@
 /**
- * `pnpm bench tracks`: analyze time (read + graph + bv plan + default tracks, no git evidence)
- * for the largest fixture and generated graphs of 2k, 10k and 50k issues. Baseline, measured
- * in the same run and interleaved: a plain `JSON.parse` of every line of the same file.
+ * `pnpm bench tracks`: analyze time (read + graph + default tracks, no git evidence; and with
+ * `--format bv`'s loader, plan and data hash) for the largest fixture and generated graphs of
+ * 2k and 20k issues; and a file of one 1 MB description and one 1 MB title through reading,
+ * file evidence (an in-process file index), the plan and the redacted text output. Baseline,
+ * measured in the same run and interleaved: a plain `JSON.parse` of every line of the same file.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { analyze } from '@wtpool/tracks';
+import { redact } from '@wtpool/core';
+import {
+  analysisText,
+  analyze,
+  buildGraph,
+  gatherEvidence,
+  indexRepoFiles,
+  readIssueFile,
+  trackPlan,
+} from '@wtpool/tracks';
 import { fmtMs, interleave, median, report, scratch, type Row } from './harness.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -55,7 +66,7 @@ export async function run(): Promise<void> {
       path.join(fixtures(), 'steveyegge__beads__385c0c031__issues.jsonl'),
     ],
   ];
-  for (const n of [2000, 10000, 50000]) {
+  for (const n of [2000, 20000]) {
     const f = path.join(dir, `gen-${n}.jsonl`);
     generate(n, f);
     cases.push([`generated ${n} issues`, f]);
@@ -63,9 +74,10 @@ export async function run(): Promise<void> {
   const rows: Row[] = [];
   const perIssue: number[] = [];
   for (const [what, file] of cases) {
-    const rounds = file.includes('50000') ? 5 : 11;
+    const rounds = file.includes('20000') ? 5 : 11;
     const s = await interleave(rounds, {
       analyze: () => analyze({ repo: null, file }),
+      bv: () => analyze({ repo: null, file, bv: true }),
       baseline: () => parseAll(file),
     });
     const m = median(s.analyze!);
@@ -79,14 +91,63 @@ export async function run(): Promise<void> {
       ratio: m / b,
       goal: n === 2000 ? '≤ 300 ms' : '',
     });
+    rows.push({
+      what: `analyze --format bv (both modes), ${what}`,
+      value: fmtMs(median(s.bv!)),
+      baseline: `JSON.parse per line ${fmtMs(b)}`,
+      ratio: median(s.bv!) / b,
+    });
   }
   rows.push({
-    what: 'growth: µs per issue at 2k → 10k → 50k',
-    value: perIssue
-      .slice(1)
-      .map((x) => (x * 1000).toFixed(1))
-      .join(' → '),
-    goal: 'about flat (linear)',
+    what: 'growth: 20k time / 2k time',
+    value: `${(perIssue[2]! * 20000) / (perIssue[1]! * 2000) > 0 ? ((perIssue[2]! * 20000) / (perIssue[1]! * 2000)).toFixed(1) : '?'}×`,
+    goal: '≤ 15× (10× is linear)',
+  });
+  // Text length: one 1 MB description and one 1 MB title, the old path pattern's worst shape.
+  const big = path.join(dir, 'big-text.jsonl');
+  const MB = 1 << 20;
+  writeFileSync(
+    big,
+    [
+      JSON.stringify({
+        id: 'big-1',
+        title: 'T',
+        description: `${'abcdefgh'.repeat(MB / 16)} ${'src/x.ts readme.md '.repeat(MB / 40)}`,
+        status: 'open',
+        issue_type: 'task',
+      }),
+      JSON.stringify({
+        id: 'big-2',
+        title: 'Zz9.'.repeat(MB / 4),
+        status: 'open',
+        issue_type: 'task',
+      }),
+    ].join('\n'),
+  );
+  const index = indexRepoFiles(['src/x.ts', 'docs/readme.md']);
+  const t = await interleave(5, {
+    analyze: async () => {
+      const r = await readIssueFile(big);
+      const g = buildGraph(r.issues);
+      const plan = trackPlan(g, gatherEvidence(r.issues, index, []));
+      redact(plan.tracks.map((x) => x.items.map((i) => i.title).join('\n')).join('\n'));
+    },
+    text: async () => redact(analysisText(await analyze({ repo: null, file: big }))),
+    baseline: () => parseAll(big),
+  });
+  const tb = median(t.baseline!);
+  rows.push({
+    what: '1 MB description + 1 MB title: read, file evidence, plan, redacted titles',
+    value: fmtMs(median(t.analyze!)),
+    baseline: `read + JSON.parse ${fmtMs(tb)}`,
+    ratio: median(t.analyze!) / tb,
+    goal: '≤ 20× (linear)',
+  });
+  rows.push({
+    what: '1 MB description + 1 MB title: analyze + text output (what the CLI prints)',
+    value: fmtMs(median(t.text!)),
+    baseline: `read + JSON.parse ${fmtMs(tb)}`,
+    ratio: median(t.text!) / tb,
   });
   report('tracks', rows);
 }

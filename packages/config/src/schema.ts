@@ -358,6 +358,26 @@ export const SCHEMA = {
       ),
     },
   },
+  tracks: {
+    nonWorkTypes: {
+      type: 'string[]',
+      default: [
+        'agent',
+        'role',
+        'rig',
+        'convoy',
+        'slot',
+        'merge-request',
+        'molecule',
+        'wisp',
+        'gate',
+        'message',
+        'event',
+        'milestone',
+      ],
+      description: 'issue types `tracks` never assigns (listed as "not work"; see docs/tracks.md)',
+    },
+  },
 } satisfies Schema;
 
 /** The validated configuration, durations in milliseconds. */
@@ -415,4 +435,5 @@ export interface Config {
       FD_WARN_PCT: number;
     };
   };
+  tracks: { nonWorkTypes: string[] };
 }

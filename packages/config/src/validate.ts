@@ -75,7 +75,7 @@ function coerceType(leaf: Leaf, value: unknown, key: string, source: string): un
       if (typeof value !== 'number' && typeof value !== 'string') throw bad();
       try {
         const ms = parseDuration(value, key);
-        if (leaf.min !== undefined && ms < leaf.min) throw new Error('below the minimum');
+        if (leaf.min !== undefined && ms < leaf.min) throw bad();
         return ms;
       } catch {
         throw bad();

@@ -162,8 +162,11 @@ export function errno(e: unknown): string | undefined {
     : undefined;
 }
 
-// user:password@ in any URL-ish string; also ?password=… query parameters.
-const URL_CREDENTIALS = /([a-z][a-z0-9+.-]*:\/\/)([^:/?#@\s]*):([^@/?#\s]*)@/gi;
+// user:password@ in any URL-ish string; also ?password=… query parameters. A match starts only
+// at the start of a run of scheme characters (the lookbehind), so a long run without `://`
+// is scanned once, not once per position (linear, whatever the text).
+const URL_CREDENTIALS =
+  /(?<![a-z0-9+.-])([0-9+.-]*[a-z][a-z0-9+.-]*:\/\/)([^:/?#@\s]*):([^@/?#\s]*)@/gi;
 const URL_PASSWORD_PARAM = /([?&](?:password|pass|pwd)=)[^&\s]*/gi;
 
 /** Removes passwords from URLs (postgres://u:secret@h → postgres://u:***@h). */

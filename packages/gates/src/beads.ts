@@ -5,7 +5,7 @@
  */
 import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { exec, git } from './exec.js';
+import { git, run } from '@wtpool/core';
 import type { GateResult } from './gate-types.js';
 
 /** The issue files bd writes, newest name first. */
@@ -37,12 +37,12 @@ export async function flushBeads(cwd: string, env: NodeJS.ProcessEnv): Promise<G
   if (!existsSync(beadsDir)) return skip('no .beads directory');
   const bd = onPath('bd', env);
   if (!bd) return skip('bd is not on PATH');
-  const help = await exec(bd, ['sync', '--help'], { cwd, env });
+  const help = await run(bd, ['sync', '--help'], { cwd, env });
   const args =
     help.code === 0 && help.output.includes('--flush-only')
       ? ['sync', '--flush-only']
       : ['export', '-o', path.join('.beads', 'issues.jsonl')];
-  const r = await exec(bd, args, { cwd, env });
+  const r = await run(bd, args, { cwd, env });
   const command = `bd ${args.join(' ')}`;
   if (r.code !== 0) {
     return {
@@ -58,7 +58,7 @@ export async function flushBeads(cwd: string, env: NodeJS.ProcessEnv): Promise<G
   const file = ISSUE_FILES.map((f) => path.join('.beads', f)).find((f) =>
     existsSync(path.join(cwd, f)),
   );
-  if (file) await git(['add', '--', file], cwd);
+  if (file) await git(['add', '--', file], { cwd });
   return {
     name: 'beads',
     status: 'passed',

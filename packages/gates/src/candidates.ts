@@ -6,9 +6,8 @@
  * so a result and its event say whose branch it was.
  */
 import type { LoadedConfig } from '@wtpool/config';
-import { usageError } from '@wtpool/core';
+import { gitRun, usageError } from '@wtpool/core';
 import { WorktreePool } from '@wtpool/pool';
-import { gitTry } from './exec.js';
 
 export interface Owner {
   agent: string;
@@ -38,7 +37,7 @@ export async function owners(loaded: LoadedConfig): Promise<Map<string, Owner>> 
 export async function checkBranch(cwd: string, branch: string): Promise<string> {
   const wellFormed =
     !branch.startsWith('-') &&
-    (await gitTry(['check-ref-format', '--branch', branch], cwd)).code === 0;
+    (await gitRun(['check-ref-format', '--branch', branch], { cwd })).code === 0;
   if (!wellFormed) {
     throw usageError(`invalid branch name ${JSON.stringify(branch)}`, {
       hint: 'pass local branch names, e.g. --branches pool/wt-1/task-a,feature-x',
@@ -49,9 +48,8 @@ export async function checkBranch(cwd: string, branch: string): Promise<string> 
 
 /** The commit a local branch points at, or null when it does not exist. */
 export async function branchHead(cwd: string, branch: string): Promise<string | null> {
-  const r = await gitTry(
-    ['rev-parse', '--verify', '--quiet', `refs/heads/${branch}^{commit}`],
+  const r = await gitRun(['rev-parse', '--verify', '--quiet', `refs/heads/${branch}^{commit}`], {
     cwd,
-  );
+  });
   return r.code === 0 ? r.stdout.trim() : null;
 }

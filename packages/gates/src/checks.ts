@@ -9,7 +9,7 @@
  * paths are listed by git itself: staged (pre-commit), changed by a merge (queue), or all (ci).
  */
 import type { Config, PathCheck } from '@wtpool/config';
-import { git } from './exec.js';
+import { git } from '@wtpool/core';
 
 export interface Check {
   gate: PathCheck;
@@ -70,24 +70,26 @@ export const stagedPaths =
   (cwd: string): PathLister =>
   async (specs) =>
     names(
-      await git(['diff', '--cached', '--name-only', '--no-renames', '-z', '--', ...specs], cwd),
+      await git(['diff', '--cached', '--name-only', '--no-renames', '-z', '--', ...specs], { cwd }),
     );
 
 /** Paths a range changed (added, changed or deleted), e.g. a merge: `from` = the previous head. */
 export const changedPaths =
   (cwd: string, from: string, to: string): PathLister =>
   async (specs) =>
-    names(await git(['diff', '--name-only', '--no-renames', '-z', from, to, '--', ...specs], cwd));
+    names(
+      await git(['diff', '--name-only', '--no-renames', '-z', from, to, '--', ...specs], { cwd }),
+    );
 
 /** Every tracked path. */
 export const trackedPaths =
   (cwd: string): PathLister =>
   async (specs) =>
-    names(await git(['ls-files', '-z', '--', ...specs], cwd));
+    names(await git(['ls-files', '-z', '--', ...specs], { cwd }));
 
 /** Files a range added or changed that still exist (what a format check can read). */
 export async function changedFiles(cwd: string, from: string, to: string): Promise<string[]> {
   return names(
-    await git(['diff', '--name-only', '--no-renames', '--diff-filter=d', '-z', from, to], cwd),
+    await git(['diff', '--name-only', '--no-renames', '--diff-filter=d', '-z', from, to], { cwd }),
   );
 }

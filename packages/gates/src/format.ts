@@ -5,6 +5,7 @@
  * queue: the same check on the files a merge added or changed (`checkFilesFormat`); the
  * full-tree check stays in `gates ci`.
  */
+import { failure } from '@wtpool/core';
 import { gateEnv, shell } from './exec.js';
 import type { GateResult, PipelineOptions } from './gate-types.js';
 
@@ -41,7 +42,7 @@ export async function checkStagedFormat(
             });
             output = r.output;
             exitCode = r.code;
-            if (r.code !== 0) throw new Error(`format check failed (exit ${r.code})`);
+            if (r.code !== 0) throw failure('ERR_FORMAT', `format check failed (exit ${r.code})`);
           },
         },
       },

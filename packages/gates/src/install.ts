@@ -17,14 +17,12 @@
  * nothing there and says which lines to add. What install changed is kept in
  * `<git common dir>/wtpool-gates.json`, so uninstall restores what was there.
  */
-import { execFile } from 'node:child_process';
 import { existsSync, promises as fs, readFileSync, realpathSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { failure } from '@wtpool/core';
+import { failure, git, gitRun, run } from '@wtpool/core';
 import type { RepoPaths } from '@wtpool/config';
 import { writeFileAtomic } from '@wtpool/lock';
-import { git, gitTry } from './exec.js';
 
 export const HOOK_MARKER = '# wtpool-gates-hook';
 
@@ -137,7 +135,7 @@ const stateFile = (repo: RepoPaths) => path.join(repo.commonDir, 'wtpool-gates.j
 
 /** Worktree directories of the repository (main checkout first), existing ones only. */
 export async function listWorktrees(cwd: string): Promise<string[]> {
-  const out = await git(['worktree', 'list', '--porcelain'], cwd);
+  const out = await git(['worktree', 'list', '--porcelain'], { cwd });
   return out
     .split('\n')
     .filter((l) => l.startsWith('worktree '))
@@ -148,7 +146,11 @@ export async function listWorktrees(cwd: string): Promise<string[]> {
 /** Where git looks for the pre-commit hook in `worktree`. */
 export async function effectiveHook(worktree: string): Promise<string> {
   return real(
-    await git(['rev-parse', '--path-format=absolute', '--git-path', 'hooks/pre-commit'], worktree),
+    (
+      await git(['rev-parse', '--path-format=absolute', '--git-path', 'hooks/pre-commit'], {
+        cwd: worktree,
+      })
+    ).trim(),
   );
 }
 
@@ -161,7 +163,9 @@ function readHead(file: string, n = 400): string {
 }
 
 async function localHooksPath(repo: RepoPaths): Promise<string | null> {
-  const local = await gitTry(['config', '--local', '--get', 'core.hooksPath'], repo.worktree);
+  const local = await gitRun(['config', '--local', '--get', 'core.hooksPath'], {
+    cwd: repo.worktree,
+  });
   return local.code === 0 && local.stdout.trim() ? local.stdout.trim() : null;
 }
 
@@ -320,23 +324,22 @@ export async function installHooks(
   //    shared directory. It is kept in the state file; uninstall puts it back.
   const previousHooksPath = hooksPath;
   if (previousHooksPath !== null)
-    await gitTry(['config', '--local', '--unset-all', 'core.hooksPath'], repo.worktree);
+    await gitRun(['config', '--local', '--unset-all', 'core.hooksPath'], { cwd: repo.worktree });
   const worktrees = await listWorktrees(repo.worktree);
-  const perWorktree = await gitTry(
-    ['config', '--bool', '--get', 'extensions.worktreeConfig'],
-    repo.worktree,
-  );
+  const perWorktree = await gitRun(['config', '--bool', '--get', 'extensions.worktreeConfig'], {
+    cwd: repo.worktree,
+  });
   if (perWorktree.stdout.trim() === 'true') {
     for (const wt of worktrees)
-      await gitTry(['config', '--worktree', '--unset-all', 'core.hooksPath'], wt);
+      await gitRun(['config', '--worktree', '--unset-all', 'core.hooksPath'], { cwd: wt });
   }
 
   // 3. A global or system core.hooksPath would still win: pin the local one to our directory.
   let pinned: string | null = null;
-  const effective = await gitTry(['config', '--get', 'core.hooksPath'], repo.worktree);
+  const effective = await gitRun(['config', '--get', 'core.hooksPath'], { cwd: repo.worktree });
   if (effective.code === 0 && effective.stdout.trim()) {
     pinned = hooksDir;
-    await git(['config', '--local', 'core.hooksPath', hooksDir], repo.worktree);
+    await git(['config', '--local', 'core.hooksPath', hooksDir], { cwd: repo.worktree });
   }
   await writeFileAtomic(
     stateFile(repo),
@@ -444,10 +447,8 @@ async function installInDirectory(
   };
 }
 
-function runHusky(bin: string, cwd: string): Promise<void> {
-  return new Promise((resolve) => {
-    execFile(bin, [], { cwd }, () => resolve());
-  });
+async function runHusky(bin: string, cwd: string): Promise<void> {
+  await run(bin, [], { cwd }).catch(() => undefined); // best effort, as before: the checks below tell
 }
 
 export interface UninstallResult {
@@ -492,10 +493,12 @@ export async function uninstallHooks(repo: RepoPaths): Promise<UninstallResult> 
     restored = hook;
   }
   if (saved?.hooksPath)
-    await gitTry(['config', '--local', '--unset-all', 'core.hooksPath'], repo.worktree);
+    await gitRun(['config', '--local', '--unset-all', 'core.hooksPath'], { cwd: repo.worktree });
   let putBack: string | null = null;
   if (saved?.previousHooksPath) {
-    await git(['config', '--local', 'core.hooksPath', saved.previousHooksPath], repo.worktree);
+    await git(['config', '--local', 'core.hooksPath', saved.previousHooksPath], {
+      cwd: repo.worktree,
+    });
     putBack = saved.previousHooksPath;
   }
   await fs.rm(stateFile(repo), { force: true });

@@ -13,7 +13,6 @@
  * or, after a crash, the recovery step at the start of the next command aborts the merge and
  * resets to that head. The repository is never left mid-merge.
  */
-import { execFileSync } from 'node:child_process';
 import {
   existsSync,
   promises as fs,
@@ -23,7 +22,19 @@ import {
   writeFileSync,
 } from 'node:fs';
 import path from 'node:path';
-import { WtpoolError, conflictError, failure, notFoundError, usageError } from '@wtpool/core';
+import {
+  GIT_ENV,
+  WtpoolError,
+  commandFailed,
+  conflictError,
+  failure,
+  git,
+  gitRun,
+  notFoundError,
+  runSync,
+  stopChildren,
+  usageError,
+} from '@wtpool/core';
 import {
   integrationStateDir,
   integrationWorktree,
@@ -34,7 +45,7 @@ import { JsonStore, PRIVATE_FILE_MODE, ensurePrivateDir, pidAlive, withLock } fr
 import { appendEvent } from '@wtpool/pool';
 import { installDeps } from '@wtpool/services';
 import { branchHead, checkBranch, keptBranches, owners, type Owner } from './candidates.js';
-import { gateEnv, git, gitTry, shell, stopChildren } from './exec.js';
+import { gateEnv, shell } from './exec.js';
 import { formatReport, runPipeline, type GateName, type GateReport } from './pipeline.js';
 
 export type ResultStatus = 'kept' | 'rejected' | 'conflict' | 'skipped' | 'interrupted';
@@ -132,7 +143,7 @@ async function exclusive<T>(
 async function checkTarget(cwd: string, target: string): Promise<string> {
   if (
     target.startsWith('-') ||
-    (await gitTry(['check-ref-format', '--branch', target], cwd)).code
+    (await gitRun(['check-ref-format', '--branch', target], { cwd })).code
   ) {
     throw usageError(`invalid target branch ${JSON.stringify(target)}`);
   }
@@ -140,11 +151,11 @@ async function checkTarget(cwd: string, target: string): Promise<string> {
 }
 
 async function isAncestor(cwd: string, a: string, b: string): Promise<boolean> {
-  return (await gitTry(['merge-base', '--is-ancestor', a, b], cwd)).code === 0;
+  return (await gitRun(['merge-base', '--is-ancestor', a, b], { cwd })).code === 0;
 }
 
 async function dirty(cwd: string): Promise<string> {
-  return git(['status', '--porcelain', '--untracked-files=no'], cwd);
+  return git(['status', '--porcelain', '--untracked-files=no'], { cwd });
 }
 
 /** The integration worktree on `target`, created (with the branch, from the base) when missing. */
@@ -154,12 +165,12 @@ export async function ensureWorktree(loaded: LoadedConfig, target: string): Prom
   if (!(await branchHead(repo.worktree, target))) {
     const base = await branchHead(repo.worktree, config.pool.base);
     if (!base) throw failure('ERR_NO_BASE', `base branch ${config.pool.base} does not exist`);
-    await git(['branch', '--no-track', target, base], repo.worktree);
+    await git(['branch', '--no-track', target, base], { cwd: repo.worktree });
   }
   if (!existsSync(wt)) {
-    await git(['worktree', 'prune'], repo.worktree);
+    await git(['worktree', 'prune'], { cwd: repo.worktree });
     await fs.mkdir(path.dirname(wt), { recursive: true });
-    await git(['worktree', 'add', '--quiet', wt, target], repo.worktree);
+    await git(['worktree', 'add', '--quiet', wt, target], { cwd: repo.worktree });
     return wt;
   }
   if (resolveRepo(wt).commonDir !== repo.commonDir) {
@@ -167,10 +178,12 @@ export async function ensureWorktree(loaded: LoadedConfig, target: string): Prom
       hint: 'move it away; `integrate run` creates its worktree there',
     });
   }
-  const current = (await gitTry(['symbolic-ref', '--quiet', '--short', 'HEAD'], wt)).stdout.trim();
+  const current = (
+    await gitRun(['symbolic-ref', '--quiet', '--short', 'HEAD'], { cwd: wt })
+  ).stdout.trim();
   if (current !== target) {
     if (await dirty(wt)) throw dirtyError(wt);
-    await git(['switch', '--quiet', target], wt);
+    await git(['switch', '--quiet', target], { cwd: wt });
   }
   return wt;
 }
@@ -182,13 +195,12 @@ const dirtyError = (wt: string) =>
 
 /** Aborts a half-done merge and returns to the recorded head. Synchronous: usable in a signal handler. */
 function restoreSync(wt: string, prevHead: string): void {
-  const run = (args: string[]) =>
-    execFileSync('git', args, { cwd: wt, stdio: ['ignore', 'pipe', 'pipe'] });
-  try {
-    run(['rev-parse', '-q', '--verify', 'MERGE_HEAD']);
-    run(['merge', '--abort']);
-  } catch {
-    // no merge in progress
+  const run = (args: string[]) => {
+    const r = runSync('git', args, { cwd: wt, extraEnv: GIT_ENV });
+    if (r.code !== 0) throw commandFailed('git', args, r, { code: 'ERR_GIT', cwd: wt });
+  };
+  if (runSync('git', ['rev-parse', '-q', '--verify', 'MERGE_HEAD'], { cwd: wt }).code === 0) {
+    runSync('git', ['merge', '--abort'], { cwd: wt, extraEnv: GIT_ENV }); // reset --hard follows
   }
   run(['reset', '--quiet', '--hard', prevHead]);
   // Files the build or tests left behind (ignored ones, e.g. node_modules and dist, stay).
@@ -438,7 +450,7 @@ const isGreen = (s: IntegrationState, target: string, head: string) =>
 async function checkBase(ctx: Ctx): Promise<BaseCheck> {
   const { loaded, st, wt, target } = ctx;
   const started = Date.now();
-  const head = await git(['rev-parse', 'HEAD'], wt);
+  const head = (await git(['rev-parse', 'HEAD'], { cwd: wt })).trim();
   if (isGreen(await st.read(), target, head)) return { head, status: 'cached', ms: 0 };
   const prefix = `integrate: base ${target} ${short(head)}`;
   const header = `integrate: base check of ${target} at ${head}\n${new Date().toISOString()}\n\n`;
@@ -456,7 +468,7 @@ async function checkBase(ctx: Ctx): Promise<BaseCheck> {
   });
   ctx.progress.stop();
   ctx.check();
-  await git(['clean', '-fdq'], wt);
+  await git(['clean', '-fdq'], { cwd: wt });
   if (!report.ok) return red(report.failed!, formatReport(report));
   const at = new Date().toISOString();
   await st.update((s) => {
@@ -506,7 +518,7 @@ async function tryCandidate(
       previous: held,
     });
   }
-  const prevHead = await git(['rev-parse', 'HEAD'], wt);
+  const prevHead = (await git(['rev-parse', 'HEAD'], { cwd: wt })).trim();
   await st.update((s) => {
     s.current = {
       target,
@@ -526,9 +538,9 @@ async function tryCandidate(
   };
   try {
     ctx.progress.gate(prefix, 'merge', `git merge --no-ff ${short(head)}`);
-    const merge = await gitTry(
+    const merge = await gitRun(
       ['merge', '--no-ff', '--no-edit', '-m', `integrate: merge ${branch} into ${target}`, head],
-      wt,
+      { cwd: wt },
     );
     check();
     if (merge.code !== 0) {
@@ -536,7 +548,7 @@ async function tryCandidate(
       const log = await writeLog(loaded, branch, `${header}$ git merge --no-ff\n${merge.output}`);
       return done({ status: 'conflict', reason: 'merge conflict', log });
     }
-    const mergedAs = await git(['rev-parse', 'HEAD'], wt);
+    const mergedAs = (await git(['rev-parse', 'HEAD'], { cwd: wt })).trim();
     const failedPrep = await prepare(ctx, prefix);
     if (failedPrep) {
       await undo();
@@ -564,7 +576,7 @@ async function tryCandidate(
         log,
       });
     }
-    await git(['clean', '-fdq'], wt);
+    await git(['clean', '-fdq'], { cwd: wt });
     await clearCurrent(st);
     return done({ status: 'kept', reason: 'gates passed', mergedAs });
   } catch (e) {
@@ -641,9 +653,9 @@ export async function integrateRun(loaded: LoadedConfig, opts: RunOptions): Prom
       // Main moved on (e.g. after a promote): start from it when that is a fast-forward.
       const mainHead = await branchHead(wt, loaded.config.pool.base);
       if (mainHead && (await isAncestor(wt, 'HEAD', mainHead))) {
-        await git(['merge', '--ff-only', '--quiet', mainHead], wt);
+        await git(['merge', '--ff-only', '--quiet', mainHead], { cwd: wt });
       }
-      const startHead = await git(['rev-parse', 'HEAD'], wt);
+      const startHead = (await git(['rev-parse', 'HEAD'], { cwd: wt })).trim();
       const who = await owners(loaded);
       const results: MergeResult[] = [];
       const baseCheck = await interruptible(async (check) => {
@@ -665,7 +677,7 @@ export async function integrateRun(loaded: LoadedConfig, opts: RunOptions): Prom
         }
         return b;
       });
-      const head = await git(['rev-parse', 'HEAD'], wt);
+      const head = (await git(['rev-parse', 'HEAD'], { cwd: wt })).trim();
       const state = await st.read();
       return {
         target,
@@ -695,7 +707,7 @@ export interface PromoteReport {
 
 /** The worktree where `branch` is checked out, if any. */
 async function checkoutOf(cwd: string, branch: string): Promise<string | null> {
-  const out = await git(['worktree', 'list', '--porcelain'], cwd);
+  const out = await git(['worktree', 'list', '--porcelain'], { cwd });
   let wt: string | null = null;
   for (const line of out.split('\n')) {
     if (line.startsWith('worktree ')) wt = line.slice('worktree '.length);
@@ -744,14 +756,13 @@ export async function integratePromote(
           hint: `commit or stash them in ${checkout}, then promote again`,
         });
       }
-      await git(['merge', '--ff-only', '--quiet', head], checkout);
+      await git(['merge', '--ff-only', '--quiet', head], { cwd: checkout });
       return { ...report, promoted: true, via: 'checkout' };
     }
     // Not checked out anywhere: move the ref only if it still is where we checked it.
-    await git(
-      ['update-ref', '-m', `integrate promote ${target}`, `refs/heads/${to}`, head, from],
+    await git(['update-ref', '-m', `integrate promote ${target}`, `refs/heads/${to}`, head, from], {
       cwd,
-    );
+    });
     return { ...report, promoted: true, via: 'update-ref' };
   });
 }

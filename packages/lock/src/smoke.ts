@@ -3,11 +3,11 @@
  * processes increment one JsonStore counter under the lock; the total must be exact.
  * `pnpm smoke` runs it; the README's first command uses the pool instead once it exists.
  */
-import { fork } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { failure, run } from '@wtpool/core';
 import { JsonStore } from './store.js';
 
 const [, , role, file, countArg] = process.argv;
@@ -23,16 +23,10 @@ if (role === 'child') {
   const self = fileURLToPath(import.meta.url);
   const started = Date.now();
   await Promise.all(
-    Array.from(
-      { length: procs },
-      () =>
-        new Promise<void>((resolve, reject) => {
-          const child = fork(self, ['child', target, String(each)]);
-          child.on('exit', (code) =>
-            code === 0 ? resolve() : reject(new Error(`child exited ${code}`)),
-          );
-        }),
-    ),
+    Array.from({ length: procs }, async () => {
+      const r = await run(process.execPath, [self, 'child', target, String(each)]);
+      if (r.code !== 0) throw failure('ERR_INTERNAL', `child exited ${r.code}: ${r.output}`);
+    }),
   );
   const n = (await new JsonStore(target, { initial: { n: 0 } }).read()).n;
   rmSync(dir, { recursive: true, force: true });

@@ -111,11 +111,7 @@ export class JsonStore<T> {
       typeof parsed.version !== 'number' ||
       !('data' in parsed)
     ) {
-      throw new StoreCorruptError(
-        this.file,
-        new Error('missing version or data'),
-        await this.lastGood(),
-      );
+      throw new StoreCorruptError(this.file, 'missing version or data', await this.lastGood());
     }
     return { ...parsed, ino };
   }

@@ -6,6 +6,7 @@
  */
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
+import { failure } from '@wtpool/core';
 import { integrationWorktrees, orphanRescueRefPrefix, type LoadedConfig } from '@wtpool/config';
 import { conflictError } from '@wtpool/core';
 import { inspectLock, pidAlive, reclaimLock } from '@wtpool/lock';
@@ -61,7 +62,11 @@ async function flushRedisDb(leak: Leak, _ops: PoolOps, loaded: LoadedConfig) {
     await flushIndex(config.redis.url!, index);
     return true;
   });
-  if (!done) throw new Error(`DB ${index} was allocated to a leased slot meanwhile; left alone`);
+  if (!done)
+    throw failure(
+      'ERR_CLEANUP',
+      `DB ${index} was allocated to a leased slot meanwhile; left alone`,
+    );
   return { action: `flushed Redis DB ${index} and freed its allocation` };
 }
 
@@ -73,7 +78,7 @@ async function removeOrphanWorktree(leak: Leak, ops: PoolOps, loaded: LoadedConf
   const dir = leak.id;
   // Re-check: an integrate run may have claimed it since detection.
   if (integrationWorktrees(loaded.config, loaded.repo).includes(path.resolve(dir))) {
-    throw new Error(`${dir} is the merge queue's integration worktree; left alone`);
+    throw failure('ERR_CLEANUP', `${dir} is the merge queue's integration worktree; left alone`);
   }
   let rescueRef: string | undefined;
   if (leak.evidence.exists) {
@@ -112,7 +117,7 @@ async function removeOrphanWorktree(leak: Leak, ops: PoolOps, loaded: LoadedConf
 }
 
 async function recreateWorktree(leak: Leak, ops: PoolOps) {
-  if (leak.evidence.state === 'leased') throw new Error(leak.fix);
+  if (leak.evidence.state === 'leased') throw failure('ERR_CLEANUP', leak.fix);
   await ops.recreateMissing();
   return { action: `recreated the worktree of ${leak.id}` };
 }
@@ -120,7 +125,10 @@ async function recreateWorktree(leak: Leak, ops: PoolOps) {
 async function deleteOrphanBranch(leak: Leak, ops: PoolOps, loaded: LoadedConfig) {
   // Re-check: still nothing beyond the base (someone may have committed since detection).
   if ((await ops.commitsAhead(loaded.config.pool.base, leak.id)) > 0) {
-    throw new Error(`${leak.id} has commits beyond ${loaded.config.pool.base} now; kept`);
+    throw failure(
+      'ERR_CLEANUP',
+      `${leak.id} has commits beyond ${loaded.config.pool.base} now; kept`,
+    );
   }
   await ops.deleteBranch(leak.id);
   return { action: `deleted branch ${leak.id}` };
@@ -132,11 +140,11 @@ async function removeStaleLock(leak: Leak) {
   const info = await inspectLock(target);
   if (!info.held) return { action: `lock ${lockDir} was already gone` };
   if ((info.ageMs ?? 0) < LOCK_STALE_MS || info.holderAlive === true) {
-    throw new Error(`${lockDir} is in use again; left alone`);
+    throw failure('ERR_CLEANUP', `${lockDir} is in use again; left alone`);
   }
   // The lock package frees exactly the holder it inspects, never one that took the lock since.
   if (!reclaimLock(target, { stale: LOCK_STALE_MS })) {
-    throw new Error(`${lockDir} is in use again; left alone`);
+    throw failure('ERR_CLEANUP', `${lockDir} is in use again; left alone`);
   }
   return { action: `freed stale lock ${lockDir}` };
 }
@@ -148,7 +156,10 @@ async function endLease(leak: Leak, ops: PoolOps) {
   }
   const reclaimed = await ops.reclaimExpired();
   if (!reclaimed.includes(leak.id)) {
-    throw new Error(`the pool did not reclaim ${leak.id} (its lease may have been renewed)`);
+    throw failure(
+      'ERR_CLEANUP',
+      `the pool did not reclaim ${leak.id} (its lease may have been renewed)`,
+    );
   }
   return { action: `reclaimed ${leak.id} through the pool` };
 }
@@ -160,7 +171,10 @@ async function stopProcess(leak: Leak) {
     process.kill(parent, 'SIGCHLD');
     await sleep(200);
     if (pidAlive(pid))
-      throw new Error(`defunct pid ${pid} remains until its parent ${parent} reaps it`);
+      throw failure(
+        'ERR_CLEANUP',
+        `defunct pid ${pid} remains until its parent ${parent} reaps it`,
+      );
     return { action: `parent ${parent} reaped defunct pid ${pid}` };
   }
   process.kill(pid, 'SIGTERM');

@@ -3,7 +3,7 @@
  * against max_connections. `pg` is imported lazily so commands that do not touch PostgreSQL do
  * not pay for loading it.
  */
-import { redact } from '@wtpool/core';
+import { redact, serviceUnavailableError } from '@wtpool/core';
 
 export interface PgConnections {
   /** max_connections of the server. */
@@ -33,7 +33,9 @@ export async function pgConnect(url: string): Promise<PgClient> {
     await client.connect();
   } catch (e) {
     await client.end().catch(() => {});
-    throw new Error(`PostgreSQL at ${redact(url)} is unreachable: ${(e as Error).message}`);
+    throw serviceUnavailableError(
+      `PostgreSQL at ${redact(url)} is unreachable: ${(e as Error).message}`,
+    );
   }
   return client;
 }

@@ -2,6 +2,7 @@
  * Process table reading for the zombie-process check (Linux /proc).
  */
 import { promises as fs } from 'node:fs';
+import { parseProcStat } from '@wtpool/core';
 
 export interface ProcInfo {
   pid: number;
@@ -26,17 +27,10 @@ async function bootTime(): Promise<number> {
 }
 
 export function parseStat(text: string, boot: number): ProcInfo | null {
-  const open = text.indexOf('(');
-  const close = text.lastIndexOf(')');
-  if (open < 0 || close < 0) return null;
-  const f = text.slice(close + 2).split(' ');
-  return {
-    pid: Number(text.slice(0, open).trim()),
-    comm: text.slice(open + 1, close),
-    state: f[0]!,
-    ppid: Number(f[1]),
-    startedAt: boot + (Number(f[19]) * 1000) / CLK_TCK,
-  };
+  const st = parseProcStat(text);
+  if (!st) return null;
+  const { pid, comm, state, ppid, startTicks } = st;
+  return { pid, comm, state, ppid, startedAt: boot + (startTicks * 1000) / CLK_TCK };
 }
 
 export async function listProcesses(): Promise<ProcInfo[]> {

@@ -2,6 +2,7 @@
  * Redis: memory, clients, the physical number of logical DBs and which of them hold keys, in
  * one pipelined round trip over the services' socket-level client.
  */
+import { serviceUnavailableError } from '@wtpool/core';
 import { redisPipeline, RedisReplyError, type Reply } from '@wtpool/services';
 
 export interface RedisSnapshot {
@@ -33,7 +34,7 @@ export async function redisSnapshot(url: string): Promise<RedisSnapshot> {
     ['CONFIG', 'GET', 'databases'],
   ]);
   const bad = replies.find((r): r is RedisReplyError => r instanceof RedisReplyError);
-  if (bad) throw new Error(`Redis refused a monitor query: ${bad.message}`);
+  if (bad) throw serviceUnavailableError(`Redis refused a monitor query: ${bad.message}`);
   const [mem, clients, keyspace, dbs] = replies as [string, string, string, Reply[]];
   const m = parseInfo(mem);
   const keys: Record<number, number> = {};

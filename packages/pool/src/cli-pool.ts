@@ -347,11 +347,13 @@ export const spec: CliSpec = {
         };
         ctx.out.result(value, () => {
           const c = s.capacity as Record<string, number> | null;
+          const warning = (s.capacity as { warning?: string } | null)?.warning;
           return [
             `worktrees: ${s.pool.size} (min ${s.pool.min}, max ${s.pool.max}), ${s.pool.ready} ready, ${s.pool.leased} leased`,
             c
               ? `redis band: floor ${c.floor}, step ${c.step}, current ${c.current}, used ${c.used}, free ${c.free}, physical max ${c.physical_max}`
               : 'redis: not configured',
+            ...(warning ? [`warning: ${warning}`] : []),
           ].join('\n');
         });
       },

@@ -76,3 +76,29 @@ describe('a refused config creates nothing (pool CLI)', () => {
     }
   });
 });
+
+describe('a Redis URL that is not redis:// (issue 12)', () => {
+  it.each(['init', 'status', 'acquire'])(
+    '`pool %s` with redis.url http://… exits 3 naming redis.url, not an internal error',
+    async (command) => {
+      const repo = await makeTempRepo();
+      try {
+        writeFileSync(
+          path.join(repo.dir, 'pool.config.yaml'),
+          'redis:\n  url: http://127.0.0.1:6379\n',
+        );
+        const args =
+          command === 'acquire' ? [command, 'agent-1', 'task-1', '--no-wait'] : [command];
+        const r = await runCli(BIN, [...args, '--repo', repo.dir], { cwd: repo.dir });
+        expect(r.code, r.stderr).toBe(3);
+        const first = r.stderr.trim().split('\n')[0]!;
+        expect(first).toMatch(/redis\.url must be/);
+        expect(first).toContain('http://127.0.0.1:6379');
+        expect(r.stderr).not.toMatch(/internal error|physical max/);
+        expect(existsSync(path.join(repo.dir, '.git', 'wtpool'))).toBe(false);
+      } finally {
+        await repo.cleanup();
+      }
+    },
+  );
+});

@@ -5,7 +5,7 @@
  */
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { errno } from '@wtpool/core';
+import { configError, errno } from '@wtpool/core';
 import { tempPath, withLock } from '@wtpool/lock';
 
 export const ENV_FILE = '.env.worktree';
@@ -21,8 +21,8 @@ function quote(value: string): string {
 /** Writes `KEY=value` lines atomically with mode 0600 (the file may hold passwords). */
 export async function writeEnvFile(file: string, env: Record<string, string>): Promise<void> {
   const lines = Object.entries(env).map(([k, v]) => {
-    if (!KEY.test(k)) throw new Error(`invalid environment variable name ${JSON.stringify(k)}`);
-    if (/[\n\r\0]/.test(v)) throw new Error(`value of ${k} contains a newline or NUL`);
+    if (!KEY.test(k)) throw configError(`invalid environment variable name ${JSON.stringify(k)}`);
+    if (/[\n\r\0]/.test(v)) throw configError(`value of ${k} contains a newline or NUL`);
     return `${k}=${quote(v)}`;
   });
   const text = `# written by worktree-pool; do not edit, do not commit\n${lines.join('\n')}\n`;

@@ -5,6 +5,7 @@
  */
 import { readFileSync, watch, promises as fs } from 'node:fs';
 import path from 'node:path';
+import { usageError } from '@wtpool/core';
 import {
   createExclusive,
   ensurePrivateDir,
@@ -31,7 +32,7 @@ export class FileLeaseStore implements LeaseStore {
   }
 
   private leaseFile(slot: string): string {
-    if (!/^wt-\d+$/.test(slot)) throw new Error(`invalid slot id ${JSON.stringify(slot)}`);
+    if (!/^wt-\d+$/.test(slot)) throw usageError(`invalid slot id ${JSON.stringify(slot)}`);
     return path.join(this.leasesDir, `${slot}.json`);
   }
 

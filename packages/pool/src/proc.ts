@@ -1,5 +1,5 @@
-import { readFileSync } from 'node:fs';
 import os from 'node:os';
+import { readProcStat } from '@wtpool/core';
 import { pidAlive } from '@wtpool/lock';
 import type { ProcRef } from './types.js';
 
@@ -7,15 +7,7 @@ export const HOST = os.hostname();
 
 /** Start time of a process (/proc/<pid>/stat field 22), or null when it cannot be read. */
 export function pidStartTime(pid: number): number | null {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // The command name (field 2) may contain spaces and parentheses: split after the last ')'.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    const v = Number(fields[19]);
-    return Number.isFinite(v) ? v : null;
-  } catch {
-    return null;
-  }
+  return readProcStat(pid)?.startTicks ?? null;
 }
 
 export function procRef(pid: number = process.pid): ProcRef {

@@ -30,7 +30,7 @@ export async function runInSlot(
   log: Reporter & { info(m: string): void },
 ): Promise<RunResult> {
   const [cmd, ...args] = opts.command;
-  if (!cmd) throw usageError('no command to run', { hint: 'pool run <agent> <task> -- CMD…' });
+  if (!cmd) throw usageError('no command to run', { hint: 'pass it after --' });
   // This process is the holder: if it is killed, the lease is reclaimed at once.
   const lease = await pool.lease({ ...opts, holderPid: process.pid });
   log.info(`running in ${lease.slot} (${lease.path}) on ${lease.branch}`);

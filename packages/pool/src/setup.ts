@@ -6,11 +6,10 @@
  * detects the hook manager) and says what it did and what to run next. Idempotent: an existing
  * pool.config.yaml or script is kept unless --force.
  */
-import { execFile } from 'node:child_process';
 import { existsSync, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { redact } from '@wtpool/core';
+import { redact, run } from '@wtpool/core';
 import { resolveRepo, targetDir } from '@wtpool/config';
 import { writeFileAtomic } from '@wtpool/lock';
 
@@ -189,8 +188,8 @@ function runGates(root: string): Promise<SetupResult['gates']> {
       notes: [],
       error: 'gates CLI not found',
     });
-  return new Promise((resolve) => {
-    execFile(process.execPath, [bin, 'install', '--json', '--repo', root], (err, stdout) => {
+  return run(process.execPath, [bin, 'install', '--json', '--repo', root]).then(
+    ({ code, stdout }) => {
       let doc: {
         mode?: string;
         manager?: string;
@@ -202,19 +201,19 @@ function runGates(root: string): Promise<SetupResult['gates']> {
       } catch {
         // reported below
       }
-      resolve({
-        ok: !err && doc.mode !== 'guidance',
+      return {
+        ok: code === 0 && doc.mode !== 'guidance',
         manager: doc.manager ?? null,
         mode: doc.mode ?? null,
         notes: doc.notes ?? [],
         ...(doc.error
           ? { error: `${doc.error.message}${doc.error.hint ? ` (${doc.error.hint})` : ''}` }
-          : err && !doc.mode
-            ? { error: `gates install exited ${String(err.code)}` }
+          : code !== 0 && !doc.mode
+            ? { error: `gates install exited ${code}` }
             : {}),
-      });
-    });
-  });
+      };
+    },
+  );
 }
 
 export async function setup(opts: SetupOptions): Promise<SetupResult> {

@@ -104,6 +104,8 @@ export function formatStatus(s: PoolStatus, now = Date.now()): string {
       '',
       `redis band: ${c.used}/${c.current} used (floor ${c.floor}, step ${c.step}, physical max ${c.physical_max})`,
     );
+    const { warning } = s.capacity as { warning?: string };
+    if (warning) lines.push(`warning: ${warning}`);
   }
   return lines.join('\n');
 }

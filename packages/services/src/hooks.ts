@@ -5,14 +5,10 @@
  * silently. Arming copies the main checkout's hooks directory into the worktree (the copy
  * carries husky's own `.gitignore`, so it never shows up in `git status`).
  */
-import { execFile } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { promisify } from 'node:util';
-import { failure } from '@wtpool/core';
+import { failure, gitRun } from '@wtpool/core';
 import type { SlotProvider } from './provider.js';
-
-const execFileP = promisify(execFile);
 
 export interface ArmResult {
   /** What was found: no hooksPath (the shared hooks dir applies), absolute, or relative. */
@@ -31,9 +27,9 @@ async function exists(p: string): Promise<boolean> {
 
 /** The effective core.hooksPath seen from a worktree (null when not set). */
 export function readHooksPath(worktree: string): Promise<string | null> {
-  return execFileP('git', ['config', '--get', 'core.hooksPath'], { cwd: worktree })
-    .then((r) => r.stdout.trim() || null)
-    .catch(() => null); // exit 1: not set
+  return gitRun(['config', '--get', 'core.hooksPath'], { cwd: worktree })
+    .then((r) => (r.code === 0 && r.stdout.trim()) || null) // exit 1: not set
+    .catch(() => null);
 }
 
 export async function armHooks(

@@ -12,11 +12,13 @@ export { redisCapacity, bandStore, flushIndex } from './redis.js';
 export { provisionRedis, withDatabases } from './provision-redis.js';
 export type { ProvisionRedisOptions, ProvisionRedisResult } from './provision-redis.js';
 export {
+  checkTemplate,
+  cloneDatabase,
   ensureTemplate,
   migrationsHash,
   quoteIdent,
-  checkTemplate,
   rebuildTemplate,
+  withAdmin,
 } from './postgres.js';
 export type { TemplateDrift } from './postgres.js';
 export { armHooks } from './hooks.js';

@@ -25,7 +25,7 @@ export function quoteIdent(name: string): string {
 
 /** 'text' for SQL literals where a parameter cannot be used (COMMENT ON). */
 export function quoteLiteral(text: string): string {
-  if (text.includes('\0')) throw new Error('NUL in SQL literal');
+  if (text.includes('\0')) throw failure('ERR_INTERNAL', 'NUL in SQL literal');
   return `'${text.replace(/'/g, "''")}'`;
 }
 

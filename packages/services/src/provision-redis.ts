@@ -5,12 +5,21 @@
  */
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { configError, failure, redact, usageError, errno } from '@wtpool/core';
+import {
+  askYesNo,
+  canAsk,
+  configError,
+  errno,
+  failure,
+  lastLine,
+  redact,
+  run,
+  usageError,
+} from '@wtpool/core';
 import type { LoadedConfig } from '@wtpool/config';
 import { ensurePrivateDir, withLock, writeFileAtomic } from '@wtpool/lock';
 import { physicalDatabases, redisInfo } from './resp.js';
 import { bandStore } from './redis.js';
-import { lastLine, runCaptured } from './exec.js';
 
 export interface ProvisionRedisOptions {
   /** Target `databases` (default redis.provisionTarget). */
@@ -43,16 +52,6 @@ export function withDatabases(conf: string, n: number): string {
   const re = /^[ \t]*databases[ \t]+\S+[ \t]*$/gm;
   if (re.test(conf)) return conf.replace(re, `databases ${n}`);
   return `${conf}${conf === '' || conf.endsWith('\n') ? '' : '\n'}databases ${n}\n`;
-}
-
-async function askOnTerminal(question: string): Promise<boolean> {
-  const { createInterface } = await import('node:readline/promises');
-  const rl = createInterface({ input: process.stdin, output: process.stderr });
-  try {
-    return /^y(es)?$/i.test((await rl.question(`${question} [y/N] `)).trim());
-  } finally {
-    rl.close();
-  }
 }
 
 async function waitForDatabases(url: string, waitMs: number): Promise<number> {
@@ -112,13 +111,13 @@ export async function provisionRedis(
         `raising Redis databases ${before} → ${target} restarts Redis once: every client of ${redact(url)} is disconnected`,
       );
       if (!opts.yes) {
-        const interactive = opts.interactive ?? (!!process.stdin.isTTY && !!process.stderr.isTTY);
+        const interactive = opts.interactive ?? canAsk();
         if (!interactive) {
           throw usageError('refusing to restart Redis without confirmation (no terminal)', {
             hint: 'run `pool scale --provision --yes` to confirm',
           });
         }
-        if (!(await (opts.confirm ?? askOnTerminal)(question))) {
+        if (!(await (opts.confirm ?? askYesNo)(question))) {
           throw failure('ERR_ABORTED', 'Redis provisioning aborted; nothing was changed');
         }
       }
@@ -139,12 +138,16 @@ export async function provisionRedis(
       progress(`restarting Redis (${r.restartCommand})…`);
       const runIdBefore = await redisInfo(url, 'run_id').catch(() => undefined);
       // The restart command comes from pool.config.yaml (the operator's own file), not a user.
-      const res = await runCaptured('sh', ['-c', r.restartCommand]);
+      const res = await run('sh', ['-c', r.restartCommand], { tail: 4000 });
       if (res.code !== 0) {
         throw failure(
           'ERR_REDIS_RESTART',
           `redis.restartCommand exited ${res.code}: ${redact(lastLine(res.output))}`,
-          { hint: `${confFile} now says databases ${target}; restart Redis by hand` },
+          {
+            hint: `${confFile} now says databases ${target}; restart Redis by hand`,
+            // Redacted by toJSON like the message: the command or its output may hold a URL.
+            details: { command: r.restartCommand, exitCode: res.code, output: res.output },
+          },
         );
       }
       const after = await waitForDatabases(url, opts.waitMs ?? 30_000);

@@ -29,6 +29,11 @@ export interface Capacity {
   used: number;
   free: number;
   physical_max: number;
+  /**
+   * Present when Redis has fewer databases than the configured band needs (bandStart + floor):
+   * one line with the two fixes. `floor` and `current` are then what exists, not the config.
+   */
+  warning?: string;
 }
 
 export type BandEvent = { type: 'band-grow' | 'band-shrink'; from: number; to: number };
@@ -45,6 +50,21 @@ type RedisConfig = Config['redis'];
 const usable = (r: RedisConfig, current: number, physical: number) =>
   Math.max(0, Math.min(current, physical - r.bandStart));
 
+/** The floor the band can have: the configured one, or all there is when Redis has fewer DBs. */
+const floorUnder = (r: RedisConfig, physical: number) =>
+  Math.min(r.floor, Math.max(0, physical - r.bandStart));
+
+/**
+ * One line when the physical ceiling is below the configured band (a stock redis-server has 16
+ * databases, the default floor is 20), naming the two fixes; undefined when the band fits.
+ */
+export function ceilingWarning(r: RedisConfig, physical: number): string | undefined {
+  const ceiling = Math.max(0, physical - r.bandStart);
+  if (ceiling >= r.floor) return undefined;
+  const range = ceiling > 0 ? `DBs ${r.bandStart}–${physical - 1}` : 'no DB';
+  return `Redis has ${physical} databases, so the band gets ${ceiling} (${range}), below redis.floor ${r.floor}: run \`pool scale --provision\` (restarts Redis once) or set redis.floor to ${ceiling || 1}${ceiling ? '' : ' and lower redis.bandStart'} in pool.config.yaml`;
+}
+
 /**
  * Allocates the lowest free index for `slot` (reusing its existing one), growing the band by
  * step when exhausted. Pure: changes `d`, returns the index and the grow event if any.
@@ -56,7 +76,9 @@ export function allocate(
   physical: number,
 ): { index: number; event?: BandEvent } {
   d.physical = physical;
-  if (d.current < r.floor) d.current = r.floor;
+  // Never claim more than exists: under a low ceiling the band idles at what there is.
+  const floor = floorUnder(r, physical);
+  if (d.current < floor) d.current = floor;
   const mine = Object.entries(d.alloc).find(([, s]) => s === slot);
   if (mine) return { index: Number(mine[0]) };
   const lowestFree = (size: number) => {
@@ -181,14 +203,17 @@ export async function redisCapacity(loaded: LoadedConfig): Promise<Capacity | nu
   } catch {
     // Redis down: report what we saw last (status must not fail because of it).
   }
-  const current = usable(r, Math.max(d.current, r.floor), physical ?? r.bandStart + r.floor);
+  const ceiling = physical ?? r.bandStart + r.floor;
+  const current = usable(r, Math.max(d.current, r.floor), ceiling);
   const used = Object.keys(d.alloc).length;
+  const warning = physical === null ? undefined : ceilingWarning(r, physical);
   return {
-    floor: r.floor,
+    floor: floorUnder(r, ceiling),
     step: r.step,
     current,
     used,
     free: Math.max(0, current - used),
     physical_max: physical ?? 0,
+    ...(warning ? { warning } : {}),
   };
 }

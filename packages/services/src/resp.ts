@@ -6,7 +6,7 @@
  */
 import net from 'node:net';
 import tls from 'node:tls';
-import { redact, serviceUnavailableError } from '@wtpool/core';
+import { configError, failure, redact, serviceUnavailableError } from '@wtpool/core';
 
 export type Reply = string | number | null | Reply[] | RedisReplyError;
 
@@ -25,7 +25,7 @@ export interface RedisTarget {
 export function parseRedisUrl(url: string): RedisTarget {
   const u = new URL(url);
   if (u.protocol !== 'redis:' && u.protocol !== 'rediss:') {
-    throw new Error(`not a redis:// URL: ${redact(url)}`);
+    throw configError(`redis.url is not a redis:// or rediss:// URL: ${redact(url)}`);
   }
   const t: RedisTarget = {
     host: u.hostname.replace(/^\[|\]$/g, '') || '127.0.0.1',
@@ -77,7 +77,7 @@ function parse(buf: Buffer, pos: number): [Reply, number] | undefined {
       return [items, p];
     }
     default:
-      throw new Error(`unexpected RESP reply type ${JSON.stringify(type)}`);
+      throw failure('ERR_REDIS_PROTOCOL', `unexpected RESP reply type ${JSON.stringify(type)}`);
   }
 }
 

@@ -6,7 +6,7 @@ import { readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { errno, failure, notFoundError, usageError } from '@wtpool/core';
 import { buildGraph, type Dangling } from './graph.js';
-import { bvPlan, type BvPlan } from './bv.js';
+import { bvRobotPlan, type BvPlan, type BvRobotPlan } from './bv.js';
 import {
   gatherEvidence,
   gitCommits,
@@ -18,9 +18,11 @@ import {
 } from './evidence.js';
 import { findIssueFile, readIssueFile, type LineProblem } from './reader.js';
 import {
+  IN_FLIGHT_STATUSES,
   findConflicts,
   trackPlan,
   type Conflict,
+  type HeldItem,
   type LaterItem,
   type Track,
   type TrackOptions,
@@ -36,6 +38,20 @@ export interface AnalyzeOptions extends TrackOptions {
   /** How many recent commits to scan for issue ids (0: none). */
   commits?: number;
   now?: number;
+  /** Also plan the file as `bv --robot-plan` does (`analysis.bv`). */
+  bv?: boolean;
+}
+
+/** What the plan knows about the files each issue touches. */
+export interface EvidenceStatus {
+  /** The repository whose files and commits were read, or null. */
+  repo: string | null;
+  /** False without a repository: no file is known, so no conflict can be ruled out. */
+  files: boolean;
+  /** Track items for which no file is known (they may touch anything). */
+  items_without_files: number;
+  /** One sentence for people. */
+  note: string;
 }
 
 export interface Warnings {
@@ -47,14 +63,47 @@ export interface Warnings {
 export interface Analysis {
   source: { kind: 'beads' | 'bv'; file: string; issues: number; open: number; tombstones: number };
   tracks: Track[];
+  /** Free work actionable now: the items of the tracks. */
   total_actionable: number;
+  /** Free work that waits (blocked, deferred, in a cycle). */
   total_blocked: number;
+  /** Work someone has (hooked, in progress, in review, assigned): never assigned. */
+  in_flight: HeldItem[];
+  /** Open issues that are not work (types, wisps, pinned): never assigned. */
+  not_work: HeldItem[];
+  evidence: EvidenceStatus;
   conflicts: Conflict[];
-  /** Open issues in no track (their whole group is in a cycle or deferred). */
+  /** Open work in no track (its group has nothing free: a cycle, deferred, or held work). */
   stranded: LaterItem[];
   warnings: Warnings;
-  /** The same input as `bv --robot-plan` would plan it (absent for --from-bv). */
-  bv?: BvPlan;
+  /** The same lines as `bv --robot-plan` plans them (with `bv: true`, not for --from-bv). */
+  bv?: BvRobotPlan;
+}
+
+function evidenceStatus(
+  repo: string | null,
+  files: RepoFiles | null,
+  tracks: Track[],
+  commitsOnly = false,
+): EvidenceStatus {
+  const items = tracks.flatMap((t) => t.items);
+  const without = items.filter((i) => i.files.length === 0).length;
+  if (!files && !commitsOnly) {
+    return {
+      repo,
+      files: false,
+      items_without_files: items.length,
+      note: 'no file evidence (no git repository): tracks are grouped by dependencies and kind only and may touch the same files',
+    };
+  }
+  return {
+    repo,
+    files: true,
+    items_without_files: without,
+    note: without
+      ? `file evidence for ${items.length - without} of ${items.length} track items; the other ${without} may touch any file`
+      : `file evidence for every track item`,
+  };
 }
 
 export const DEFAULT_COMMITS = 500;
@@ -81,15 +130,14 @@ export async function analyze(opts: AnalyzeOptions): Promise<Analysis> {
     throw usageError('--file, --beads-dir and --from-bv are alternatives: give one');
   }
   const evidenceP = repoEvidence(opts.repo, opts.commits ?? DEFAULT_COMMITS);
-  if (opts.fromBv) return fromBv(opts.fromBv, await evidenceP);
+  if (opts.fromBv) return fromBv(opts.fromBv, opts.repo, await evidenceP);
   const file = opts.file ?? findIssueFile(resolveBeadsDir(opts));
-  const read = await readIssueFile(file, { strict: opts.strict ?? false });
+  const read = await readIssueFile(file, { strict: opts.strict ?? false, bv: opts.bv === true });
   const g = buildGraph(read.issues, opts.now);
   const { files, commits } = await evidenceP;
   const open = read.issues.filter((_, i) => g.open[i]);
   const ev = gatherEvidence(open, files, commits);
   const plan = trackPlan(g, ev, opts);
-  const bv = bvPlan(g);
   return {
     source: {
       kind: 'beads',
@@ -99,12 +147,15 @@ export async function analyze(opts: AnalyzeOptions): Promise<Analysis> {
       tombstones: read.tombstones,
     },
     tracks: plan.tracks,
-    total_actionable: bv.total_actionable,
-    total_blocked: bv.total_blocked,
+    total_actionable: plan.actionable,
+    total_blocked: plan.waiting,
+    in_flight: plan.in_flight,
+    not_work: plan.not_work,
+    evidence: evidenceStatus(opts.repo, files, plan.tracks),
     conflicts: plan.conflicts,
     stranded: plan.stranded,
     warnings: { malformed: read.malformed, dangling: g.dangling, cycles: g.cycles },
-    bv,
+    ...(read.bv ? { bv: bvRobotPlan(read.bv.issues, opts.now) } : {}),
   };
 }
 
@@ -115,7 +166,11 @@ function resolveBeadsDir(opts: AnalyzeOptions): string {
 }
 
 /** `--from-bv plan.json`: bv's tracks become ours; evidence comes from commits naming the ids. */
-function fromBv(file: string, repo: { files: RepoFiles | null; commits: Commit[] }): Analysis {
+function fromBv(
+  file: string,
+  repoDir: string | null,
+  repo: { files: RepoFiles | null; commits: Commit[] },
+): Analysis {
   let raw: unknown;
   try {
     if (statSync(file).isDirectory())
@@ -132,12 +187,15 @@ function fromBv(file: string, repo: { files: RepoFiles | null; commits: Commit[]
   }
   const doc = raw as { plan?: BvPlan } & Partial<BvPlan>;
   const plan = doc.plan ?? doc;
+  // bv prints `"tracks": null` for a plan without tracks
+  if (plan && plan.tracks === null) plan.tracks = [];
   if (!plan || !Array.isArray(plan.tracks)) {
     throw failure('ERR_NOT_BV_PLAN', `${file} is not a bv plan: no plan.tracks array`, {
       hint: 'save the output of `bv --robot-plan` to the file',
     });
   }
-  const ids = plan.tracks.flatMap((t) =>
+  const tracksIn = plan.tracks as NonNullable<BvPlan['tracks']>;
+  const ids = tracksIn.flatMap((t) =>
     Array.isArray(t.items) ? t.items.map((i) => String(i.id)) : [],
   );
   const ev: FileEvidence = gatherEvidence(
@@ -152,20 +210,49 @@ function fromBv(file: string, repo: { files: RepoFiles | null; commits: Commit[]
       text: {},
       metadataFiles: [],
       ephemeral: false,
+      assignee: '',
+      wispType: '',
     })),
     null,
     repo.commits,
   );
-  const tracks: Track[] = plan.tracks.map((t, k) => {
-    const items = (Array.isArray(t.items) ? t.items : []).map((i) => ({
+  // bv counts hooked and in-progress issues as actionable; they are in flight here.
+  const inFlight: HeldItem[] = [];
+  const tracks: Track[] = tracksIn.map((t, k) => {
+    const all = (Array.isArray(t.items) ? t.items : []).map((i) => ({
       id: String(i.id),
       title: String(i.title ?? ''),
       priority: typeof i.priority === 'number' ? i.priority : 2,
       status: String(i.status ?? 'open'),
       type: 'task',
+      assignee: '',
       unblocks: Array.isArray(i.unblocks) ? i.unblocks.map(String) : [],
       files: [...(ev.get(String(i.id))?.keys() ?? [])].sort(),
+      evidence: [...(ev.get(String(i.id)) ?? [])]
+        .sort((a, b) => (a[0] < b[0] ? -1 : 1))
+        .map(([f, how]) => ({
+          file: f,
+          how: [
+            ...new Set(
+              how.map((h) => (h.kind === 'commit' ? `commit ${h.commit.slice(0, 8)}` : h.kind)),
+            ),
+          ],
+        })),
     }));
+    for (const i of all) {
+      if (IN_FLIGHT_STATUSES.has(i.status)) {
+        inFlight.push({
+          id: i.id,
+          title: i.title,
+          priority: i.priority,
+          status: i.status,
+          type: i.type,
+          assignee: '',
+          reason: i.status,
+        });
+      }
+    }
+    const items = all.filter((i) => !IN_FLIGHT_STATUSES.has(i.status));
     return {
       track_id: String(t.track_id ?? `track-${k + 1}`),
       priority: items.length ? Math.min(...items.map((i) => i.priority)) : 4,
@@ -174,9 +261,11 @@ function fromBv(file: string, repo: { files: RepoFiles | null; commits: Commit[]
       items,
       later: [],
       files: [...new Set(items.flatMap((i) => i.files))].sort(),
+      shared_files: [],
     };
   });
-  const actionable = typeof plan.total_actionable === 'number' ? plan.total_actionable : ids.length;
+  const kept = tracks.filter((t) => t.size > 0);
+  const actionable = kept.reduce((sum, t) => sum + t.size, 0);
   return {
     source: {
       kind: 'bv',
@@ -185,11 +274,14 @@ function fromBv(file: string, repo: { files: RepoFiles | null; commits: Commit[]
       open: actionable + (plan.total_blocked ?? 0),
       tombstones: 0,
     },
-    tracks: tracks.filter((t) => t.size > 0),
+    tracks: kept,
     total_actionable: actionable,
     total_blocked: typeof plan.total_blocked === 'number' ? plan.total_blocked : 0,
+    in_flight: inFlight,
+    not_work: [],
+    evidence: evidenceStatus(repoDir, repo.files, kept),
     conflicts: findConflicts(
-      tracks.map((t) => ({ track: t.track_id, issues: t.items.map((i) => i.id) })),
+      kept.map((t) => ({ track: t.track_id, issues: t.items.map((i) => i.id) })),
       ev,
     ),
     stranded: [],

@@ -7,12 +7,12 @@ import {
   type CommandContext,
   type OptionSpec,
 } from '@wtpool/core';
-import { resolveRepo, targetDir } from '@wtpool/config';
+import { loadConfig, resolveRepo, targetDir } from '@wtpool/config';
 import { analyze, DEFAULT_COMMITS, type Analysis } from './analyze.js';
 import { toBvPlan } from './bv.js';
 import { analysisText, bvText, conflictsText, recommendationText, warningLines } from './format.js';
 import { acquireAssignments, cliPoolPort, recommend, type Recommendation } from './recommend.js';
-import { DEFAULT_HOT_FILE, DEFAULT_MAX_TRACKS } from './tracks.js';
+import { DEFAULT_HOT_FILE, DEFAULT_MAX_TRACKS, DEFAULT_NON_WORK_TYPES } from './tracks.js';
 
 const INPUT: OptionSpec[] = [
   {
@@ -66,12 +66,17 @@ const INPUT: OptionSpec[] = [
     default: DEFAULT_COMMITS,
   },
 ];
+const EXPLAIN: OptionSpec = {
+  name: 'explain',
+  type: 'boolean',
+  description: 'per item: the files it is expected to touch and why; every held issue and why',
+};
 const FORMAT: OptionSpec = {
   name: 'format',
   type: 'string',
   value: 'F',
   choices: ['tracks', 'bv'],
-  description: 'plan shape: ours, or bv --robot-plan',
+  description: 'plan shape: ours, or exactly what bv --robot-plan prints',
   default: 'tracks',
 };
 const RECOMMEND: OptionSpec[] = [
@@ -99,10 +104,21 @@ function repoOf(ctx: CommandContext): string | null {
   }
 }
 
-async function load(ctx: CommandContext): Promise<{ analysis: Analysis; repo: string | null }> {
+/** `tracks.nonWorkTypes` of the repository's config (the default list without one). */
+function nonWorkTypes(ctx: CommandContext, repo: string | null): readonly string[] {
+  if (!repo && ctx.config === undefined) return DEFAULT_NON_WORK_TYPES;
+  return loadConfig({ repo: repo ?? ctx.repo, config: ctx.config }).config.tracks.nonWorkTypes;
+}
+
+async function load(
+  ctx: CommandContext,
+  bv = false,
+): Promise<{ analysis: Analysis; repo: string | null }> {
   const repo = repoOf(ctx);
   const o = ctx.opts;
   const analysis = await analyze({
+    bv,
+    nonWorkTypes: nonWorkTypes(ctx, repo),
     repo,
     file: o.file as string | undefined,
     fromBv: o['from-bv'] as string | undefined,
@@ -115,6 +131,8 @@ async function load(ctx: CommandContext): Promise<{ analysis: Analysis; repo: st
   for (const w of warningLines(analysis)) ctx.out.warn(w);
   return { analysis, repo };
 }
+
+const explainOf = (ctx: CommandContext) => ({ explain: ctx.opts.explain === true });
 
 function planJson(a: Analysis) {
   const { bv: _bv, conflicts: _c, ...rest } = a;
@@ -136,7 +154,10 @@ async function recommendFor(
     config: ctx.config,
     timeout: ctx.opts.timeout as string,
   });
-  const rec = recommend(a.tracks, await port.status(), prefix ? { agentPrefix: prefix } : {});
+  const rec = recommend(a.tracks, await port.status(), {
+    nonWorkTypes: nonWorkTypes(ctx, repo),
+    ...(prefix ? { agentPrefix: prefix } : {}),
+  });
   let code: number = ExitCode.OK;
   if (acquire) {
     try {
@@ -158,13 +179,15 @@ const spec: CliSpec = {
     {
       name: 'analyze',
       summary: 'tracks of work that can run in parallel, each with items, priority and reason',
-      options: [...INPUT, FORMAT],
+      options: [...INPUT, FORMAT, EXPLAIN],
       async run(ctx) {
-        const { analysis } = await load(ctx);
-        if (ctx.opts.format === 'bv') {
-          const plan = analysis.bv ?? toBvPlan(analysis);
-          ctx.out.result({ plan }, () => bvText(plan));
-        } else ctx.out.result(planJson(analysis), () => analysisText(analysis));
+        const bv = ctx.opts.format === 'bv';
+        const { analysis } = await load(ctx, bv);
+        if (bv) {
+          // --from-bv has no issues to hash: only the plan is printed
+          const doc = analysis.bv ?? { plan: toBvPlan(analysis) };
+          ctx.out.result(doc, () => bvText(doc));
+        } else ctx.out.result(planJson(analysis), () => analysisText(analysis, explainOf(ctx)));
       },
     },
     {
@@ -186,13 +209,15 @@ const spec: CliSpec = {
       options: INPUT,
       async run(ctx) {
         const { analysis } = await load(ctx);
-        ctx.out.result({ conflicts: analysis.conflicts }, () => conflictsText(analysis.conflicts));
+        ctx.out.result({ conflicts: analysis.conflicts, evidence: analysis.evidence }, () =>
+          conflictsText(analysis.conflicts, analysis.evidence),
+        );
       },
     },
     {
       name: 'full',
       summary: 'all three: analyze, conflicts and recommend',
-      options: [...INPUT, ...RECOMMEND],
+      options: [...INPUT, ...RECOMMEND, EXPLAIN],
       async run(ctx) {
         const { analysis, repo } = await load(ctx);
         let rec: Recommendation | null = null;
@@ -207,9 +232,9 @@ const spec: CliSpec = {
           { ...planJson(analysis), conflicts: analysis.conflicts, recommendation: rec },
           () =>
             [
-              analysisText(analysis),
+              analysisText(analysis, explainOf(ctx)),
               '',
-              conflictsText(analysis.conflicts),
+              conflictsText(analysis.conflicts, analysis.evidence),
               '',
               rec
                 ? recommendationText(rec, ctx.opts.acquire === true)

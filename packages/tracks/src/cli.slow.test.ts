@@ -52,7 +52,10 @@ describe('tracks CLI (built bin, real git repo)', () => {
   it('conflicts --json: issues joined by their shared file leave no conflict; --strict fails on the malformed line', async () => {
     const r = await runCli(BIN, ['conflicts', '--json', '--max-tracks', '3'], { cwd: repo.dir });
     expect(r.code).toBe(0);
-    expect(r.json()).toEqual({ conflicts: [] });
+    expect(r.json<{ conflicts: unknown[] }>().conflicts).toEqual([]);
+    // with evidence for every item, the claim is made
+    const text = await runCli(BIN, ['conflicts', '--max-tracks', '3'], { cwd: repo.dir });
+    expect(text.stdout.trim()).toBe('No two tracks are expected to touch the same file.');
     const strict = await runCli(BIN, ['analyze', '--strict'], { cwd: repo.dir });
     expect(strict.code).toBe(1);
     expect(strict.stderr).toMatch(/issues\.jsonl:5: not JSON/);
@@ -92,9 +95,41 @@ describe('tracks CLI (built bin, real git repo)', () => {
       ],
       { cwd: repo.dir },
     );
-    const plan = bv.json<{ plan: { tracks: unknown[]; total_actionable: number } }>().plan;
-    expect(plan.total_actionable).toBe(63);
-    expect(plan.tracks).toHaveLength(61);
+    const doc = bv.json<{
+      generated_at: string;
+      data_hash: string;
+      plan: { tracks: unknown[]; total_actionable: number };
+    }>();
+    expect(Object.keys(doc)).toEqual([
+      'generated_at',
+      'data_hash',
+      'analysis_config',
+      'status',
+      'plan',
+      'usage_hints',
+    ]);
+    expect(doc.data_hash).toMatch(/^[0-9a-f]{16}$/);
+    expect(doc.plan.total_actionable).toBe(63);
+    expect(doc.plan.tracks).toHaveLength(63);
+  });
+
+  it('says what it knows: per-item files with --explain in a repository, no claim without one', async () => {
+    const r = await runCli(BIN, ['analyze', '--explain', '--hot-file', '2'], { cwd: repo.dir });
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(
+      /^Evidence: file evidence for 3 of 4 track items|^Evidence: file evidence/m,
+    );
+    expect(r.stdout).toContain('files: src/db/store.ts (description)');
+    expect(r.stdout).toContain('files: src/api/http.ts (commit ');
+    expect(r.stdout).toMatch(/app-1 and app-2 share src\/db\/store\.ts/);
+    const outside = await runCli(
+      BIN,
+      ['full', '--file', path.join(FIXTURES, 'NVIDIA__skyhook__issues.jsonl')],
+      { cwd: repo.sandbox },
+    );
+    expect(outside.stdout).toMatch(/^Evidence: no file evidence \(no git repository\)/m);
+    expect(outside.stdout).toMatch(/^Conflicts unknown: no file evidence/m);
+    expect(outside.stdout).not.toContain('No two tracks are expected to touch the same file');
   });
 
   it('--from-bv round-trips a bv plan; --help lists the options; bad input is a usage error', async () => {

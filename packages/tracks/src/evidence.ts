@@ -3,11 +3,8 @@
  * paths named in the issue's text that exist in `git ls-files`, an explicit `metadata.files`
  * list, and the files changed by commits whose message names the issue id.
  */
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
+import { git } from '@wtpool/core';
 import type { Issue } from './reader.js';
-
-const execFileP = promisify(execFile);
 
 export type Evidence =
   { kind: 'text'; field: string } | { kind: 'metadata' } | { kind: 'commit'; commit: string };
@@ -43,16 +40,60 @@ export function indexRepoFiles(paths: Iterable<string>): RepoFiles {
   return { files, suffixes };
 }
 
-// Path-like words: a/b/c.ext, dir/file, or file.ext. Backticks, quotes and `:line` stop a match.
-const PATH_TOKEN =
-  /[A-Za-z0-9_.@+~-]*(?:\/[A-Za-z0-9_.@+~-]+)+|[A-Za-z0-9_@+-][A-Za-z0-9_.@+-]*\.[A-Za-z][A-Za-z0-9]{0,7}/g;
+/** Characters of a path-like word; anything else (space, quotes, backticks, `:`, `,`) ends it. */
+const PATH_CHAR = new Uint8Array(128);
+for (const c of 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.@+~-/')
+  PATH_CHAR[c.charCodeAt(0)] = 1;
+
+/** No tracked path is longer; a longer word is skipped unread (a pasted blob, a hash run). */
+export const MAX_PATH_TOKEN = 1024;
+
+/** A bare file name: something, a dot, then an extension starting with a letter. */
+function hasExtension(w: string): boolean {
+  const dot = w.lastIndexOf('.');
+  if (dot <= 0 || dot === w.length - 1) return false;
+  const c = w.charCodeAt(dot + 1) | 0x20;
+  return c >= 0x61 && c <= 0x7a;
+}
+
+/**
+ * Path-like words of a text, in one pass (each character is looked at once, whatever the text):
+ * maximal runs of path characters, without leading `./` or `/` and trailing dots or slashes;
+ * a word with a `/` is a path, one without is a file name when it has an extension.
+ */
+export function pathTokens(text: string): string[] {
+  const out: string[] = [];
+  const n = text.length;
+  let i = 0;
+  while (i < n) {
+    const c = text.charCodeAt(i);
+    if (c >= 128 || !PATH_CHAR[c]) {
+      i++;
+      continue;
+    }
+    let j = i + 1;
+    while (j < n) {
+      const d = text.charCodeAt(j);
+      if (d >= 128 || !PATH_CHAR[d]) break;
+      j++;
+    }
+    if (j - i <= MAX_PATH_TOKEN) {
+      let a = i;
+      let b = j;
+      while (a < b && (text[a] === '/' || (text[a] === '.' && text[a + 1] === '/'))) a++;
+      while (b > a && (text[b - 1] === '.' || text[b - 1] === '/')) b--;
+      const w = text.slice(a, b);
+      if (w && (w.includes('/') || hasExtension(w))) out.push(w);
+    }
+    i = j;
+  }
+  return out;
+}
 
 /** Tracked files a piece of text names. A bare file name counts only when it is unique. */
 export function pathsInText(text: string, repo: RepoFiles): string[] {
   const out = new Set<string>();
-  for (const m of text.matchAll(PATH_TOKEN)) {
-    const token = m[0].replace(/^(\.\/|\/)+/, '').replace(/[.]+$/, '');
-    if (!token) continue;
+  for (const token of pathTokens(text)) {
     if (repo.files.has(token)) {
       out.add(token);
       continue;
@@ -64,6 +105,35 @@ export function pathsInText(text: string, repo: RepoFiles): string[] {
   return [...out];
 }
 
+/** Issue-id-like words of a commit message: runs of [A-Za-z0-9_.-] trimmed to alphanumerics. */
+export function idTokens(text: string): string[] {
+  const out: string[] = [];
+  const word = (c: number) =>
+    (c >= 48 && c <= 57) ||
+    ((c | 0x20) >= 97 && (c | 0x20) <= 122) ||
+    c === 95 ||
+    c === 46 ||
+    c === 45;
+  const alnum = (c: number) => (c >= 48 && c <= 57) || ((c | 0x20) >= 97 && (c | 0x20) <= 122);
+  const n = text.length;
+  let i = 0;
+  while (i < n) {
+    if (!word(text.charCodeAt(i))) {
+      i++;
+      continue;
+    }
+    let j = i + 1;
+    while (j < n && word(text.charCodeAt(j))) j++;
+    let a = i;
+    let b = j;
+    while (a < b && !alnum(text.charCodeAt(a))) a++;
+    while (b > a && !alnum(text.charCodeAt(b - 1))) b--;
+    if (b - a >= 2 && b - a <= MAX_PATH_TOKEN) out.push(text.slice(a, b));
+    i = j;
+  }
+  return out;
+}
+
 function add(ev: FileEvidence, id: string, file: string, e: Evidence): void {
   let files = ev.get(id);
   if (!files) ev.set(id, (files = new Map()));
@@ -71,8 +141,6 @@ function add(ev: FileEvidence, id: string, file: string, e: Evidence): void {
   if (list) list.push(e);
   else files.set(file, [e]);
 }
-
-const ID_TOKEN = /[A-Za-z0-9][A-Za-z0-9_.-]*[A-Za-z0-9]/g;
 
 /** Gathers evidence for the given issues (only those need it: the actionable and open ones). */
 export function gatherEvidence(
@@ -91,29 +159,24 @@ export function gatherEvidence(
   }
   for (const c of commits) {
     const named = new Set<string>();
-    for (const m of c.message.matchAll(ID_TOKEN)) if (ids.has(m[0])) named.add(m[0]);
+    for (const w of idTokens(c.message)) if (ids.has(w)) named.add(w);
     for (const id of named)
       for (const f of c.files) add(ev, id, f, { kind: 'commit', commit: c.hash });
   }
   return ev;
 }
 
-async function git(cwd: string, args: string[]): Promise<string> {
-  const { stdout } = await execFileP('git', ['-c', 'core.quotePath=false', ...args], {
-    cwd,
-    maxBuffer: 256 << 20,
-  });
-  return stdout;
-}
+const gitIn = (cwd: string, args: string[]) =>
+  git(['-c', 'core.quotePath=false', ...args], { cwd });
 
 export async function gitLsFiles(cwd: string): Promise<string[]> {
-  return (await git(cwd, ['ls-files', '-z'])).split('\0').filter(Boolean);
+  return (await gitIn(cwd, ['ls-files', '-z'])).split('\0').filter(Boolean);
 }
 
 /** The last `max` non-merge commits of HEAD with their messages and changed files. */
 export async function gitCommits(cwd: string, max: number): Promise<Commit[]> {
   if (max <= 0) return [];
-  const out = await git(cwd, [
+  const out = await gitIn(cwd, [
     'log',
     '--no-merges',
     `--max-count=${max}`,

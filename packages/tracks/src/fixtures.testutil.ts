@@ -15,6 +15,8 @@ export function issue(id: string, deps: [string, string][] = [], o: Partial<Issu
     text: {},
     metadataFiles: [],
     ephemeral: false,
+    assignee: '',
+    wispType: '',
     ...o,
   };
 }

@@ -1,27 +1,63 @@
 /** Human output: plans that read like plans. JSON output is the data structures themselves. */
-import type { Analysis } from './analyze.js';
+import type { Analysis, EvidenceStatus } from './analyze.js';
 import type { BvPlan } from './bv.js';
 import type { Recommendation } from './recommend.js';
-import type { Conflict, Track } from './tracks.js';
+import type { Conflict, HeldItem, Track } from './tracks.js';
 
 const list = (xs: string[], max = 6) =>
   xs.slice(0, max).join(', ') + (xs.length > max ? `, … (${xs.length} in all)` : '');
 
-function trackText(t: Track): string[] {
+export interface TextOptions {
+  /** Per-item files and why, and every held issue with its reason. */
+  explain?: boolean;
+}
+
+function trackText(t: Track, o: TextOptions): string[] {
   const lines = [
     `${t.track_id} · P${t.priority} · ${t.size} item${t.size === 1 ? '' : 's'} now · ${t.reason}`,
   ];
   t.items.forEach((i, k) => {
     const unblocks = i.unblocks.length ? `  → unblocks ${list(i.unblocks, 4)}` : '';
+    const who = i.assignee ? ` (${i.assignee})` : '';
     lines.push(
-      `  ${String(k + 1).padStart(2)}. ${i.id}  P${i.priority} ${i.type}  ${i.title}${unblocks}`,
+      `  ${String(k + 1).padStart(2)}. ${i.id}  P${i.priority} ${i.type} ${i.status}${who}  ${i.title}${unblocks}`,
     );
+    if (o.explain) {
+      lines.push(
+        i.evidence.length
+          ? `      files: ${i.evidence.map((e) => `${e.file} (${e.how.join(', ')})`).join('; ')}`
+          : '      files: none known',
+      );
+    }
   });
   if (t.later.length)
     lines.push(
       `      then ${t.later.length} waiting on dependencies: ${list(t.later.map((l) => l.id))}`,
     );
   if (t.files.length) lines.push(`      files: ${list(t.files)}`);
+  for (const f of t.shared_files.slice(0, o.explain ? undefined : 3)) {
+    lines.push(`      shared: ${f.file} by ${list(f.issues, 4)}`);
+  }
+  return lines;
+}
+
+function heldText(title: string, items: HeldItem[], o: TextOptions): string[] {
+  if (!items.length) return [];
+  const byReason = new Map<string, number>();
+  for (const i of items) {
+    const key = i.reason.startsWith('assigned to ') ? 'assigned' : i.reason.split(',')[0]!;
+    byReason.set(key, (byReason.get(key) ?? 0) + 1);
+  }
+  const lines = [
+    `${title} (${items.length}, never assigned): ${[...byReason].map(([r, n]) => `${n} ${r}`).join(', ')}`,
+  ];
+  for (const i of items.slice(0, o.explain ? undefined : 8)) {
+    lines.push(
+      `  ${i.id}  P${i.priority} ${i.type} ${i.status}${i.assignee ? ` (${i.assignee})` : ''}  ${i.title}  — ${i.reason}`,
+    );
+  }
+  if (!o.explain && items.length > 8)
+    lines.push(`  … ${items.length - 8} more (--explain lists all)`);
   return lines;
 }
 
@@ -47,18 +83,22 @@ export function warningLines(a: Analysis): string[] {
   for (const c of w.cycles) out.push(`dependency cycle: ${c.join(' → ')}`);
   if (a.stranded.length)
     out.push(
-      `${a.stranded.length} open issue(s) in no track (cycle or deferred): ${list(a.stranded.map((s) => s.id))}`,
+      `${a.stranded.length} open work item(s) in no track (a cycle, deferred, or waiting on in-flight or non-work issues): ${list(a.stranded.map((s) => s.id))}`,
     );
   return out;
 }
 
-export function analysisText(a: Analysis): string {
+export function analysisText(a: Analysis, o: TextOptions = {}): string {
   const lines = [
-    `${a.total_actionable} actionable and ${a.total_blocked} blocked issue(s) in ${a.tracks.length} independent track(s)  (${a.source.file})`,
+    `${a.total_actionable} actionable and ${a.total_blocked} waiting work item(s) in ${a.tracks.length} independent track(s); ${a.in_flight.length} in flight, ${a.not_work.length} not work  (${a.source.file})`,
+    `Evidence: ${a.evidence.note}.`,
     '',
   ];
-  for (const t of a.tracks) lines.push(...trackText(t), '');
-  if (!a.tracks.length) lines.push('Nothing to do: no open, unblocked issue.', '');
+  for (const t of a.tracks) lines.push(...trackText(t, o), '');
+  if (!a.tracks.length) lines.push('Nothing to hand out: no open, free, unblocked work.', '');
+  for (const part of [heldText('In flight', a.in_flight, o), heldText('Not work', a.not_work, o)]) {
+    if (part.length) lines.push(...part, '');
+  }
   if (a.conflicts.length)
     lines.push(
       `${a.conflicts.length} pair(s) of tracks may touch the same files: see \`tracks conflicts\``,
@@ -66,11 +106,13 @@ export function analysisText(a: Analysis): string {
   return lines.join('\n').trimEnd();
 }
 
-export function bvText(p: BvPlan): string {
+export function bvText(doc: { plan: BvPlan; data_hash?: string }): string {
+  const p = doc.plan;
+  const tracks = p.tracks ?? [];
   const lines = [
-    `${p.total_actionable} actionable, ${p.total_blocked} blocked, ${p.tracks.length} track(s) (bv --robot-plan)`,
+    `${p.total_actionable} actionable, ${p.total_blocked} blocked, ${tracks.length} track(s) (bv --robot-plan${doc.data_hash ? `, data_hash ${doc.data_hash}` : ''})`,
   ];
-  for (const t of p.tracks)
+  for (const t of tracks)
     lines.push(
       `${t.track_id} (${t.reason}): ${list(
         t.items.map((i) => i.id),
@@ -82,8 +124,16 @@ export function bvText(p: BvPlan): string {
   return lines.join('\n');
 }
 
-export function conflictsText(conflicts: Conflict[]): string {
-  if (!conflicts.length) return 'No two tracks are expected to touch the same file.';
+export function conflictsText(conflicts: Conflict[], evidence?: EvidenceStatus): string {
+  if (!conflicts.length) {
+    if (evidence && !evidence.files) {
+      return `Conflicts unknown: ${evidence.note}.`;
+    }
+    if (evidence?.items_without_files) {
+      return `No two tracks are expected to touch the same file, as far as the evidence goes: ${evidence.note}.`;
+    }
+    return 'No two tracks are expected to touch the same file.';
+  }
   const lines: string[] = [];
   for (const c of conflicts) {
     lines.push(`${c.tracks[0]} ↔ ${c.tracks[1]}: ${c.files.length} shared file(s)`);
@@ -109,6 +159,9 @@ export function recommendationText(r: Recommendation, acquired = false): string 
   }
   if (!r.assignments.length) lines.push('No slot available: every track waits.');
   if (r.waiting_for_slot.length) lines.push(`Waiting for a slot: ${list(r.waiting_for_slot, 10)}`);
+  if (r.not_assignable.length) {
+    lines.push(`Not assigned (nothing free in them): ${list(r.not_assignable, 10)}`);
+  }
   if (r.waiting_on_dependencies.length) {
     lines.push(
       `Waiting on dependencies (follow in the same slot): ${list(

@@ -2,6 +2,7 @@
 export * from './reader.js';
 export * from './graph.js';
 export * from './bv.js';
+export * from './bv-loader.js';
 export * from './evidence.js';
 export * from './tracks.js';
 export * from './analyze.js';

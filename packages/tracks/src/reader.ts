@@ -5,8 +5,8 @@
  */
 import { createReadStream, existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { createInterface } from 'node:readline';
 import { errno, failure, notFoundError, usageError } from '@wtpool/core';
+import { BV_MAX_LINE_BYTES, bvLine, type BvIssue } from './bv-loader.js';
 
 export interface Dependency {
   /** The issue this one depends on (`depends_on_id`). */
@@ -32,6 +32,10 @@ export interface Issue {
   ephemeral: boolean;
   /** ISO time before which the issue is deferred (`defer_until`), if any. */
   deferUntil?: string;
+  /** Who holds the issue (`assignee`; empty when nobody). */
+  assignee: string;
+  /** `wisp_type` of an ephemeral wisp (heartbeat, patrol, …), empty otherwise. */
+  wispType: string;
 }
 
 export interface LineProblem {
@@ -46,11 +50,18 @@ export interface ReadResult {
   malformed: LineProblem[];
   tombstones: number;
   lines: number;
+  /** With `bv`: the issues bv's loader keeps from the same lines, and the lines it skips. */
+  bv?: { issues: BvIssue[]; skipped: LineProblem[] };
 }
 
 export interface ReadOptions {
   strict?: boolean;
+  /** Also read the lines as beads_viewer's loader does (for `--format bv`). */
+  bv?: boolean;
 }
+
+/** The longest line read (bv's loader buffer, 10 MiB); a longer one is a malformed line. */
+export const MAX_LINE_BYTES = BV_MAX_LINE_BYTES;
 
 const TEXT_FIELDS = ['description', 'design', 'acceptance_criteria', 'notes'] as const;
 
@@ -141,6 +152,8 @@ function toIssue(o: Record<string, unknown>): Shape {
     text,
     metadataFiles,
     ephemeral: o.ephemeral === true,
+    assignee: str(o.assignee) ?? '',
+    wispType: str(o.wisp_type) ?? '',
   };
   const defer = str(o.defer_until);
   if (defer) issue.deferUntil = defer;
@@ -156,7 +169,7 @@ const isDirectory = (file: string) =>
 export async function readIssueFile(file: string, opts: ReadOptions = {}): Promise<ReadResult> {
   // Opening a directory succeeds on Linux (only the read fails), so it is told apart here.
   if (statSync(file, { throwIfNoEntry: false })?.isDirectory()) throw isDirectory(file);
-  const stream = createReadStream(file, { encoding: 'utf8' });
+  const stream = createReadStream(file, { highWaterMark: 1 << 20 });
   const opened = new Promise<void>((resolve, reject) => {
     stream.once('open', () => resolve());
     stream.once('error', reject);
@@ -168,12 +181,49 @@ export async function readIssueFile(file: string, opts: ReadOptions = {}): Promi
     if (errno(e) === 'EISDIR') throw isDirectory(file);
     throw e;
   }
-  return readIssueLines(createInterface({ input: stream, crlfDelay: Infinity }), file, opts);
+  return readIssueLines(splitLines(stream), file, opts);
+}
+
+/** A line longer than MAX_LINE_BYTES, counted but never held in memory. */
+export interface LongLine {
+  tooLong: number;
+}
+
+/**
+ * Lines of a byte stream (`\n`, a trailing `\r` dropped), decoded as UTF-8 one whole line at a
+ * time. A line of MAX_LINE_BYTES or more is not assembled: its bytes are counted and dropped.
+ */
+export async function* splitLines(
+  stream: AsyncIterable<Buffer>,
+): AsyncGenerator<string | LongLine> {
+  let parts: Buffer[] = [];
+  let size = 0;
+  const finish = (): string | LongLine => {
+    const out: string | LongLine =
+      size >= MAX_LINE_BYTES ? { tooLong: size } : Buffer.concat(parts, size).toString('utf8');
+    parts = [];
+    size = 0;
+    return typeof out === 'string' && out.endsWith('\r') ? out.slice(0, -1) : out;
+  };
+  for await (const chunk of stream) {
+    let from = 0;
+    for (let nl = chunk.indexOf(10); nl !== -1; nl = chunk.indexOf(10, from)) {
+      if (size < MAX_LINE_BYTES) parts.push(chunk.subarray(from, nl));
+      size += nl - from;
+      yield finish();
+      from = nl + 1;
+    }
+    if (from < chunk.length) {
+      if (size < MAX_LINE_BYTES) parts.push(chunk.subarray(from));
+      size += chunk.length - from;
+    }
+  }
+  if (size > 0) yield finish();
 }
 
 /** Reads issues from any source of lines (a file stream, or an array in tests). */
 export async function readIssueLines(
-  lines: AsyncIterable<string> | Iterable<string>,
+  lines: AsyncIterable<string | LongLine> | Iterable<string | LongLine>,
   file: string,
   opts: ReadOptions = {},
 ): Promise<ReadResult> {
@@ -184,6 +234,7 @@ export async function readIssueLines(
   const foreign = new Map<string, number>();
   let tombstones = 0;
   let n = 0;
+  const bv = opts.bv ? { issues: [] as BvIssue[], skipped: [] as LineProblem[] } : undefined;
   const problem = (message: string) => {
     if (opts.strict) {
       throw failure('ERR_MALFORMED_LINE', `${file}:${n}: ${message}`, {
@@ -194,14 +245,39 @@ export async function readIssueLines(
   };
   for await (const raw of lines) {
     n++;
-    const line = raw.trim();
-    if (!line) continue;
+    // Characters ≤ bytes ≤ 3 × characters: the byte count is needed only near the limit.
+    const bytes =
+      typeof raw !== 'string'
+        ? raw.tooLong
+        : raw.length * 3 >= MAX_LINE_BYTES
+          ? Buffer.byteLength(raw)
+          : 0;
+    if (bytes >= MAX_LINE_BYTES || typeof raw !== 'string') {
+      const mib = (bytes / 2 ** 20).toFixed(1);
+      bv?.skipped.push({ line: n, message: `line too long (exceeds ${MAX_LINE_BYTES} bytes)` });
+      problem(`line too long (${mib} MiB; the limit is ${MAX_LINE_BYTES / 2 ** 20} MiB)`);
+      continue;
+    }
+    // A UTF-8 byte order mark on the first line is not part of the JSON (bv strips it too).
+    const text = n === 1 && raw.charCodeAt(0) === 0xfeff ? raw.slice(1) : raw;
+    const line = text.trim();
+    if (!line) {
+      // bv skips an empty line silently, one of blanks as malformed JSON
+      if (text) bv?.skipped.push({ line: n, message: 'malformed JSON' });
+      continue;
+    }
     let o: unknown;
     try {
       o = JSON.parse(line);
     } catch (e) {
+      bv?.skipped.push({ line: n, message: 'malformed JSON' });
       problem(`not JSON (${(e as Error).message})`);
       continue;
+    }
+    if (bv) {
+      const b = bvLine(o);
+      if ('issue' in b) bv.issues.push(b.issue);
+      else bv.skipped.push({ line: n, message: b.skip });
     }
     if (!o || typeof o !== 'object' || Array.isArray(o)) {
       problem('not a JSON object');
@@ -230,10 +306,13 @@ export async function readIssueLines(
     }
   }
   if (issues.length === 0 && (foreign.size > 0 || malformed.length > 0)) {
-    const what = foreign.size ? [...foreign.keys()][0] : `${malformed.length} malformed line(s)`;
+    const first = malformed[0];
+    const what = foreign.size
+      ? [...foreign.keys()][0]
+      : `${malformed.length} malformed line(s) (line ${first!.line}: ${first!.message})`;
     throw failure('ERR_NOT_BEADS', `${file} is not a beads issue file: it holds ${what}`, {
       hint: 'point --file at .beads/issues.jsonl (the `bd export` output), or use --beads-dir',
     });
   }
-  return { file, issues, malformed, tombstones, lines: n };
+  return { file, issues, malformed, tombstones, lines: n, ...(bv ? { bv } : {}) };
 }

@@ -21,17 +21,22 @@ const track = (id: string, priority: number, size: number, later = 0): Track => 
     priority,
     status: 'open',
     type: 'task',
+    assignee: '',
     unblocks: [],
     files: [],
+    evidence: [],
   })),
   later: Array.from({ length: later }, (_, k) => ({
     id: `${id}-l${k}`,
     title: 't',
     priority,
     status: 'open',
+    type: 'task',
+    assignee: '',
     waits_on: [],
   })),
   files: [],
+  shared_files: [],
 });
 
 const status = (
@@ -50,6 +55,43 @@ const status = (
 });
 
 describe('recommend (pure)', () => {
+  it('never gives a slot to a track whose items are in flight, assigned or not work', () => {
+    const held = (id: string, o: Partial<Track['items'][number]>): Track => {
+      const t = track(id, 0, 1);
+      Object.assign(t.items[0]!, o);
+      return t;
+    };
+    const r = recommend(
+      [
+        held('track-H', { status: 'hooked' }),
+        held('track-P', { status: 'in_progress' }),
+        held('track-S', { assignee: 'emma' }),
+        held('track-G', { type: 'agent' }),
+        held('track-M', { type: 'molecule' }),
+        track('track-W', 3, 1),
+      ],
+      status(
+        [
+          ['wt-1', 'ready'],
+          ['wt-2', 'ready'],
+        ],
+        2,
+        9,
+      ),
+      { agentPrefix: 'a' },
+    );
+    expect(r.assignments.map((a) => a.track)).toEqual(['track-W']);
+    expect(r.not_assignable).toEqual(['track-H', 'track-P', 'track-S', 'track-G', 'track-M']);
+    const custom = recommend(
+      [held('track-X', { type: 'spike' })],
+      status([['wt-1', 'ready']], 1, 1),
+      {
+        nonWorkTypes: ['spike'],
+      },
+    );
+    expect(custom.assignments).toEqual([]);
+  });
+
   const tracks = [
     track('track-C', 2, 1),
     track('track-A', 0, 3, 4),

@@ -3,7 +3,6 @@
  * the `pool status --json` document (CLI.md), so it is tested without a pool; the pool itself
  * is reached through a small port, by default the pool CLI run as a child process.
  */
-import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
@@ -11,12 +10,19 @@ import { fileURLToPath } from 'node:url';
 import {
   WtpoolError,
   failure,
+  run as runChild,
   serviceUnavailableError,
   toErrorCode,
   toExitCode,
+  usageError,
 } from '@wtpool/core';
 import { checkName, checkTask } from '@wtpool/config';
-import type { Track } from './tracks.js';
+import {
+  DEFAULT_NON_WORK_TYPES,
+  IN_FLIGHT_STATUSES,
+  type Track,
+  type TrackItem,
+} from './tracks.js';
 
 export interface PoolStatusJson {
   pool: { min: number; max: number; size: number; ready?: number; waiters?: number };
@@ -61,10 +67,24 @@ export interface Recommendation {
   waiting_for_slot: string[];
   /** Tracks whose later issues wait on dependencies (they follow in the same slot). */
   waiting_on_dependencies: { track: string; issues: number }[];
+  /** Tracks with nothing to hand out (every item in flight or not work): never given a slot. */
+  not_assignable: string[];
 }
 
 export interface RecommendOptions {
   agentPrefix?: string;
+  /** Issue types that are not work (default: DEFAULT_NON_WORK_TYPES). */
+  nonWorkTypes?: readonly string[];
+}
+
+/** Free work: not in flight, nobody's, a work type. Tracks from `analyze` hold nothing else. */
+export function assignable(i: TrackItem, nonWork: ReadonlySet<string>): boolean {
+  return (
+    !IN_FLIGHT_STATUSES.has(i.status) &&
+    i.status !== 'pinned' &&
+    !i.assignee &&
+    !nonWork.has(i.type)
+  );
 }
 
 /** The task name of a track: `track-a-bd-17p` (checked and slugged like any pool task). */
@@ -81,9 +101,14 @@ export function recommend(
   const queued = status.queue?.length ?? status.pool.waiters ?? 0;
   // Waiters already queued get the growth first.
   const growable = Math.max(0, status.pool.max - status.pool.size - queued);
-  const ordered = [...tracks].sort(
-    (a, b) => a.priority - b.priority || b.size - a.size || a.track_id.localeCompare(b.track_id),
-  );
+  const nonWork = new Set(opts.nonWorkTypes ?? DEFAULT_NON_WORK_TYPES);
+  // A slot is leased for a track only when it has something free to hand out.
+  const notAssignable = tracks.filter((t) => !t.items.some((i) => assignable(i, nonWork)));
+  const ordered = tracks
+    .filter((t) => !notAssignable.includes(t))
+    .sort(
+      (a, b) => a.priority - b.priority || b.size - a.size || a.track_id.localeCompare(b.track_id),
+    );
   const assignments: Assignment[] = [];
   const waiting: string[] = [];
   let grown = 0;
@@ -116,13 +141,18 @@ export function recommend(
     waiting_on_dependencies: ordered
       .filter((t) => t.later.length)
       .map((t) => ({ track: t.track_id, issues: t.later.length })),
+    not_assignable: notAssignable.map((t) => t.track_id),
   };
 }
 
 /** Leases the recommended slots, one after another; a failure is recorded and stops the rest. */
 export async function acquireAssignments(rec: Recommendation, port: PoolPort): Promise<void> {
   for (const a of rec.assignments) {
-    if (!a.agent) throw new Error('acquireAssignments needs agent names (agentPrefix)');
+    if (!a.agent) {
+      throw usageError('leasing slots needs agent names', {
+        hint: 'pass --agent-prefix P (agents are named P-1, P-2, …)',
+      });
+    }
     try {
       a.lease = await port.acquire(a.agent, a.task, a.priority);
     } catch (e) {
@@ -161,39 +191,28 @@ export interface CliPoolOptions {
 export function cliPoolPort(opts: CliPoolOptions): PoolPort {
   const bin = opts.bin ?? poolBin();
   const common = ['--json', '--repo', opts.repo, ...(opts.config ? ['--config', opts.config] : [])];
-  const run = (args: string[]) =>
-    new Promise<unknown>((resolve, reject) => {
-      execFile(
-        process.execPath,
-        [bin, ...args, ...common],
-        { maxBuffer: 16 << 20 },
-        (err, stdout, stderr) => {
-          let doc: unknown;
-          try {
-            doc = JSON.parse(stdout);
-          } catch {
-            doc = undefined;
-          }
-          const e = (doc as { error?: { code?: string; message?: string; hint?: string } })?.error;
-          if (!err && doc !== undefined && !e) return resolve(doc);
-          if (!e && /ERR_MODULE_NOT_FOUND|Cannot find module/.test(stderr)) {
-            return reject(
-              serviceUnavailableError(`the pool CLI at ${bin} is not built or not installed`, {
-                hint: 'build the workspace (`pnpm build`) or install @wtpool/pool',
-              }),
-            );
-          }
-          reject(
-            new WtpoolError(
-              e?.code ? toErrorCode(e.code) : 'ERR_POOL',
-              toExitCode(err?.code),
-              `pool ${args[0]} failed: ${e?.message ?? (stderr.trim().split('\n')[0] || String(err))}`,
-              { hint: e?.hint ?? 'run `pool status` to see the pool' },
-            ),
-          );
-        },
-      );
-    });
+  const run = async (args: string[]): Promise<unknown> => {
+    const r = await runChild(process.execPath, [bin, ...args, ...common]);
+    let doc: unknown;
+    try {
+      doc = JSON.parse(r.stdout);
+    } catch {
+      doc = undefined;
+    }
+    const e = (doc as { error?: { code?: string; message?: string; hint?: string } })?.error;
+    if (r.code === 0 && doc !== undefined && !e) return doc;
+    if (!e && /ERR_MODULE_NOT_FOUND|Cannot find module/.test(r.stderr)) {
+      throw serviceUnavailableError(`the pool CLI at ${bin} is not built or not installed`, {
+        hint: 'build the workspace (`pnpm build`) or install @wtpool/pool',
+      });
+    }
+    throw new WtpoolError(
+      e?.code ? toErrorCode(e.code) : 'ERR_POOL',
+      toExitCode(r.code),
+      `pool ${args[0]} failed: ${e?.message ?? (r.stderr.trim().split('\n')[0] || `exit ${r.code}`)}`,
+      { hint: e?.hint ?? 'run `pool status` to see the pool' },
+    );
+  };
   return {
     status: async () => (await run(['status'])) as PoolStatusJson,
     acquire: async (agent, task, priority) =>

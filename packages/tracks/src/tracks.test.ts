@@ -172,7 +172,11 @@ describe('default tracks: grouping', () => {
     const plan = trackPlan(g, ev, { maxTracks: 10, hotFile: 3 });
     const ab = plan.tracks.find((t) => t.items.some((i) => i.id === 'a'))!;
     expect(ab.items.map((i) => i.id)).toEqual(['a', 'b']);
-    expect(ab.reason).toMatch(/2 issues touching the same files \(README\.md, src\/x\.ts\)/);
+    expect(ab.reason).toBe('a and b share README.md, src/x.ts');
+    expect(ab.shared_files).toEqual([
+      { file: 'README.md', issues: ['a', 'b'] },
+      { file: 'src/x.ts', issues: ['a', 'b'] },
+    ]);
     expect(plan.tracks).toHaveLength(5);
     const readme = plan.conflicts.filter((c) => c.files.some((f) => f.file === 'README.md'));
     expect(readme).toHaveLength(3); // {a,b} with c, with d, and c with d
@@ -183,13 +187,13 @@ describe('default tracks: grouping', () => {
 
   it('packs many independent items into at most maxTracks tracks, by kind', () => {
     const issues = [
-      ...Array.from({ length: 6 }, (_, i) => issue(`ag-${i}`, [], { issueType: 'agent' })),
+      ...Array.from({ length: 6 }, (_, i) => issue(`ag-${i}`, [], { issueType: 'decision' })),
       ...Array.from({ length: 6 }, (_, i) => issue(`bd-${i}`, [], { priority: 1 })),
     ];
     const plan = trackPlan(buildGraph(issues), new Map(), { maxTracks: 2 });
     expect(plan.tracks.map((t) => [t.reason, t.items.map((i) => i.id.split('-')[0])])).toEqual([
       ['prefix bd: 6 independent items', Array(6).fill('bd')],
-      ['type agent: 6 independent items', Array(6).fill('ag')],
+      ['type decision: 6 independent items', Array(6).fill('ag')],
     ]);
   });
 

@@ -18,9 +18,13 @@ export interface TrackItem {
   priority: number;
   status: string;
   type: string;
+  /** Always empty in a track: an assigned issue is in flight, never handed out. */
+  assignee: string;
   /** Issues that become actionable when this one is closed. */
   unblocks: string[];
   files: string[];
+  /** Why each file is expected: `description`, `notes`, `metadata.files`, `commit 1a2b3c4d`. */
+  evidence: { file: string; how: string[] }[];
 }
 
 export interface LaterItem {
@@ -28,8 +32,21 @@ export interface LaterItem {
   title: string;
   priority: number;
   status: string;
+  type: string;
+  assignee: string;
   /** Open issues it waits for (blockers, or a blocked parent); empty when only deferred. */
   waits_on: string[];
+}
+
+/** An open issue that is never assigned: not work, or work someone already has. */
+export interface HeldItem {
+  id: string;
+  title: string;
+  priority: number;
+  status: string;
+  type: string;
+  assignee: string;
+  reason: string;
 }
 
 export interface Track {
@@ -45,6 +62,8 @@ export interface Track {
   later: LaterItem[];
   /** Files the track is expected to touch (from its items and later issues). */
   files: string[];
+  /** Files named by two or more of the track's issues, and which. */
+  shared_files: { file: string; issues: string[] }[];
 }
 
 export interface ConflictFile {
@@ -65,6 +84,52 @@ export interface TrackOptions {
    * join them into one track; it is reported as a conflict instead.
    */
   hotFile?: number;
+  /** Issue types that are not work (config `tracks.nonWorkTypes`). */
+  nonWorkTypes?: readonly string[];
+}
+
+/**
+ * beads' types that are not work to hand out: its ready query excludes merge-request, gate,
+ * molecule, message, agent, role and rig; its infrastructure types are agent, rig, role and
+ * message; event is its audit-trail type, milestone "no work itself"; convoy and slot are
+ * Gas Town orchestration types, wisp the ephemeral kind.
+ */
+export const DEFAULT_NON_WORK_TYPES: readonly string[] = [
+  'agent',
+  'role',
+  'rig',
+  'convoy',
+  'slot',
+  'merge-request',
+  'molecule',
+  'wisp',
+  'gate',
+  'message',
+  'event',
+  'milestone',
+];
+
+/** Statuses of work someone is doing (or reviewing): never handed out again. */
+export const IN_FLIGHT_STATUSES: ReadonlySet<string> = new Set(['hooked', 'in_progress', 'review']);
+
+export interface Hold {
+  kind: 'not_work' | 'in_flight';
+  reason: string;
+}
+
+/** Why an open issue is never assigned, or null for free work. */
+export function holdOf(is: Issue, nonWork: ReadonlySet<string>): Hold | null {
+  if (nonWork.has(is.issueType)) return { kind: 'not_work', reason: `type ${is.issueType}` };
+  if (is.ephemeral || is.wispType) return { kind: 'not_work', reason: 'ephemeral (wisp)' };
+  if (is.status === 'pinned') return { kind: 'not_work', reason: 'pinned' };
+  if (IN_FLIGHT_STATUSES.has(is.status)) {
+    return {
+      kind: 'in_flight',
+      reason: is.assignee ? `${is.status}, ${is.assignee}` : is.status,
+    };
+  }
+  if (is.assignee) return { kind: 'in_flight', reason: `assigned to ${is.assignee}` };
+  return null;
 }
 
 export const DEFAULT_MAX_TRACKS = 10;
@@ -187,7 +252,7 @@ export interface UnitShape {
   /** Open issues of the unit that wait on dependencies (a dependency chain when > 0). */
   waiting: number;
   /** Issues joined because they name the same files, and those files (most shared first). */
-  shared?: { issues: number; files: string[] };
+  shared?: { issues: string[]; files: string[] };
   /** The smallest id of a unit joined only by hierarchical ids (`bd-x` for `bd-x.1`). */
   family?: string;
   /** The id of a unit's only actionable issue. */
@@ -219,7 +284,7 @@ function unitShape(
       .filter(([, c]) => c > 1)
       .sort((x, y) => y[1] - x[1] || cmp(x[0], y[0]))
       .map(([f]) => f);
-    shape.shared = { issues: fileJoined.size, files };
+    shape.shared = { issues: [...fileJoined].map((m) => g.issues[m]!.id).sort(cmp), files };
   }
   if (!shape.epic && !shape.shared && actionable.length > 1) {
     shape.family = members.map((m) => g.issues[m]!.id).sort((x, y) => x.length - y.length)[0];
@@ -240,7 +305,12 @@ function shapeText(u: UnitShape): string {
   if (u.waiting)
     parts.push(u.epic ? `${u.waiting} waiting` : `a dependency chain (${u.waiting} waiting)`);
   if (u.shared) {
-    parts.push(`${u.shared.issues} issues touching the same files ${fileList(u.shared.files)}`);
+    const who = u.shared.issues;
+    parts.push(
+      who.length <= 3
+        ? `${who.join(who.length === 2 ? ' and ' : ', ')} share ${u.shared.files.slice(0, 3).join(', ')}${u.shared.files.length > 3 ? ', …' : ''}`
+        : `${who.length} issues sharing files ${fileList(u.shared.files)}`,
+    );
   }
   if (u.family) parts.push(`${u.family} and its sub-issues (hierarchical ids)`);
   if (!parts.length && u.single) parts.push(`independent item ${u.single}`);
@@ -384,14 +454,32 @@ function binReason(bin: Bin): string {
 export interface TrackPlanResult {
   tracks: Track[];
   conflicts: Conflict[];
-  /** Open issues in no track: their whole component is blocked (a cycle) or deferred. */
+  /** Open work in no track: its group has no free issue (a cycle, deferred, or waiting on held work). */
   stranded: LaterItem[];
+  /** Open work someone has: hooked, in progress, in review, or assigned. Never assigned again. */
+  in_flight: HeldItem[];
+  /** Open issues that are not work: non-work types, wisps, pinned beads. Never assigned. */
+  not_work: HeldItem[];
+  /** Free work: actionable now (in a track) and waiting (later or stranded). */
+  actionable: number;
+  waiting: number;
 }
+
+const howText = (h: Evidence) =>
+  h.kind === 'text'
+    ? h.field
+    : h.kind === 'commit'
+      ? `commit ${h.commit.slice(0, 8)}`
+      : 'metadata.files';
 
 export function trackPlan(g: Graph, ev: FileEvidence, opts: TrackOptions = {}): TrackPlanResult {
   const maxTracks = Math.max(1, opts.maxTracks ?? DEFAULT_MAX_TRACKS);
   const hotFile = Math.max(2, opts.hotFile ?? DEFAULT_HOT_FILE);
   const n = g.issues.length;
+  const nonWork = new Set(opts.nonWorkTypes ?? DEFAULT_NON_WORK_TYPES);
+  const holds = g.issues.map((is, i) => (g.open[i] ? holdOf(is, nonWork) : null));
+  /** Actionable and free: the only issues a track hands out. */
+  const free = g.actionable.map((a, i) => a && !holds[i]);
   const uf = new UnionFind(n);
   for (let i = 0; i < n; i++) {
     if (!g.open[i]) continue;
@@ -409,7 +497,7 @@ export function trackPlan(g: Graph, ev: FileEvidence, opts: TrackOptions = {}): 
   // Join actionable issues that name the same file, unless the file is everywhere.
   const byFile = new Map<string, number[]>();
   for (let i = 0; i < n; i++) {
-    if (!g.actionable[i]) continue;
+    if (!free[i]) continue;
     for (const f of ev.get(g.issues[i]!.id)?.keys() ?? []) {
       const list = byFile.get(f);
       if (list) list.push(i);
@@ -437,8 +525,10 @@ export function trackPlan(g: Graph, ev: FileEvidence, opts: TrackOptions = {}): 
   }
   const units: Unit[] = [];
   const strandedIdx: number[] = [];
-  for (const members of comps.values()) {
-    const actionable = members.filter((m) => g.actionable[m]);
+  for (const all of comps.values()) {
+    // held issues stay in the graph (they block and join) but are listed apart, never assigned
+    const members = all.filter((m) => !holds[m]);
+    const actionable = members.filter((m) => free[m]);
     if (!actionable.length) {
       strandedIdx.push(...members);
       continue;
@@ -463,6 +553,22 @@ export function trackPlan(g: Graph, ev: FileEvidence, opts: TrackOptions = {}): 
   const bins = packUnits(units, maxTracks);
   const unblocksOf = (i: number) => unblocks(g, i);
   const filesOf = (i: number) => [...(ev.get(g.issues[i]!.id)?.keys() ?? [])].sort(cmp);
+  const evidenceOf = (i: number) =>
+    [...(ev.get(g.issues[i]!.id) ?? [])]
+      .sort((a, b) => cmp(a[0], b[0]))
+      .map(([file, how]) => ({ file, how: [...new Set(how.map(howText))] }));
+  const heldItem = (i: number): HeldItem => {
+    const is = g.issues[i]!;
+    return {
+      id: is.id,
+      title: is.title,
+      priority: is.priority,
+      status: is.status,
+      type: is.issueType,
+      assignee: is.assignee,
+      reason: holds[i]!.reason,
+    };
+  };
   const laterItem = (i: number): LaterItem => {
     const is = g.issues[i]!;
     const waits = [
@@ -474,6 +580,8 @@ export function trackPlan(g: Graph, ev: FileEvidence, opts: TrackOptions = {}): 
       title: is.title,
       priority: is.priority,
       status: is.status,
+      type: is.issueType,
+      assignee: is.assignee,
       waits_on: [...new Set(waits)].sort(cmp),
     };
   };
@@ -481,7 +589,7 @@ export function trackPlan(g: Graph, ev: FileEvidence, opts: TrackOptions = {}): 
     const members = bin.units.flatMap((u) => u.members);
     const order = orderIssues(g, members);
     const items = order
-      .filter((i) => g.actionable[i])
+      .filter((i) => free[i])
       .map((i): TrackItem => {
         const is = g.issues[i]!;
         return {
@@ -490,12 +598,21 @@ export function trackPlan(g: Graph, ev: FileEvidence, opts: TrackOptions = {}): 
           priority: is.priority,
           status: is.status,
           type: is.issueType,
+          assignee: is.assignee,
           unblocks: unblocksOf(i),
           files: filesOf(i),
+          evidence: evidenceOf(i),
         };
       });
-    const later = order.filter((i) => !g.actionable[i]).map(laterItem);
+    const later = order.filter((i) => !free[i]).map(laterItem);
     const files = [...new Set(members.flatMap(filesOf))].sort(cmp);
+    const named = new Map<string, string[]>();
+    for (const i of order)
+      for (const f of filesOf(i)) named.set(f, [...(named.get(f) ?? []), g.issues[i]!.id]);
+    const shared_files = [...named]
+      .filter(([, ids]) => ids.length > 1)
+      .map(([file, issues]) => ({ file, issues }))
+      .sort((a, b) => b.issues.length - a.issues.length || cmp(a.file, b.file));
     const reason = binReason(bin);
     return {
       track_id: '',
@@ -505,6 +622,7 @@ export function trackPlan(g: Graph, ev: FileEvidence, opts: TrackOptions = {}): 
       items,
       later,
       files,
+      shared_files,
       members,
     };
   });
@@ -517,7 +635,22 @@ export function trackPlan(g: Graph, ev: FileEvidence, opts: TrackOptions = {}): 
     ev,
   );
   const tracks: Track[] = built.map(({ members: _m, ...t }) => t);
-  return { tracks, conflicts, stranded: orderIssues(g, strandedIdx).map(laterItem) };
+  const held = (kind: Hold['kind']) =>
+    orderIssues(
+      g,
+      holds.flatMap((h, i) => (h?.kind === kind ? [i] : [])),
+    ).map(heldItem);
+  const openWork = g.open.filter((o, i) => o && !holds[i]).length;
+  const actionable = free.filter(Boolean).length;
+  return {
+    tracks,
+    conflicts,
+    stranded: orderIssues(g, strandedIdx).map(laterItem),
+    in_flight: held('in_flight'),
+    not_work: held('not_work'),
+    actionable,
+    waiting: openWork - actionable,
+  };
 }
 
 /** Pairs of tracks whose issues name the same file, with the evidence on both sides. */
