@@ -89,6 +89,30 @@ export const SCHEMA = {
       description: 'ignored caches that survive a release (paths relative to the worktree)',
       check: relativePathProblem,
     },
+    disposable: {
+      type: 'string[]',
+      default: [
+        'dist',
+        '.turbo',
+        'coverage',
+        '.next',
+        '.nuxt',
+        '.parcel-cache',
+        '__pycache__',
+        '.pytest_cache',
+      ],
+      description:
+        'ignored build outputs a release may delete unsaved (a name matches at any depth, a path from the root); other ignored files are saved to the rescue ref',
+      check: relativePathProblem,
+    },
+    rescueMaxBytes: {
+      type: 'int',
+      default: 50 * 1024 * 1024,
+      min: 0,
+      max: 10 * 1024 * 1024 * 1024,
+      description:
+        'ignored files saved into one rescue commit, in bytes; what does not fit stays on disk and is listed',
+    },
     leaseTtl: {
       type: 'duration',
       default: '2h',
@@ -399,6 +423,8 @@ export interface Config {
     base: string;
     branchPrefix: string;
     keep: string[];
+    disposable: string[];
+    rescueMaxBytes: number;
     leaseTtl: number;
     waitTimeout: number;
     cleanupOnStartup: boolean;

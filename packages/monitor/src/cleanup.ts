@@ -8,7 +8,9 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { failure } from '@wtpool/core';
 import { integrationWorktrees, orphanRescueRefPrefix, type LoadedConfig } from '@wtpool/config';
+import { conflictError } from '@wtpool/core';
 import { inspectLock, pidAlive, reclaimLock } from '@wtpool/lock';
+import { limitsOf, rescueDeep } from '@wtpool/pool';
 import { bandStore, flushIndex, quoteIdent } from '@wtpool/services';
 import { detectLeaks, LOCK_STALE_MS, type Leak, type LeakKind } from './leaks.js';
 import { poolOps, readPoolState, type PoolOps } from './pool-access.js';
@@ -79,13 +81,33 @@ async function removeOrphanWorktree(leak: Leak, ops: PoolOps, loaded: LoadedConf
     throw failure('ERR_CLEANUP', `${dir} is the merge queue's integration worktree; left alone`);
   }
   let rescueRef: string | undefined;
-  if (leak.evidence.exists && (await ops.needsRescue(dir))) {
-    rescueRef = await ops.saveRescue(
+  if (leak.evidence.exists) {
+    // Everything the removal would destroy: uncommitted work, commits no ref holds, ignored
+    // files outside the caches and build outputs, nested repositories. What cannot be saved
+    // (a nested repository, ignored files over pool.rescueMaxBytes) refuses the removal.
+    const limits = limitsOf(loaded.config.pool);
+    const out = await rescueDeep(
       dir,
       orphanRescueRefPrefix(path.basename(dir)),
       `wtpool rescue: orphan worktree ${dir}`,
+      limits,
+      await ops.needsRescue(dir),
     );
-    await ops.event('rescue', { ref: rescueRef, path: dir, reason: 'orphan-worktree' });
+    if (out.ref) {
+      rescueRef = out.ref;
+      await ops.event('rescue', {
+        ref: out.ref,
+        path: dir,
+        reason: 'orphan-worktree',
+        ignoredSaved: out.ignoredSaved.length,
+        nested: out.nested,
+      });
+    }
+    if (out.unsaved.length) {
+      throw conflictError(
+        `${dir} holds ignored files over pool.rescueMaxBytes (${out.unsaved.slice(0, 5).join(', ')}); left alone`,
+      );
+    }
   }
   await ops.removeWorktree(dir);
   return {

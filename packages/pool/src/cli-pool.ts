@@ -11,6 +11,10 @@ import {
   type CommandContext,
   type OptionSpec,
 } from '@wtpool/core';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { slotId, slotNumber } from '@wtpool/config';
+import { ENV_FILE, readEnvFile } from './envfile.js';
 import { WorktreePool } from './pool.js';
 import { formatStatus } from './status.js';
 import { acquireAnyHost, fleetCommand, fleetDispatch, withHost } from './fleet-cli.js';
@@ -22,6 +26,43 @@ function open(ctx: CommandContext): WorktreePool {
 }
 
 const str = (v: unknown) => (v === undefined ? undefined : String(v));
+
+const TOKEN_OPTION: OptionSpec = {
+  name: 'token',
+  type: 'int',
+  value: 'N',
+  min: 1,
+  description:
+    'the lease fencing token (default: WTPOOL_LEASE_TOKEN, else the .env.worktree of the worktree the command runs in); a stale token exits 5',
+};
+
+/**
+ * The token of the lease the calling process holds on `slotArg`: --token, else the
+ * WTPOOL_LEASE_TOKEN of its env (`pool run` and `.env.worktree` set it, with WORKTREE_ID), else
+ * the `.env.worktree` of the slot worktree the command runs in. Null: none known (then the
+ * agent name alone is checked, as before tokens).
+ */
+async function heldToken(ctx: CommandContext, slotArg: string): Promise<number | null> {
+  if (ctx.opts.token !== undefined) return Number(ctx.opts.token);
+  let id: string;
+  try {
+    id = slotId(slotNumber(slotArg));
+  } catch {
+    return null; // the command itself reports the bad slot id
+  }
+  const parse = (v: string | undefined) => (v && /^[1-9][0-9]{0,15}$/.test(v) ? Number(v) : null);
+  const fromEnv = parse(process.env.WTPOOL_LEASE_TOKEN);
+  if (fromEnv !== null && (!process.env.WORKTREE_ID || process.env.WORKTREE_ID === id))
+    return fromEnv;
+  for (let dir = process.cwd(); ; dir = path.dirname(dir)) {
+    const file = path.join(dir, ENV_FILE);
+    if (existsSync(file)) {
+      const env = await readEnvFile(file).catch(() => ({}) as Record<string, string>);
+      return env.WORKTREE_ID === id ? parse(env.WTPOOL_LEASE_TOKEN) : null;
+    }
+    if (existsSync(path.join(dir, '.git')) || path.dirname(dir) === dir) return null;
+  }
+}
 const num = (v: unknown) => (v === undefined ? undefined : Number(v));
 
 const LEASE_OPTIONS: OptionSpec[] = [
@@ -170,15 +211,25 @@ export const spec: CliSpec = {
           name: 'force',
           type: 'boolean',
           description:
-            'release a dirty worktree after saving its work to refs/wtpool/rescue/<slot>/<timestamp>',
+            'release a dirty worktree after saving its work (uncommitted and ignored files, nested repositories) to refs/wtpool/rescue/<slot>/<timestamp>',
         },
+        {
+          name: 'discard-nested',
+          type: 'boolean',
+          description:
+            'with --force: remove nested git repositories that could not be saved (never removed without it)',
+        },
+        TOKEN_OPTION,
       ],
       async run(ctx) {
+        const slot = String(ctx.args.slot);
         const pool = open(ctx);
         const r = await pool.release({
-          slot: String(ctx.args.slot),
+          slot,
           agent: String(ctx.args.agent),
           force: ctx.opts.force === true,
+          discardNested: ctx.opts['discard-nested'] === true,
+          token: await heldToken(ctx, slot),
         });
         await fleetDispatch(pool); // the freed slot may serve an --any-host waiter
         ctx.out.result(r, () =>
@@ -187,7 +238,17 @@ export const spec: CliSpec = {
             r.kept
               ? `branch ${r.branch} has commits: kept for integration`
               : `branch ${r.branch} was empty: deleted`,
-            r.rescueRef ? `uncommitted work saved to ${r.rescueRef}` : '',
+            r.rescueRef ? `uncommitted and ignored files saved to ${r.rescueRef}` : '',
+            ...(r.nested ?? []).map((n) => `nested repository ${n.path} saved to ${n.ref}`),
+            r.unsaved?.length
+              ? `not saved (over pool.rescueMaxBytes), left on disk in the slot: ${r.unsaved.join(', ')}`
+              : '',
+            r.discarded?.length
+              ? `nested repositories removed unsaved (--discard-nested): ${r.discarded.join(', ')}`
+              : '',
+            r.pendingReset
+              ? `services not reset (${r.pendingReset}): queued; the slot is not handed out before the next acquire or \`pool doctor --fix\` resets them`
+              : '',
           ]
             .filter(Boolean)
             .join('\n'),
@@ -198,10 +259,13 @@ export const spec: CliSpec = {
       name: 'heartbeat',
       summary: 'renew a lease',
       args: SLOT_AGENT,
+      options: [TOKEN_OPTION],
       async run(ctx) {
+        const slot = String(ctx.args.slot);
         const r = await open(ctx).heartbeat({
-          slot: String(ctx.args.slot),
+          slot,
           agent: String(ctx.args.agent),
+          token: await heldToken(ctx, slot),
         });
         ctx.out.result(r, `${r.slot} renewed until ${r.expiresAt}`);
       },

@@ -6,13 +6,14 @@
 import path from 'node:path';
 import { integrationWorktrees, poolRoot } from '@wtpool/config';
 import { gitRun } from '@wtpool/core';
-import { liveFacts, tx, type PoolContext } from './context.js';
+import { errMessage, event, liveFacts, tx, type PoolContext } from './context.js';
 import { withGitLock } from './git.js';
 import { HOST, procAlive, procRef } from './proc.js';
 import { provision, rescueUnsaved } from './provision.js';
 import { cleanup } from './scale.js';
-import { checkServices } from './slot-services.js';
+import { checkServices, eachProvider } from './slot-services.js';
 import { emptyPlan, retireIdle, slotList, sweep } from './state.js';
+import type { PoolState } from './types.js';
 import { listWorktrees, readOwnerMarker, removeWorktree, worktreeExists } from './worktree.js';
 
 export interface Problem {
@@ -26,6 +27,7 @@ export interface Problem {
     | 'dead-worker'
     | 'dead-waiter'
     | 'idle-slot'
+    | 'template-drift'
     | 'service';
   slot?: string;
   path?: string;
@@ -152,12 +154,20 @@ export async function runDoctor(ctx: PoolContext, opts: { fix: boolean }): Promi
     problems.push(problem);
     if (opts.fix && !live) {
       const safeName = path.basename(p).replace(/[^A-Za-z0-9._-]/g, '_');
-      await rescueUnsaved(ctx, p, `refs/wtpool/rescue/orphan-${safeName}/`, {
-        path: p,
-        reason: 'orphan-worktree',
-      });
-      await withGitLock(ctx.repo.stateDir, 'worktrees', () => removeWorktree(ctx.repo.mainRoot, p));
-      problem.fixed = true;
+      try {
+        // Refuses (nothing removed) what cannot be saved: a nested repository, ignored files
+        // over pool.rescueMaxBytes.
+        await rescueUnsaved(ctx, p, `refs/wtpool/rescue/orphan-${safeName}/`, {
+          path: p,
+          reason: 'orphan-worktree',
+        });
+        await withGitLock(ctx.repo.stateDir, 'worktrees', () =>
+          removeWorktree(ctx.repo.mainRoot, p),
+        );
+        problem.fixed = true;
+      } catch (e) {
+        problem.detail += `; not removed: ${e instanceof Error ? e.message : String(e)}`;
+      }
     }
   }
 
@@ -181,6 +191,9 @@ export async function runDoctor(ctx: PoolContext, opts: { fix: boolean }): Promi
     }
   }
 
+  // The PostgreSQL template: its schema against the fingerprint recorded when it was built.
+  if (ctx.config.postgres.url) await checkTemplateDrift(ctx, cur, opts.fix, problems);
+
   // Services.
   for (const s of slotList(cur)) {
     for (const msg of await checkServices(ctx, s.id))
@@ -188,6 +201,41 @@ export async function runDoctor(ctx: PoolContext, opts: { fix: boolean }): Promi
   }
   const unfixed = problems.filter((p) => !p.fixed);
   return { ok: unfixed.length === 0, fixed: problems.length - unfixed.length, problems };
+}
+
+/**
+ * Drift inside the template database (a table dropped, a column changed by hand): reported,
+ * and with --fix the template is rebuilt from the migrations and the ready slots' databases
+ * cloned again (their marker names the template build, so leased ones follow at release).
+ */
+async function checkTemplateDrift(
+  ctx: PoolContext,
+  st: PoolState,
+  fix: boolean,
+  problems: Problem[],
+): Promise<void> {
+  const { checkTemplate, rebuildTemplate } = await import('@wtpool/services');
+  let drift;
+  try {
+    drift = await checkTemplate(ctx);
+  } catch (e) {
+    problems.push({ kind: 'service', detail: `template check: ${errMessage(e)}`, fixed: false });
+    return;
+  }
+  if (!drift) return;
+  const problem: Problem = {
+    kind: 'template-drift',
+    detail: `template database ${drift.template} does not match the schema recorded when it was built (${drift.recorded ? `fingerprint ${drift.recorded.slice(0, 12)}, now ${drift.actual.slice(0, 12)}` : 'no fingerprint recorded'}); \`pool doctor --fix\` rebuilds it`,
+    fixed: false,
+  };
+  problems.push(problem);
+  if (!fix) return;
+  await rebuildTemplate(ctx, {
+    progress: (m) => ctx.reporter.progress(m),
+    event: (type, details) => event(ctx, type, details),
+  });
+  for (const s of slotList(st)) if (s.state === 'ready') await eachProvider(ctx, s.id, 'provision');
+  problem.fixed = true;
 }
 
 function markerLive(

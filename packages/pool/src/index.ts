@@ -15,11 +15,14 @@ export { readEvents, appendEvent, eventsFile } from './events.js';
 export { pidStartTime, procAlive, procRef } from './proc.js';
 export { OWNER_MARKER, readOwnerMarker } from './worktree.js';
 export { ENV_FILE, writeEnvFile, readEnvFile } from './envfile.js';
-export type { OwnerMarker, RefInfo } from './worktree.js';
+export type { OwnerMarker, RefInfo, RescueOutcome } from './worktree.js';
 export type * from './types.js';
 // Git helpers the monitor's cleanup reuses (rescue before removal, under the pool's git locks).
 export {
   saveRescue,
+  rescueDeep,
+  scanRemovals,
+  limitsOf,
   removeWorktree,
   listWorktrees,
   deleteBranch,

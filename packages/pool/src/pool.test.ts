@@ -61,7 +61,11 @@ describe('WorktreePool', () => {
     const marker = JSON.parse(await fs.readFile(path.join(lease.path, '.pool-owner'), 'utf8'));
     expect(marker).toMatchObject({ agent: 'agent-1', token: lease.token });
     // One writer: the file holds exactly the env the acquire returned (no service configured).
-    expect(lease.env).toEqual({ WORKTREE_ID: 'wt-1', POOL_STATE_DIR: pool.repo.stateDir });
+    expect(lease.env).toEqual({
+      WORKTREE_ID: 'wt-1',
+      POOL_STATE_DIR: pool.repo.stateDir,
+      WTPOOL_LEASE_TOKEN: String(lease.token),
+    });
     expect(await readEnvFile(lease.envFile)).toEqual(lease.env);
     expect((await fs.stat(lease.envFile)).mode & 0o777).toBe(0o600);
     // The marker and env file never show up as changes (info/exclude).

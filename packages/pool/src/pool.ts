@@ -174,7 +174,11 @@ export class WorktreePool {
   }
 
   /** Renews a lease's TTL (heartbeat). */
-  heartbeat(o: { slot: string; agent: string }): ReturnType<typeof heartbeat> {
+  heartbeat(o: {
+    slot: string;
+    agent: string;
+    token?: number | null;
+  }): ReturnType<typeof heartbeat> {
     return heartbeat(this.#ctx, o);
   }
 

@@ -4,7 +4,7 @@
  * `provisioning`, owner = this process) in a transaction before this slow work runs.
  */
 import { promises as fs } from 'node:fs';
-import { failure, isWtpoolError } from '@wtpool/core';
+import { conflictError, failure, isWtpoolError } from '@wtpool/core';
 import { errMessage, event, names, tx, type PoolContext } from './context.js';
 import { withGitLock } from './git.js';
 import { eachProvider } from './slot-services.js';
@@ -12,13 +12,14 @@ import { markBroken as markBrokenState, markReady, planIsEmpty } from './state.j
 import type { KeptBranch } from './types.js';
 import {
   addWorktree,
+  cleanToBase,
   commitsAhead,
   ensureExcludes,
-  isDirty,
+  limitsOf,
   removeWorktree,
-  resetToBase,
-  saveRescue,
+  rescueDeep,
   worktreeExists,
+  type RescueOutcome,
 } from './worktree.js';
 
 /** How many kept-branch records the registry remembers. */
@@ -64,25 +65,53 @@ export async function provision(ctx: PoolContext, ids: string[]): Promise<void> 
 }
 
 /**
- * Before a worktree is reset or removed outside a release: uncommitted work, or commits on a
- * HEAD not in the base (a detached HEAD's commits would become unreachable), go to a rescue ref.
+ * Before a worktree is reset or removed outside a release: uncommitted work, ignored files
+ * outside the caches and build outputs, nested repositories, and commits on a HEAD not in the
+ * base (a detached HEAD's commits would become unreachable) go to rescue refs (rescueDeep).
+ * `remove`: the whole directory goes, so ignored files over the rescue size limit are a
+ * refusal (exit 5, nothing removed) instead of being left on disk.
  */
+export async function rescueBefore(
+  ctx: PoolContext,
+  dir: string,
+  refPrefix: string,
+  details: { slot?: string; path?: string; reason: string },
+  mode: 'reset' | 'remove',
+): Promise<RescueOutcome> {
+  const ahead = (await commitsAhead(dir, ctx.config.pool.base, 'HEAD')) > 0;
+  const out = await rescueDeep(
+    dir,
+    refPrefix,
+    `wtpool rescue of ${details.slot ?? dir} (${details.reason})`,
+    limitsOf(ctx.config.pool),
+    ahead,
+  );
+  if (out.ref || out.unsaved.length) {
+    await event(ctx, 'rescue', {
+      ...details,
+      ref: out.ref,
+      ignoredSaved: out.ignoredSaved.length,
+      nested: out.nested,
+      unsaved: out.unsaved,
+    });
+  }
+  if (mode === 'remove' && out.unsaved.length) {
+    throw conflictError(
+      `${dir} holds ignored files over pool.rescueMaxBytes (${out.unsaved.slice(0, 5).join(', ')}${out.unsaved.length > 5 ? ', …' : ''}); it was not removed`,
+      { hint: 'move them out of the worktree, or raise pool.rescueMaxBytes, then retry' },
+    );
+  }
+  return out;
+}
+
+/** rescueBefore(…, 'remove'): the rescue ref, or null when nothing needed saving. */
 export async function rescueUnsaved(
   ctx: PoolContext,
   dir: string,
   refPrefix: string,
   details: { slot?: string; path?: string; reason: string },
 ): Promise<string | null> {
-  const unsaved =
-    (await isDirty(dir)) || (await commitsAhead(dir, ctx.config.pool.base, 'HEAD')) > 0;
-  if (!unsaved) return null;
-  const ref = await saveRescue(
-    dir,
-    refPrefix,
-    `wtpool rescue of ${details.slot ?? dir} (${details.reason})`,
-  );
-  await event(ctx, 'rescue', { ...details, ref });
-  return ref;
+  return (await rescueBefore(ctx, dir, refPrefix, details, 'remove')).ref;
 }
 
 /** pool.root changed: the slot's old worktree goes (its work saved first). Under the worktrees lock. */
@@ -98,8 +127,14 @@ async function createWorktree(ctx: PoolContext, id: string): Promise<void> {
   const dir = n.path;
   if (worktreeExists(dir)) {
     // A worktree is already there (registry lost, refresh): keep nothing of it unsaved.
-    await rescueUnsaved(ctx, dir, n.rescueRefPrefix, { slot: id, reason: 'provision' });
-    await resetToBase(dir, ctx.config.pool.base, ctx.config.pool.keep);
+    const saved = await rescueBefore(
+      ctx,
+      dir,
+      n.rescueRefPrefix,
+      { slot: id, reason: 'provision' },
+      'reset',
+    );
+    await cleanToBase(dir, ctx.config.pool.base, ctx.config.pool.keep, saved.excludes);
     return;
   }
   const entries = await fs.readdir(dir).catch(() => [] as string[]);

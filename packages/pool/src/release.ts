@@ -4,7 +4,7 @@
  * would be lost first: uncommitted work to a rescue ref, a branch with commits kept.
  */
 import { checkName, slotId, slotNumber } from '@wtpool/config';
-import { conflictError, notFoundError } from '@wtpool/core';
+import { conflictError, notFoundError, serviceUnavailableError } from '@wtpool/core';
 import { errMessage, event, names, tx, type PoolContext } from './context.js';
 import { withGitLock } from './git.js';
 import { procRef } from './proc.js';
@@ -18,19 +18,27 @@ import {
   deleteBranchAt,
   detachAt,
   readBranchCommit,
+  cleanToBase,
+  limitsOf,
   removePoolFiles,
-  resetToBase,
-  saveRescue,
+  rescueDeep,
+  scanRemovals,
   worktreeExists,
   worktreeStatus,
+  type RescueOutcome,
   type WorktreeStatus,
 } from './worktree.js';
+import { stopLeaseCommand } from './run-fence.js';
 
-/** Checks that `agent` holds `slot` (registry and lease record agree on the token). */
+/**
+ * Checks that `agent` holds `slot` (registry and lease record agree on the token). With a
+ * `token`, the lease must be that one: a stale token is refused (exit 5) whatever the agent.
+ */
 async function holderCheck(
   ctx: PoolContext,
   slotArg: string,
   agentArg: string,
+  token?: number | null,
 ): Promise<{ id: string; slot: SlotRecord; lease: Lease }> {
   const id = slotId(slotNumber(slotArg));
   const agent = checkName(agentArg, 'agent');
@@ -38,6 +46,12 @@ async function holderCheck(
   if (!slot)
     throw notFoundError(`there is no slot ${id} in the pool`, { hint: 'see `pool status`' });
   const lease = slot.lease;
+  if (token !== undefined && token !== null && lease?.token !== token) {
+    throw conflictError(
+      `lease token ${token} of ${id} is stale (${lease ? `the lease now has token ${lease.token}` : `the slot is ${slot.state}`}); nothing was changed`,
+      { hint: 'this lease was reclaimed; acquire a new slot' },
+    );
+  }
   if (slot.state !== 'leased' || !lease) {
     throw notFoundError(`${id} is not leased (state: ${slot.state})`, {
       hint: 'see `pool status`',
@@ -65,7 +79,7 @@ async function holderCheck(
  * work to a rescue ref. Then back to the base; a branch with commits is kept for integration.
  */
 export async function release(ctx: PoolContext, o: ReleaseOptions): Promise<ReleaseResult> {
-  const { id, slot, lease } = await holderCheck(ctx, o.slot, o.agent);
+  const { id, slot, lease } = await holderCheck(ctx, o.slot, o.agent, o.token);
   const me = procRef();
   const { plan } = await tx(
     ctx,
@@ -90,14 +104,51 @@ export async function release(ctx: PoolContext, o: ReleaseOptions): Promise<Rele
         throw e;
       })
     : null;
-  if (st?.dirty && !o.force) {
+  const refuse = async (e: unknown) => {
     await unreserve(ctx, id, lease);
     await background;
-    throw conflictError(`${id} has uncommitted changes or untracked files; nothing was released`, {
-      hint: `commit them in ${slot.path}, or run \`pool release ${id} ${lease.agent} --force\` to save them to refs/wtpool/rescue/${id}/… and release`,
+    return e;
+  };
+  const forceHint = `commit them in ${slot.path}, or run \`pool release ${id} ${lease.agent} --force\` to save them to refs/wtpool/rescue/${id}/… and release`;
+  if (st?.dirty && !o.force) {
+    throw await refuse(
+      conflictError(`${id} has uncommitted changes or untracked files; nothing was released`, {
+        hint: forceHint,
+      }),
+    );
+  }
+  if (st?.needsClean && !o.force) {
+    // Ignored files the clean would delete, and nested repositories: refused like dirty files.
+    const scan = await scanRemovals(slot.path, ctx.config.pool.keep, ctx.config.pool.disposable);
+    const lost = [
+      ...scan.ignored.map((f) => f.path),
+      ...scan.nested.map((n) => `${n}/ (nested repository)`),
+    ];
+    if (lost.length) {
+      throw await refuse(
+        conflictError(
+          `${id} has ignored files or nested repositories a release would delete: ${listSome(lost)}; nothing was released`,
+          { hint: `${forceHint} (or add build outputs to pool.disposable)` },
+        ),
+      );
+    }
+  }
+  let saved: RescueOutcome | null = null;
+  if (st && o.force && (st.dirty || st.needsClean)) {
+    // Saved (or refused: a nested repository that cannot be saved) before anything changes.
+    saved = await rescueDeep(
+      slot.path,
+      names(ctx, id).rescueRefPrefix,
+      rescueMessage(id, 'release', lease),
+      limitsOf(ctx.config.pool, o.discardNested === true),
+    ).catch(async (e) => {
+      throw await refuse(e);
     });
   }
-  const r = await resetSlot(ctx, id, lease, 'release', st);
+  // A git step that fails leaves the lease held (and its work saved): the release can be retried.
+  const r = await resetSlot(ctx, id, lease, 'release', st, saved).catch(async (e) => {
+    throw await refuse(e);
+  });
   await event(ctx, 'release', {
     slot: id,
     agent: lease.agent,
@@ -106,8 +157,9 @@ export async function release(ctx: PoolContext, o: ReleaseOptions): Promise<Rele
     branch: lease.branch,
     kept: r.kept,
     rescueRef: r.rescueRef,
+    ...(r.pendingReset ? { pendingReset: r.pendingReset } : {}),
   });
-  await publishAfterReset(ctx, id, lease, r.kept);
+  await publishAfterReset(ctx, id, lease, r);
   await background;
   return {
     slot: id,
@@ -116,8 +168,22 @@ export async function release(ctx: PoolContext, o: ReleaseOptions): Promise<Rele
     branch: lease.branch,
     kept: r.kept,
     rescueRef: r.rescueRef,
+    nested: r.saved?.nested ?? [],
+    unsaved: r.saved?.unsaved ?? [],
+    discarded: r.saved?.discarded ?? [],
+    pendingReset: r.pendingReset,
   };
 }
+
+/** The first paths of a list, for a one-line message. */
+function listSome(paths: string[], n = 8): string {
+  return paths.length > n
+    ? `${paths.slice(0, n).join(', ')} and ${paths.length - n} more`
+    : paths.join(', ');
+}
+
+const rescueMessage = (id: string, reason: string, lease: Lease) =>
+  `wtpool rescue of ${id} (${reason}): agent ${lease.agent}, task ${lease.task}`;
 
 /** Gives a slot reserved for release back to its lease (a refused release changes nothing). */
 async function unreserve(ctx: PoolContext, id: string, lease: Lease): Promise<void> {
@@ -137,9 +203,9 @@ async function unreserve(ctx: PoolContext, id: string, lease: Lease): Promise<vo
 /** Renews a lease's TTL (heartbeat). */
 export async function heartbeat(
   ctx: PoolContext,
-  o: { slot: string; agent: string },
+  o: { slot: string; agent: string; token?: number | null },
 ): Promise<{ slot: string; agent: string; token: number; heartbeatAt: string; expiresAt: string }> {
-  const { id, lease } = await holderCheck(ctx, o.slot, o.agent);
+  const { id, lease } = await holderCheck(ctx, o.slot, o.agent, o.token);
   const { result } = await tx(ctx, (draft, _plan, now) => {
     const s = draft.slots[id];
     if (!s?.lease || s.state !== 'leased' || s.lease.token !== lease.token) {
@@ -161,9 +227,12 @@ export async function heartbeat(
 }
 
 /**
- * Brings a slot whose lease ended back to the base. Anything that would be lost is saved first:
- * uncommitted work and commits off the lease branch go to a rescue ref; a branch with commits
- * not in the base is kept, an empty one deleted.
+ * Brings a slot whose lease ended back to the base. Anything that would be lost is saved first
+ * (rescueDeep: uncommitted work, ignored files outside the caches and build outputs, nested
+ * repositories, commits off the lease branch); a branch with commits not in the base is kept,
+ * an empty one deleted. A service that cannot be reset does not undo the git side: the reset
+ * is returned as `pendingReset` and the caller queues it (the slot goes broken, and its
+ * services are reset before it is provisioned again).
  */
 async function resetSlot(
   ctx: PoolContext,
@@ -171,43 +240,53 @@ async function resetSlot(
   lease: Lease,
   reason: string,
   known: WorktreeStatus | null = null,
-): Promise<{ rescueRef: string | null; kept: boolean }> {
+  presaved: RescueOutcome | null = null,
+): Promise<Reset> {
   const n = names(ctx, id);
   const dir = n.path;
   const { base, keep } = ctx.config.pool;
-  let rescueRef: string | null = null;
+  let saved = presaved;
   let ahead: number;
   const branchRef = `refs/heads/${lease.branch}`;
   const baseCommit = await readBranchCommit(ctx.repo.commonDir, base);
+  // A reclaimed lease's `pool run` command is stopped before its worktree is reset.
+  if (reason !== 'release') await stopLeaseCommand(ctx.repo.stateDir, id, lease.token);
   if (worktreeExists(dir)) {
     const st = known ?? (await worktreeStatus(dir, keep));
     const onBranch = st.branch === lease.branch;
-    const save = async () => {
-      rescueRef = await saveRescue(
+    const headAhead = async () =>
+      st.head === null || st.head === baseCommit ? 0 : commitsAhead(dir, base, 'HEAD');
+    // Commits made off the lease branch (detached HEAD, another branch) are saved too.
+    const offBranch = !onBranch && (await headAhead()) > 0;
+    if (!saved && (st.dirty || st.needsClean || offBranch)) {
+      saved = await rescueDeep(
         dir,
         n.rescueRefPrefix,
-        `wtpool rescue of ${id} (${reason}): agent ${lease.agent}, task ${lease.task}`,
+        rescueMessage(id, reason, lease),
+        limitsOf(ctx.config.pool),
+        offBranch,
       );
+    }
+    if (saved && (saved.ref || saved.unsaved.length || saved.discarded.length)) {
       await event(ctx, 'rescue', {
         slot: id,
         agent: lease.agent,
         task: lease.task,
         token: lease.token,
-        ref: rescueRef,
+        ref: saved.ref,
         reason,
+        ignoredSaved: saved.ignoredSaved.length,
+        nested: saved.nested,
+        unsaved: saved.unsaved,
+        discarded: saved.discarded,
       });
-    };
-    const headAhead = async () =>
-      st.head === null || st.head === baseCommit ? 0 : commitsAhead(dir, base, 'HEAD');
-    if (st.dirty) await save();
-    // Commits made off the lease branch (detached HEAD, another branch) are saved too.
-    else if (!onBranch && (await headAhead()) > 0) await save();
+    }
     ahead = onBranch ? await headAhead() : await commitsAhead(dir, base, branchRef);
     // The common case, a clean lease still on the base commit, needs no checkout (D66).
     const untouched =
       onBranch && !st.dirty && !st.needsClean && baseCommit !== null && st.head === baseCommit;
     if (!(untouched && (await detachAt(dir, baseCommit)))) {
-      await resetToBase(dir, base, keep, st.needsClean);
+      await cleanToBase(dir, base, keep, saved?.excludes ?? [], st.needsClean);
     }
     await removePoolFiles(dir);
   } else {
@@ -220,23 +299,36 @@ async function resetSlot(
       if (!gone) await deleteBranch(ctx.repo.mainRoot, lease.branch);
     });
   }
+  let pendingReset: string | null = null;
+  let resetError: unknown = null;
   try {
     await eachProvider(ctx, id, 'release');
+  } catch (e) {
+    pendingReset = errMessage(e);
+    resetError = e;
   } finally {
-    // The lease is over even if a service could not be reset (the slot then goes broken and
-    // its services are reset when it is provisioned again): no lease record may outlive it.
+    // The lease is over even if a service could not be reset: no lease record may outlive it.
     await ctx.store.removeLease(id, lease.token);
   }
-  return { rescueRef, kept: ahead > 0 };
+  return { rescueRef: saved?.ref ?? null, kept: ahead > 0, saved, pendingReset, resetError };
+}
+
+interface Reset {
+  rescueRef: string | null;
+  kept: boolean;
+  saved: RescueOutcome | null;
+  /** Why the services could not be reset (queued for the next acquire or doctor), or null. */
+  pendingReset: string | null;
+  resetError: unknown;
 }
 
 async function publishAfterReset(
   ctx: PoolContext,
   id: string,
   lease: Lease,
-  kept: boolean,
+  r: Reset,
 ): Promise<void> {
-  const keptRec: KeptBranch[] = kept
+  const keptRec: KeptBranch[] = r.kept
     ? [
         {
           branch: lease.branch,
@@ -248,6 +340,17 @@ async function publishAfterReset(
         },
       ]
     : [];
+  if (r.pendingReset) {
+    // The kept record is written now; the slot is not handed out before its services are
+    // reset: broken (with failures > 0), it is reset by the next acquire or `pool doctor --fix`.
+    await publish(ctx, [], keptRec);
+    await markBroken(
+      ctx,
+      id,
+      serviceUnavailableError(`service reset pending: ${r.pendingReset}`, { cause: r.resetError }),
+    );
+    return;
+  }
   if (worktreeExists(names(ctx, id).path)) return publish(ctx, [id], keptRec);
   // The worktree vanished while leased: recreate it before it becomes ready again.
   await publish(ctx, [], keptRec);
@@ -275,8 +378,9 @@ export async function reclaim(ctx: PoolContext, r: Reclaim): Promise<void> {
       reason: r.reason,
       rescueRef: res.rescueRef,
       kept: res.kept,
+      ...(res.pendingReset ? { pendingReset: res.pendingReset } : {}),
     });
-    await publishAfterReset(ctx, id, r.lease, res.kept);
+    await publishAfterReset(ctx, id, r.lease, res);
   } catch (e) {
     await markBroken(ctx, id, e);
     throw e;

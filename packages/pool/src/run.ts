@@ -5,8 +5,14 @@
  */
 import { spawn } from 'node:child_process';
 import { constants } from 'node:os';
-import { isWtpoolError, usageError } from '@wtpool/core';
+import { conflictError, isWtpoolError, usageError } from '@wtpool/core';
 import { LeaseLog } from './lease-log.js';
+import {
+  clearLeaseCommand,
+  recordLeaseCommand,
+  RUN_STOP_GRACE_MS,
+  stopGroup,
+} from './run-fence.js';
 import type { WorktreePool, Reporter } from './pool.js';
 import type { AcquireResult, LeaseOptions } from './types.js';
 
@@ -34,11 +40,21 @@ export async function runInSlot(
     lease.slot,
     `# ${lease.acquiredAt} ${lease.agent} "${lease.task}" on ${lease.branch}: ${opts.command.join(' ')}`,
   );
+  // A process group of its own: a lost lease stops the command and everything it started.
   const child = spawn(cmd, args, {
     cwd: lease.path,
     env: { ...process.env, ...lease.env },
     stdio: ['inherit', 'pipe', 'pipe'],
+    detached: true,
   });
+  const stateDir = pool.repo.stateDir;
+  // Whoever reclaims this lease stops the group before handing the worktree on (awaited once
+  // the signal handlers are in place).
+  const recorded = child.pid
+    ? recordLeaseCommand(stateDir, lease.slot, lease.token, child.pid).catch((e: unknown) =>
+        log.warn(`could not record the command's process group: ${(e as Error).message}`),
+      )
+    : Promise.resolve();
   const tee = (stream: NodeJS.ReadableStream | null, to: NodeJS.WriteStream) =>
     stream?.on('data', (d: Buffer) => {
       to.write(d);
@@ -47,37 +63,56 @@ export async function runInSlot(
   tee(child.stdout, opts.stdout === 'stderr' ? process.stderr : process.stdout);
   tee(child.stderr, process.stderr);
   const streamsDone = new Promise<void>((r) => child.on('close', () => r()));
+  // Listened to before anything is awaited: a short command may be gone by then.
+  let exitCode = 1;
+  let signal: string | null = null;
+  const ended = new Promise<void>((resolve) => {
+    child.on('error', (e) => {
+      log.warn(`could not start ${cmd}: ${e.message}`);
+      exitCode = 127;
+      resolve();
+    });
+    child.on('exit', (code, sig) => {
+      signal = sig;
+      exitCode = code ?? 128 + (sig ? (constants.signals[sig] ?? 0) : 0);
+      resolve();
+    });
+  });
   const forward = (sig: NodeJS.Signals) => () => {
-    if (child.exitCode === null) child.kill(sig);
+    if (child.exitCode === null && child.pid) {
+      try {
+        process.kill(-child.pid, sig);
+      } catch {
+        // gone
+      }
+    }
   };
   const onInt = forward('SIGINT');
   const onTerm = forward('SIGTERM');
   process.on('SIGINT', onInt);
   process.on('SIGTERM', onTerm);
+  await recorded;
   const ttl = opts.ttlMs ?? pool.config.pool.leaseTtl;
+  let lost: string | null = null;
+  let stopping: Promise<unknown> | null = null;
+  const loseLease = (why: string) => {
+    if (lost || child.exitCode !== null || child.signalCode !== null) return;
+    lost = why;
+    if (child.pid) stopping = stopGroup(child.pid, null, RUN_STOP_GRACE_MS);
+  };
   const beat = setInterval(
     () => {
-      pool
-        .heartbeat({ slot: lease.slot, agent: lease.agent })
-        .catch((e) => log.warn(`heartbeat failed: ${e instanceof Error ? e.message : e}`));
+      pool.heartbeat({ slot: lease.slot, agent: lease.agent, token: lease.token }).catch((e) => {
+        const msg = e instanceof Error ? e.message : String(e);
+        // Refused (stale token, taken back, not leased): the lease is gone, the command stops.
+        if (isWtpoolError(e) && (e.exitCode === 5 || e.exitCode === 4)) loseLease(msg);
+        else log.warn(`heartbeat failed: ${msg}`);
+      });
     },
     Math.max(1000, Math.floor(ttl / 3)),
   );
-  let exitCode = 1;
-  let signal: string | null = null;
   try {
-    await new Promise<void>((resolve) => {
-      child.on('error', (e) => {
-        log.warn(`could not start ${cmd}: ${e.message}`);
-        exitCode = 127;
-        resolve();
-      });
-      child.on('exit', (code, sig) => {
-        signal = sig;
-        exitCode = code ?? 128 + (sig ? (constants.signals[sig] ?? 0) : 0);
-        resolve();
-      });
-    });
+    await ended;
     // The last output, unless a background process keeps the pipes open.
     await Promise.race([streamsDone, new Promise((r) => setTimeout(r, 200))]);
   } finally {
@@ -85,16 +120,28 @@ export async function runInSlot(
     clearInterval(beat);
     process.off('SIGINT', onInt);
     process.off('SIGTERM', onTerm);
+    await stopping;
   }
+  const lostError = (why: string) =>
+    // Not ours any more: nothing to release; whoever took it back saved the work.
+    conflictError(`lost the lease of ${lease.slot} (${why}); ${cmd} was stopped`, {
+      hint: 'the lease expired and was taken back; use a longer --ttl, then run again',
+    });
+  if (lost) throw lostError(lost);
+  await clearLeaseCommand(stateDir, lease.slot, lease.token);
+  const own = { slot: lease.slot, agent: lease.agent, token: lease.token };
   let released;
   try {
-    released = await pool.release({ slot: lease.slot, agent: lease.agent });
+    released = await pool.release(own);
   } catch (e) {
+    // Taken back while the command was stopping (the reclaim stopped it): the lease is lost.
+    if (isWtpoolError(e) && (e.exitCode === 4 || /stale/.test(e.message)))
+      throw lostError(e.message);
     if (!isWtpoolError(e) || e.exitCode !== 5) throw e;
     log.warn(
       `${cmd} left uncommitted changes in ${lease.slot}; saving them to a rescue ref before releasing`,
     );
-    released = await pool.release({ slot: lease.slot, agent: lease.agent, force: true });
+    released = await pool.release({ ...own, force: true });
     log.warn(`saved to ${released.rescueRef} (see \`pool rescue list\`)`);
   }
   return { lease, exitCode, signal, rescueRef: released.rescueRef, kept: released.kept };

@@ -62,7 +62,12 @@ export async function leaseEnv(
 ): Promise<Record<string, string>> {
   const { svc, providers } = await services(ctx);
   const info = { agent: lease.agent, task: lease.task, token: lease.token };
-  return { ...baseEnv(ctx, id), ...(await svc.leaseSlot(providers, providerCtx(ctx, id), info)) };
+  return {
+    ...baseEnv(ctx, id),
+    // The fencing token: `pool release`/`heartbeat` run with this env use it (docs/pool.md).
+    WTPOOL_LEASE_TOKEN: String(lease.token),
+    ...(await svc.leaseSlot(providers, providerCtx(ctx, id), info)),
+  };
 }
 
 /** Env of an existing lease (for `pool run` and status), without allocating anything. */

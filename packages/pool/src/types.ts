@@ -175,6 +175,10 @@ export interface ReleaseOptions {
   slot: string;
   agent: string;
   force?: boolean;
+  /** The lease's fencing token: when given, a stale one is refused (exit 5) whatever the agent. */
+  token?: number | null;
+  /** Remove nested repositories that could not be saved (never without this flag). */
+  discardNested?: boolean;
 }
 
 export interface ReleaseResult {
@@ -186,6 +190,14 @@ export interface ReleaseResult {
   kept: boolean;
   /** Where uncommitted work was saved (only with force on a dirty worktree). */
   rescueRef: string | null;
+  /** Nested repositories saved (their refs under `<rescueRef>-nested/`). */
+  nested?: { path: string; ref: string }[];
+  /** Ignored files not saved (over pool.rescueMaxBytes): left on disk in the slot. */
+  unsaved?: string[];
+  /** Nested repositories removed unsaved (--discard-nested). */
+  discarded?: string[];
+  /** The services could not be reset: queued (the slot is not handed out before). */
+  pendingReset?: string | null;
 }
 
 export interface StatusLease {

@@ -2,9 +2,11 @@
  * Git operations on slot worktrees. Every call passes an argv array; names reaching git were
  * checked by @wtpool/config (agent, task slug, slot id) or come from the configuration.
  */
-import { existsSync, promises as fs, readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, promises as fs, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { commandFailed, errno, gitRun } from '@wtpool/core';
+import { commandFailed, conflictError, errno, gitRun } from '@wtpool/core';
+import { createExclusive, writeFileAtomic } from '@wtpool/lock';
 import { ENV_FILE, excludeFromGit } from './envfile.js';
 import { git } from './git.js';
 
@@ -36,9 +38,11 @@ export function worktreeExists(dir: string): boolean {
   return existsSync(path.join(dir, '.git'));
 }
 
-/** The worktree's private git dir (`.git/worktrees/<name>`), read from its `.git` file. */
+/** The worktree's private git dir (`.git/worktrees/<name>`, read from its `.git` file), or `.git`. */
 export function worktreeGitDir(dir: string): string {
-  const text = readFileSync(path.join(dir, '.git'), 'utf8');
+  const dotGit = path.join(dir, '.git');
+  if (statSync(dotGit).isDirectory()) return dotGit; // a plain repository (a nested one)
+  const text = readFileSync(dotGit, 'utf8');
   const m = /^gitdir:\s*(.+)$/m.exec(text);
   return m ? path.resolve(dir, m[1]!.trim()) : path.join(dir, '.git');
 }
@@ -140,11 +144,17 @@ export async function isDirty(dir: string): Promise<boolean> {
 export const refStamp = (d = new Date()) => d.toISOString().replace(/[:.]/g, '-');
 
 /**
- * Saves everything in the worktree (tracked changes AND untracked files, not ignored ones) as
+ * Saves everything in the worktree (tracked changes, untracked files, and the `ignored` paths) as
  * a commit on top of HEAD under `<prefix><timestamp>`, without touching the worktree, its
  * index or its branch: a temporary index gets `add -A`, then write-tree + commit-tree.
  */
-export async function saveRescue(dir: string, refPrefix: string, message: string): Promise<string> {
+export async function saveRescue(
+  dir: string,
+  refPrefix: string,
+  message: string,
+  ignored: string[] = [],
+  stamp: string = refStamp(),
+): Promise<string> {
   const gitDir = worktreeGitDir(dir);
   const tmpIndex = path.join(
     gitDir,
@@ -157,6 +167,14 @@ export async function saveRescue(dir: string, refPrefix: string, message: string
     });
     const env = { GIT_INDEX_FILE: tmpIndex, ...POOL_IDENTITY };
     await git(['add', '-A'], { cwd: dir, extraEnv: env });
+    if (ignored.length) {
+      // Ignored files the clean would delete: forced in, named literally (no glob magic).
+      await git(['add', '-f', '--pathspec-from-file=-', '--pathspec-file-nul'], {
+        cwd: dir,
+        extraEnv: { ...env, GIT_LITERAL_PATHSPECS: '1' },
+        input: ignored.join('\0'),
+      });
+    }
     const tree = (await git(['write-tree'], { cwd: dir, extraEnv: env })).trim();
     const head = await gitRun(['rev-parse', '--verify', '-q', 'HEAD'], { cwd: dir });
     const parents = head.code === 0 ? ['-p', head.stdout.trim()] : [];
@@ -164,7 +182,7 @@ export async function saveRescue(dir: string, refPrefix: string, message: string
       await git(['commit-tree', tree, ...parents, '-m', message], { cwd: dir, extraEnv: env })
     ).trim();
     for (let i = 0; ; i++) {
-      const ref = `${refPrefix}${refStamp()}${i ? `-${i}` : ''}`;
+      const ref = `${refPrefix}${i ? refStamp() : stamp}${i ? `-${i}` : ''}`;
       // The empty old value makes this create-only: two rescues never overwrite each other.
       const r = await gitRun(['update-ref', '-m', 'wtpool rescue', ref, commit, ''], { cwd: dir });
       if (r.code === 0) return ref;
@@ -175,25 +193,284 @@ export async function saveRescue(dir: string, refPrefix: string, message: string
   }
 }
 
+/** Does `rel` (no trailing slash) fall under an entry of `list` (a name: any depth; a path: from the root)? */
+export function underList(rel: string, list: string[]): boolean {
+  const parts = rel.split('/');
+  return list.some((raw) => {
+    const e = raw.replace(/^\/+|\/+$/g, '');
+    if (!e) return false;
+    return e.includes('/') ? rel === e || rel.startsWith(`${e}/`) : parts.includes(e);
+  });
+}
+
+/** What removing a worktree's untracked and ignored files would destroy beyond `git add -A`. */
+export interface RemovalScan {
+  /** Ignored files outside `keep` and `disposable` (relative paths), with their sizes. */
+  ignored: { path: string; size: number }[];
+  /** Nested git repositories (relative directory paths) anywhere outside `keep`. */
+  nested: string[];
+}
+
+/** Walks a directory (no symlinks followed): its files, and the nested repositories it holds. */
+async function walk(
+  root: string,
+  rel: string,
+  files: { path: string; size: number }[] | null,
+  nested: string[],
+): Promise<void> {
+  const abs = path.join(root, rel);
+  let st;
+  try {
+    st = await fs.lstat(abs);
+  } catch {
+    return;
+  }
+  if (!st.isDirectory()) {
+    files?.push({ path: rel, size: st.size });
+    return;
+  }
+  if (existsSync(path.join(abs, '.git'))) {
+    nested.push(rel);
+    return;
+  }
+  for (const e of await fs.readdir(abs)) await walk(root, rel ? `${rel}/${e}` : e, files, nested);
+}
+
+/**
+ * Lists what `git clean -ffdx` would destroy that `git add -A` does not save: ignored files
+ * outside the kept caches and the disposable build outputs, and nested repositories (whose
+ * commits and files a gitlink does not hold). One git process, then a walk of the untracked
+ * and ignored directories only.
+ */
+export async function scanRemovals(
+  dir: string,
+  keep: string[],
+  disposable: string[],
+): Promise<RemovalScan> {
+  const out = await git(
+    ['status', '--porcelain=v1', '-z', '--untracked-files=all', '--ignored=matching'],
+    { cwd: dir },
+  );
+  const scan: RemovalScan = { ignored: [], nested: [] };
+  // A directory holding `.git` that git does not take for a repository (a broken one) is
+  // walked into by status: its files are listed one by one. It is a nested repository still.
+  const seen = new Map<string, boolean>();
+  const nestedRoot = (rel: string): string | null => {
+    const parts = rel.split('/');
+    for (let i = 1; i < parts.length; i++) {
+      const d = parts.slice(0, i).join('/');
+      let has = seen.get(d);
+      if (has === undefined) seen.set(d, (has = existsSync(path.join(dir, d, '.git'))));
+      if (has) return d;
+    }
+    return null;
+  };
+  for (const e of out.split('\0')) {
+    const kind = e.slice(0, 3);
+    if (kind !== '?? ' && kind !== '!! ') continue;
+    const rel = e.slice(3).replace(/\/+$/, '');
+    if (!rel || underList(rel, keep) || POOL_FILES.includes(rel)) continue;
+    const root = nestedRoot(rel);
+    if (root !== null) {
+      if (!scan.nested.includes(root)) scan.nested.push(root);
+      continue;
+    }
+    // With --untracked-files=all, an untracked directory entry is a repository git stops at.
+    if (kind === '?? ') {
+      if (e.endsWith('/')) await walk(dir, rel, null, scan.nested);
+      continue;
+    }
+    await walk(dir, rel, underList(rel, disposable) ? null : scan.ignored, scan.nested);
+  }
+  scan.nested = [...new Set(scan.nested)];
+  return scan;
+}
+
+/** A gitignore pattern matching exactly this relative path (for `git clean -e`). */
+const exactPattern = (rel: string) => `/${rel.replace(/[\\*?[\]!#]/g, (c) => `\\${c}`)}`;
+
+/** A ref-safe, unique slug of a relative path. */
+function pathSlug(rel: string): string {
+  const h = createHash('sha256').update(rel).digest('hex').slice(0, 8);
+  const base = rel
+    .replace(/[^A-Za-z0-9_-]+/g, '_')
+    .replace(/^_+|_+$/g, '')
+    .slice(0, 60);
+  return `${base || 'repo'}-${h}`;
+}
+
+export interface RescueLimits {
+  keep: string[];
+  disposable: string[];
+  /** Total size of the ignored files saved into one rescue commit. */
+  maxBytes: number;
+  /** Remove nested repositories that could not be saved (`--discard-nested`). */
+  discardNested?: boolean;
+}
+
+/** The rescue limits of a pool configuration. */
+export const limitsOf = (
+  p: { keep: string[]; disposable: string[]; rescueMaxBytes: number },
+  discardNested = false,
+): RescueLimits => ({
+  keep: p.keep,
+  disposable: p.disposable,
+  maxBytes: p.rescueMaxBytes,
+  discardNested,
+});
+
+export interface RescueOutcome {
+  /** The rescue commit of the worktree (null when nothing needed saving). */
+  ref: string | null;
+  /** Ignored files saved into it. */
+  ignoredSaved: string[];
+  /** Ignored files not saved (over maxBytes): left on disk, never cleaned. */
+  unsaved: string[];
+  /** Nested repositories saved: their rescue commit and branches fetched under `ref`. */
+  nested: { path: string; ref: string }[];
+  /** Nested repositories that could not be saved and are removed anyway (discardNested). */
+  discarded: string[];
+  /** `git clean -e` patterns for what was not saved. */
+  excludes: string[];
+  /** Bytes of ignored files saved (here and in the nested repositories). */
+  savedBytes: number;
+}
+
+/** Where a nested repository's own rescue commit is made (inside it) before it is fetched. */
+const NESTED_PREFIX = 'refs/wtpool/nested-rescue/';
+
+/**
+ * Saves a nested repository into the enclosing repository's rescue refs: a rescue commit of
+ * its work (inside it), then that commit and its branches fetched under `<under>/`. Verified
+ * by reading the ref back.
+ */
+async function saveNested(
+  outer: string,
+  rel: string,
+  under: string,
+  limits: RescueLimits,
+): Promise<{ ref: string; bytes: number }> {
+  const abs = path.join(outer, rel);
+  const inner = await rescueDeep(
+    abs,
+    NESTED_PREFIX,
+    `wtpool rescue of nested repository ${rel}`,
+    { ...limits, discardNested: false },
+    true,
+  );
+  if (!inner.ref) throw conflictError(`nested repository ${rel}: no rescue commit`);
+  if (inner.unsaved.length) {
+    throw conflictError(
+      `nested repository ${rel}: ${inner.unsaved.length} ignored file(s) over the rescue size limit`,
+    );
+  }
+  const work = `${under}/work`;
+  const specs = [`+${inner.ref}:${work}`];
+  const heads = await gitRun(['for-each-ref', '--format=%(refname)', 'refs/heads/'], { cwd: abs });
+  if (heads.code === 0 && heads.stdout.trim()) specs.push(`+refs/heads/*:${under}/heads/*`);
+  // The repositories nested inside it were saved into its own refs: those come along.
+  const innerRefs = await gitRun(['for-each-ref', '--format=%(refname)', NESTED_PREFIX], {
+    cwd: abs,
+  });
+  for (const r of innerRefs.stdout.split('\n').filter((x) => x.includes('-nested/'))) {
+    specs.push(`+${r}:${under}/inner/${r.slice(NESTED_PREFIX.length)}`);
+  }
+  await git(['fetch', '-q', '--no-tags', '--no-write-fetch-head', abs, ...specs], { cwd: outer });
+  const want = (await git(['rev-parse', '--verify', `${inner.ref}^{commit}`], { cwd: abs })).trim();
+  const got = (await git(['rev-parse', '--verify', `${work}^{commit}`], { cwd: outer })).trim();
+  if (want !== got)
+    throw conflictError(`nested repository ${rel}: fetched ${got}, expected ${want}`);
+  return { ref: work, bytes: inner.savedBytes };
+}
+
+/**
+ * The rescue before files are removed: tracked changes and untracked files (`add -A`), the
+ * ignored files outside `keep`/`disposable` (`add -f`, up to `maxBytes` in total; the rest is
+ * listed and excluded from the clean), and every nested repository (its own rescue commit and
+ * branches fetched into `<ref>-nested/<slug>/…`). A nested repository that cannot be saved is
+ * a refusal (exit 5) unless `discardNested`. `always`: make the commit even when clean.
+ */
+export async function rescueDeep(
+  dir: string,
+  refPrefix: string,
+  message: string,
+  limits: RescueLimits,
+  always = false,
+): Promise<RescueOutcome> {
+  const scan = await scanRemovals(dir, limits.keep, limits.disposable);
+  const res: RescueOutcome = {
+    ref: null,
+    ignoredSaved: [],
+    unsaved: [],
+    nested: [],
+    discarded: [],
+    excludes: [],
+    savedBytes: 0,
+  };
+  let budget = limits.maxBytes;
+  for (const f of [...scan.ignored].sort((a, b) => a.size - b.size || (a.path < b.path ? -1 : 1))) {
+    if (f.size <= budget) {
+      budget -= f.size;
+      res.savedBytes += f.size;
+      res.ignoredSaved.push(f.path);
+    } else {
+      res.unsaved.push(f.path);
+      res.excludes.push(exactPattern(f.path));
+    }
+  }
+  // Nested repositories first: one that cannot be saved refuses before anything is written.
+  const stampNow = refStamp();
+  const stamp = `${refPrefix}${stampNow}`;
+  const failed: string[] = [];
+  for (const rel of scan.nested) {
+    try {
+      const under = `${stamp}-nested/${pathSlug(rel)}`;
+      // One size limit for the whole rescue: a nested repository gets what is left of it.
+      const saved = await saveNested(dir, rel, under, { ...limits, maxBytes: budget });
+      budget -= saved.bytes;
+      res.savedBytes += saved.bytes;
+      res.nested.push({ path: rel, ref: saved.ref });
+    } catch (e) {
+      failed.push(`${rel} (${e instanceof Error ? e.message : String(e)})`);
+      if (limits.discardNested) res.discarded.push(rel);
+      else res.excludes.push(exactPattern(rel));
+    }
+  }
+  if (failed.length && !limits.discardNested) {
+    throw conflictError(
+      `nested repository could not be saved: ${failed.join('; ')}; nothing was removed`,
+      {
+        hint: 'commit and push its work, or move it out of the worktree; `--discard-nested` removes it unsaved',
+      },
+    );
+  }
+  if (always || (await isDirty(dir)) || res.ignoredSaved.length || scan.nested.length) {
+    res.ref = await saveRescue(dir, refPrefix, message, res.ignoredSaved, stampNow);
+  }
+  return res;
+}
+
+/**
+ * Back to the base after rescueDeep: tracked changes discarded, untracked and ignored files
+ * removed (nested repositories too, `-ff`) except the kept caches and what `excludes` protects.
+ */
+export async function cleanToBase(
+  dir: string,
+  base: string,
+  keep: string[],
+  excludes: string[],
+  clean = true,
+): Promise<void> {
+  await git(['checkout', '-q', '-f', '--detach', base], { cwd: dir });
+  if (!clean) return;
+  const ex = [...keep, ...excludes].flatMap((k) => ['-e', k]);
+  await git(['clean', '-ffdxq', ...ex], { cwd: dir });
+}
+
 /** Number of commits on `ref` that are not in `base` (0 when `ref` does not exist). */
 export async function commitsAhead(dir: string, base: string, ref = 'HEAD'): Promise<number> {
   const r = await gitRun(['rev-list', '--count', `${base}..${ref}`, '--'], { cwd: dir });
   return r.code === 0 ? Number(r.stdout.trim()) || 0 : 0;
-}
-
-/**
- * Back to the base: tracked changes discarded, untracked and ignored files removed except the
- * configured caches (`keep`, e.g. node_modules), HEAD detached at `base`. Call only after the
- * work was saved or found clean.
- */
-export async function resetToBase(
-  dir: string,
-  base: string,
-  keep: string[],
-  clean = true,
-): Promise<void> {
-  await git(['checkout', '-q', '-f', '--detach', base], { cwd: dir });
-  if (clean) await git(['clean', '-ffdxq', ...keep.flatMap((k) => ['-e', k])], { cwd: dir });
 }
 
 const SHA1 = /^[0-9a-f]{40}$/;

@@ -14,13 +14,16 @@ export type { BandStore } from './fleet-band.js';
 export { provisionRedis, withDatabases } from './provision-redis.js';
 export type { ProvisionRedisOptions, ProvisionRedisResult } from './provision-redis.js';
 export {
+  checkTemplate,
   cloneDatabase,
   dropDatabase,
   ensureTemplate,
   migrationsHash,
   quoteIdent,
+  rebuildTemplate,
   withAdmin,
 } from './postgres.js';
+export type { TemplateDrift } from './postgres.js';
 export { armHooks } from './hooks.js';
 export type { ArmResult } from './hooks.js';
 export { boundPorts } from './ports.js';

@@ -123,6 +123,57 @@ export async function dropDatabase(c: pg.Client, name: string): Promise<void> {
   await c.query(`DROP DATABASE IF EXISTS ${quoteIdent(name)} WITH (FORCE)`);
 }
 
+/**
+ * The schema of a database as one checksum: tables, columns (type, nullability, default),
+ * constraints, indexes, views and functions of every non-system schema. Recorded when the
+ * template is built; `pool doctor` recomputes it to see drift inside the template (D150).
+ */
+const FINGERPRINT_SQL = `
+SELECT x FROM (
+  SELECT 'table ' || n.nspname || '.' || c.relname || ' ' || c.relkind::text AS x
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+   WHERE c.relkind IN ('r','v','m','S','p','f')
+  UNION ALL
+  SELECT 'column ' || n.nspname || '.' || c.relname || '.' || a.attname || ' ' ||
+         format_type(a.atttypid, a.atttypmod) || ' ' || a.attnotnull::text || ' ' ||
+         coalesce(pg_get_expr(d.adbin, d.adrelid), '')
+    FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+    JOIN pg_namespace n ON n.oid = c.relnamespace
+    LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+   WHERE a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN ('r','v','m','p','f')
+  UNION ALL
+  SELECT 'constraint ' || n.nspname || '.' || c.relname || '.' || k.conname || ' ' ||
+         pg_get_constraintdef(k.oid)
+    FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid
+    JOIN pg_namespace n ON n.oid = c.relnamespace
+  UNION ALL
+  SELECT 'index ' || schemaname || '.' || indexname || ' ' || indexdef FROM pg_indexes
+  UNION ALL
+  SELECT 'function ' || n.nspname || '.' || p.proname || '(' ||
+         pg_get_function_identity_arguments(p.oid) || ') ' || md5(coalesce(p.prosrc, ''))
+    FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+) s
+WHERE x !~ '^[a-z]+ (pg_catalog|information_schema|pg_toast)\\.'
+ORDER BY x`;
+
+/** The schema checksum of the database `c` is connected to. */
+export async function schemaFingerprint(c: pg.Client): Promise<string> {
+  const r = await c.query<{ x: string }>(FINGERPRINT_SQL);
+  const h = createHash('sha256');
+  for (const { x } of r.rows) h.update(`${x}\n`);
+  return h.digest('hex');
+}
+
+/** Runs fn connected to database `db` of the same server (connection failures are exit 6). */
+async function withDatabase<T>(url: string, db: string, fn: (c: pg.Client) => Promise<T>) {
+  return withAdmin(urlWithPath(url, db), fn);
+}
+
+/** The template's comment: its schema fingerprint and the id of the build that made it. */
+const TEMPLATE_COMMENT = /^wtpool-template fingerprint=([0-9a-f]{64}) build=([0-9a-z]+)$/;
+const templateComment = (fp: string, build: string) =>
+  `wtpool-template fingerprint=${fp} build=${build}`;
+
 export interface TemplateResult {
   name: string;
   hash: string;
@@ -173,6 +224,11 @@ export async function ensureTemplate(
             );
           }
         }
+        const fp = await withDatabase(url, name, schemaFingerprint);
+        const build = `${Date.now().toString(36)}${process.pid.toString(36)}`;
+        await c.query(
+          `COMMENT ON DATABASE ${quoteIdent(name)} IS ${quoteLiteral(templateComment(fp, build))}`,
+        );
         await terminateBackends(c, name);
         await c.query(
           `ALTER DATABASE ${quoteIdent(name)} IS_TEMPLATE true ALLOW_CONNECTIONS false`,
@@ -199,7 +255,60 @@ async function dropStaleTemplates(c: pg.Client, prefix: string, keep: string): P
   }
 }
 
-const marker = (template: string) => `wtpool:${template}`;
+/** A slot database's comment: the template and the template build it was cloned from. */
+const marker = (template: string, comment: string | null) => {
+  const build = comment ? TEMPLATE_COMMENT.exec(comment)?.[2] : undefined;
+  return build ? `wtpool:${template}@${build}` : `wtpool:${template}`;
+};
+
+export interface TemplateDrift {
+  template: string;
+  /** Recorded at build time (null: built by a version that did not record one). */
+  recorded: string | null;
+  /** Computed now, on a throwaway clone of the template. */
+  actual: string;
+}
+
+/**
+ * Compares the template's schema with the fingerprint recorded when it was built, on a
+ * throwaway clone (the template itself accepts no connections). Null: no template yet, or no
+ * drift.
+ */
+export async function checkTemplate(
+  loaded: Pick<LoadedConfig, 'config' | 'repo'>,
+): Promise<TemplateDrift | null> {
+  const { config, repo } = loaded;
+  const url = config.postgres.url!;
+  const name = templateDatabase(config, await migrationsHash(config, repo.mainRoot));
+  const probe = checkDatabaseName(
+    `${config.postgres.dbPrefix}_tplchk_${process.pid}_${Math.floor(Math.random() * 1e6)}`,
+  );
+  return withAdmin(url, async (c) => {
+    const info = await dbInfo(c, name);
+    if (!info?.datistemplate) return null;
+    const recorded = (info.comment && TEMPLATE_COMMENT.exec(info.comment)?.[1]) || null;
+    await c.query(`CREATE DATABASE ${quoteIdent(probe)} TEMPLATE ${quoteIdent(name)}`);
+    try {
+      const actual = await withDatabase(url, probe, schemaFingerprint);
+      return actual === recorded ? null : { template: name, recorded, actual };
+    } finally {
+      await dropDatabase(c, probe);
+    }
+  });
+}
+
+/** Drops the current template and builds it again from the migrations (`doctor --fix`). */
+export async function rebuildTemplate(
+  loaded: Pick<LoadedConfig, 'config' | 'repo'>,
+  hooks: Partial<Pick<ProviderContext, 'event' | 'progress'>> = {},
+): Promise<TemplateResult> {
+  const { config, repo } = loaded;
+  const name = templateDatabase(config, await migrationsHash(config, repo.mainRoot));
+  await withLock(path.join(repo.stateDir, 'postgres-template'), () =>
+    withAdmin(config.postgres.url!, (c) => dropDatabase(c, name)),
+  );
+  return ensureTemplate(loaded, hooks);
+}
 
 /** (Re)creates the slot database from the template. */
 export async function cloneDatabase(
@@ -207,6 +316,7 @@ export async function cloneDatabase(
   db: string,
   template: string,
   connectionLimit: number,
+  mark: string = marker(template, null),
 ): Promise<void> {
   await dropDatabase(c, db);
   for (let attempt = 0; ; attempt++) {
@@ -222,7 +332,7 @@ export async function cloneDatabase(
       await sleep(50 + Math.random() * 100);
     }
   }
-  await c.query(`COMMENT ON DATABASE ${quoteIdent(db)} IS ${quoteLiteral(marker(template))}`);
+  await c.query(`COMMENT ON DATABASE ${quoteIdent(db)} IS ${quoteLiteral(mark)}`);
 }
 
 export function postgresProvider(config: Config): SlotProvider {
@@ -233,9 +343,11 @@ export function postgresProvider(config: Config): SlotProvider {
     const tpl = await ensureTemplate(ctx, ctx);
     const db = ctx.names.database;
     await withAdmin(url, async (c) => {
+      // The marker names the template build: a rebuilt template re-clones every slot.
+      const want = marker(tpl.name, (await dbInfo(c, tpl.name))?.comment ?? null);
       const info = await dbInfo(c, db);
-      if (!reset && info?.comment === marker(tpl.name)) return;
-      await cloneDatabase(c, db, tpl.name, config.postgres.connectionLimit);
+      if (!reset && info?.comment === want) return;
+      await cloneDatabase(c, db, tpl.name, config.postgres.connectionLimit, want);
     });
   };
   return {
@@ -250,9 +362,11 @@ export function postgresProvider(config: Config): SlotProvider {
     destroy: (ctx) => withAdmin(url, (c) => dropDatabase(c, ctx.names.database)),
     async check(ctx) {
       const tpl = templateDatabase(config, await migrationsHash(config, ctx.repo.mainRoot));
-      const info = await withAdmin(url, (c) => dbInfo(c, ctx.names.database));
+      const [info, tplInfo] = await withAdmin(url, (c) =>
+        Promise.all([dbInfo(c, ctx.names.database), dbInfo(c, tpl)]),
+      );
       if (!info) return [`database ${ctx.names.database} of ${ctx.names.id} is missing`];
-      if (info.comment !== marker(tpl)) {
+      if (info.comment !== marker(tpl, tplInfo?.comment ?? null)) {
         return [`database ${ctx.names.database} was not cloned from the current template ${tpl}`];
       }
       return [];
