@@ -6,7 +6,6 @@ import { createHash } from 'node:crypto';
 import { existsSync, promises as fs, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { commandFailed, conflictError, errno, gitRun } from '@wtpool/core';
-import { createExclusive, writeFileAtomic } from '@wtpool/lock';
 import { ENV_FILE, excludeFromGit } from './envfile.js';
 import { git } from './git.js';
 
