@@ -119,7 +119,10 @@ describe('pool CLI races (real processes)', () => {
     const events = await readEvents(path.join(repo.dir, '.git/wtpool'));
     checkNoDoubleHolder(events);
     expect(events.filter((e) => e.type === 'acquire')).toHaveLength(20);
-    expect(events.filter((e) => e.type === 'release')).toHaveLength(20);
+    const releases = events.filter((e) => e.type === 'release');
+    expect(releases).toHaveLength(20);
+    // each carries how long its reset took (the monitor's reset-duration metric)
+    for (const e of releases) expect(e.resetMs).toEqual(expect.any(Number));
     const grown = events.filter((e) => e.type === 'grow');
     const created = grown.reduce((n, e) => n + (e.by as number), 0);
     expect(created).toBeGreaterThan(3); // grew past the 3 of init
@@ -208,6 +211,7 @@ describe('pool CLI races (real processes)', () => {
       reason: 'holder-dead',
       agent: 'agent-x',
       rescueRef: rescues[0]!.ref,
+      resetMs: expect.any(Number),
     });
   });
 

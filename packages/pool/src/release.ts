@@ -146,6 +146,7 @@ export async function release(ctx: PoolContext, o: ReleaseOptions): Promise<Rele
     });
   }
   // A git step that fails leaves the lease held (and its work saved): the release can be retried.
+  const resetStart = performance.now();
   const r = await resetSlot(ctx, id, lease, 'release', st, saved).catch(async (e) => {
     throw await refuse(e);
   });
@@ -157,6 +158,7 @@ export async function release(ctx: PoolContext, o: ReleaseOptions): Promise<Rele
     branch: lease.branch,
     kept: r.kept,
     rescueRef: r.rescueRef,
+    resetMs: Math.round(performance.now() - resetStart), // the monitor's reset-duration metric
     ...(r.pendingReset ? { pendingReset: r.pendingReset } : {}),
   });
   await publishAfterReset(ctx, id, lease, r);
@@ -369,6 +371,7 @@ async function publishAfterReset(
 export async function reclaim(ctx: PoolContext, r: Reclaim): Promise<void> {
   const id = r.slot.id;
   try {
+    const resetStart = performance.now();
     const res = await resetSlot(ctx, id, r.lease, r.reason);
     await event(ctx, 'reclaim', {
       slot: id,
@@ -378,6 +381,7 @@ export async function reclaim(ctx: PoolContext, r: Reclaim): Promise<void> {
       reason: r.reason,
       rescueRef: res.rescueRef,
       kept: res.kept,
+      resetMs: Math.round(performance.now() - resetStart),
       ...(res.pendingReset ? { pendingReset: res.pendingReset } : {}),
     });
     await publishAfterReset(ctx, id, r.lease, res);
