@@ -47,7 +47,9 @@ describe('broken slots and growth', () => {
     }
     const st = await pool.getStatus();
     expect(st.slots.map((s) => s.state)).toEqual(['ready', 'broken', 'broken', 'broken']);
-    expect(st.pool.growthStopped?.reason).toMatch(/^3 of 4 slots are broken \(wt-2: deps.command/);
+    expect(st.pool.growthStopped?.reason).toMatch(
+      /^3 of 4 slots are broken \(wt-2, wt-3, wt-4; wt-2: deps.command/,
+    );
     expect(formatStatus(st)).toContain('growth stopped: 3 of 4 slots are broken');
     expect(formatStatus(st)).toContain('fix: fix the cause, then run `pool doctor --fix`');
 
@@ -58,7 +60,7 @@ describe('broken slots and growth', () => {
     await expect(noWait).rejects.toMatchObject({
       exitCode: 75,
       message: expect.stringMatching(
-        /^no ready slot: 3 of 4 slots are broken \(wt-2: deps.command/,
+        /^no ready slot: 3 of 4 slots are broken \(wt-2, wt-3, wt-4; wt-2: deps.command/,
       ),
       hint: expect.stringContaining('pool doctor --fix'),
     });

@@ -477,7 +477,9 @@ describe('growth and broken slots', () => {
   it('stops growing when more than half are broken, and says why and what to run', () => {
     const { s, w } = poolWith(['leased', 'broken', 'broken', 'broken']);
     const stopped = growthStopped(s);
-    expect(stopped?.reason).toMatch(/^3 of 4 slots are broken \(wt-2: setup command failed/);
+    expect(stopped?.reason).toMatch(
+      /^3 of 4 slots are broken \(wt-2, wt-3, wt-4; wt-2: setup command failed/,
+    );
     expect(stopped?.fix).toMatch(/pool doctor --fix/);
     const plan = emptyPlan();
     reserveGrowth(s, { scale }, pathOf, w.facts(), plan);
