@@ -13,6 +13,11 @@ export default defineConfig({
     // Tests run against the TypeScript sources of the workspace packages; CLI tests spawn dist/.
     alias: [
       { find: /^@wtpool\/([a-z]+)$/, replacement: path.join(root, 'packages/$1/src/index.ts') },
+      // Subpath entry points (`@wtpool/services/resp`) are source files of the same name.
+      {
+        find: /^@wtpool\/([a-z]+)\/([a-z-]+)$/,
+        replacement: path.join(root, 'packages/$1/src/$2.ts'),
+      },
     ],
   },
   test: {

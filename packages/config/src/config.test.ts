@@ -60,6 +60,28 @@ describe('config validation', () => {
     expect(err(() => validateConfig({}, 'f', { WORKTREE_POOL_SIZE: 'lots' })).exitCode).toBe(3);
   });
 
+  it("keeps a relative core.hooksPath (husky's armed copy) like node_modules; not an absolute or outside one", async () => {
+    const repo = await makeTempRepo();
+    try {
+      const keep = () => loadConfig({ repo: repo.dir, env: {} }).config.pool.keep;
+      expect(keep()).toEqual(['node_modules']);
+      await repo.git(['config', 'core.hooksPath', '.husky/_']);
+      expect(keep()).toEqual(['node_modules', '.husky/_']);
+      await repo.git(['config', 'core.hooksPath', 'hooks/_/']);
+      expect(keep()).toEqual(['node_modules', 'hooks/_']);
+      await repo.git(['config', 'core.hooksPath', '/etc/hooks']);
+      expect(keep()).toEqual(['node_modules']);
+      await repo.git(['config', 'core.hooksPath', '../elsewhere']);
+      expect(keep()).toEqual(['node_modules']);
+      // another section's hooksPath is not core's
+      await repo.git(['config', '--unset', 'core.hooksPath']);
+      await repo.git(['config', 'other.hooksPath', 'x/_']);
+      expect(keep()).toEqual(['node_modules']);
+    } finally {
+      await repo.cleanup();
+    }
+  });
+
   it('loads pool.config.yaml from the repository root, also from a subdirectory, and reports YAML errors', async () => {
     const repo = await makeTempRepo();
     try {

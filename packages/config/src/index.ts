@@ -5,7 +5,7 @@ export { SCHEMA, isLeaf } from './schema.js';
 export type { Config, Schema, Leaf } from './schema.js';
 export { PATH_CHECKS } from './path-gates.js';
 export type { PathGates, PathCheck } from './path-gates.js';
-export { resolveRepo, targetDir } from './repo.js';
+export { relativeHooksPath, resolveRepo, targetDir } from './repo.js';
 export type { RepoPaths } from './repo.js';
 export {
   slotId,

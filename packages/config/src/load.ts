@@ -5,7 +5,7 @@ import { configError, errno, notFoundError } from '@wtpool/core';
 import { PRIVATE_FILE_MODE, ensurePrivateDir } from '@wtpool/lock';
 import { validateConfig } from './validate.js';
 import { poolRootProblem } from './checks.js';
-import { resolveRepo, targetDir, mtimeKey, type RepoPaths } from './repo.js';
+import { relativeHooksPath, resolveRepo, targetDir, mtimeKey, type RepoPaths } from './repo.js';
 import type { Config } from './schema.js';
 
 export interface LoadedConfig {
@@ -36,15 +36,27 @@ export function loadConfig(opts: LoadOptions = {}): LoadedConfig {
   const key = mtimeKey(file);
   if (key === undefined) {
     if (explicit) throw notFoundError(`config file not found: ${file}`, { hint: 'check --config' });
-    return { config: validateConfig({}, 'defaults', env), repo, file: null };
+    return { config: keepArmedHooks(validateConfig({}, 'defaults', env), repo), repo, file: null };
   }
   const cacheFile = path.join(repo.stateDir, 'config-cache.json');
   const cached = readCache(cacheFile, file, key);
   const raw = cached === undefined ? parseYamlFile(file) : cached;
-  const config = checkPaths(validateConfig(raw, file, env), repo, file);
+  const config = keepArmedHooks(checkPaths(validateConfig(raw, file, env), repo, file), repo);
   // Written only once the file validated: a bad config creates nothing.
   if (cached === undefined) writeCache(cacheFile, { file, key, raw });
   return { config, repo, file };
+}
+
+/**
+ * A relative `core.hooksPath` (husky's `.husky/_`) is git-ignored and copied into each slot by
+ * the hooks provider: the pool's own regenerable copy, so it is a kept cache like
+ * `node_modules`. Without this a release saw it as ignored work (refusing, or saving it to a
+ * rescue ref) and its clean removed the slot's hooks for the next lease.
+ */
+function keepArmedHooks(config: Config, repo: RepoPaths): Config {
+  const hooks = relativeHooksPath(repo.commonDir);
+  if (hooks === null || config.pool.keep.includes(hooks)) return config;
+  return { ...config, pool: { ...config.pool, keep: [...config.pool.keep, hooks] } };
 }
 
 /** Checks that need the repository's paths (a pool root inside `.git` or the checkout). */

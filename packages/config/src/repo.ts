@@ -88,3 +88,33 @@ export function mtimeKey(file: string): string | undefined {
     return undefined;
   }
 }
+
+/**
+ * The repository's `core.hooksPath` when it is a relative path inside the worktree (husky:
+ * `.husky/_`), read from the common dir's `config` file without spawning git (this runs on
+ * every command); null when unset, absolute, or leaving the worktree.
+ */
+export function relativeHooksPath(commonDir: string): string | null {
+  let text: string;
+  try {
+    text = readFileSync(path.join(commonDir, 'config'), 'utf8');
+  } catch {
+    return null;
+  }
+  let section = '';
+  let value: string | null = null;
+  for (const raw of text.split('\n')) {
+    const line = raw.trim();
+    const head = /^\[\s*([A-Za-z0-9.-]+)(\s+"[^"]*")?\s*\]/.exec(line);
+    if (head) {
+      section = head[2] ? `${head[1]!.toLowerCase()} sub` : head[1]!.toLowerCase();
+      continue;
+    }
+    const kv = /^hookspath\s*=\s*(.*)$/i.exec(line);
+    if (section === 'core' && kv) value = kv[1]!.replace(/^"(.*)"$/, '$1').trim(); // last one wins
+  }
+  if (!value || path.isAbsolute(value) || value.startsWith('~')) return null;
+  const rel = path.posix.normalize(value.replace(/\\/g, '/')).replace(/\/+$/, '');
+  if (rel === '.' || rel === '..' || rel.startsWith('../')) return null;
+  return rel;
+}

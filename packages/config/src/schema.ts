@@ -86,7 +86,8 @@ export const SCHEMA = {
     keep: {
       type: 'string[]',
       default: ['node_modules'],
-      description: 'ignored caches that survive a release (paths relative to the worktree)',
+      description:
+        'ignored caches that survive a release (paths relative to the worktree); a relative core.hooksPath (husky: .husky/_, copied into each slot) is always kept too',
       check: relativePathProblem,
     },
     disposable: {

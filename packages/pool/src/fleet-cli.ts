@@ -8,8 +8,7 @@ import {
   WtpoolError,
   type CommandContext,
 } from '@wtpool/core';
-import { redisPipeline, RedisReplyError, type Reply } from '@wtpool/services';
-import { fleetStatus, formatFleet } from './fleet.js';
+import { isReplyError, redisPipeline, type Reply } from './resp-lazy.js';
 import type { WorktreePool } from './pool.js';
 import { RedisLeaseStore, subscribe } from './redis-lease-store.js';
 import type { AcquireResult, LeaseOptions } from './types.js';
@@ -30,6 +29,7 @@ export async function fleetCommand(pool: WorktreePool, ctx: CommandContext): Pro
       hint: 'set store.backend: redis and store.url in pool.config.yaml (docs/fleet.md)',
     });
   }
+  const { fleetStatus, formatFleet } = await import('./fleet.js'); // services: a lazy chunk
   const f = await fleetStatus(pool.loaded, store);
   ctx.out.result(f, () => formatFleet(f, store.hostId));
 }
@@ -77,8 +77,7 @@ async function fq(pool: WorktreePool, script: string, args: (string | number)[])
   const [r] = await redisPipeline(pool.config.store.url!, [
     ['EVAL', script, 1, `${store.keys.fleet}:fq`, ...args],
   ]);
-  if (r instanceof RedisReplyError)
-    throw serviceUnavailableError(`Redis refused the fleet queue: ${r.message}`);
+  if (isReplyError(r)) throw serviceUnavailableError(`Redis refused the fleet queue: ${r.message}`);
   return r!;
 }
 

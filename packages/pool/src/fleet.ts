@@ -22,18 +22,8 @@ import {
   withAdmin,
   type Reply,
 } from '@wtpool/services';
-import { FileLeaseStore } from './file-lease-store.js';
-import type { LeaseStore } from './lease-store.js';
-import { RedisLeaseStore } from './redis-lease-store.js';
+import type { RedisLeaseStore } from './redis-lease-store.js';
 import type { PoolState, SlotState } from './types.js';
-
-/** The lease store the configuration names: files under .git/wtpool (default) or Redis. */
-export function createStore(loaded: LoadedConfig): LeaseStore {
-  if (loaded.config.store.backend !== 'redis') return new FileLeaseStore(loaded.repo.stateDir);
-  const store = new RedisLeaseStore(loaded);
-  store.housekeeping = () => reclaimLostHosts(loaded, store).then(() => undefined);
-  return store;
-}
 
 /** How long a claimed but unfinished reclaim (its reclaimer died) waits before another host retries it. */
 export const RECLAIM_RETRY_MS = 60_000;

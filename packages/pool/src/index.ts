@@ -6,7 +6,7 @@ export { doctor } from './pool.js';
 export type { LeaseStore } from './lease-store.js';
 export { FileLeaseStore } from './file-lease-store.js';
 export { RedisLeaseStore } from './redis-lease-store.js';
-export { createStore } from './fleet.js';
+export { createStore } from './store.js';
 export type { DoctorReport, Problem } from './doctor.js';
 export { runInSlot } from './run.js';
 export { leaseLogPath, readLeaseLog, LEASE_LOG_MAX } from './lease-log.js';

@@ -33,7 +33,7 @@ import {
   type Reporter,
 } from './context.js';
 import type { DoctorReport } from './doctor.js';
-import { createStore } from './fleet.js';
+import { createStore } from './store.js';
 import type { LeaseStore } from './lease-store.js';
 import { runPlan } from './plan-runner.js';
 import { procAlive } from './proc.js';

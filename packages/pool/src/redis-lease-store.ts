@@ -25,7 +25,7 @@ import path from 'node:path';
 import { fleetKeys, type FleetKeys, type LoadedConfig } from '@wtpool/config';
 import { redact, serviceUnavailableError, usageError } from '@wtpool/core';
 import { readJsonFile, StoreConflictError, writeFileAtomic } from '@wtpool/lock';
-import { redisPipeline, RedisReplyError, type Reply } from '@wtpool/services';
+import { isReplyError, redisPipeline, type Reply } from './resp-lazy.js';
 import { createHash } from 'node:crypto';
 import { FileLeaseStore } from './file-lease-store.js';
 import type { LeaseStore } from './lease-store.js';
@@ -114,10 +114,10 @@ export async function evalScript(
   const call = (cmd: 'EVALSHA' | 'EVAL', body: string) =>
     redisPipeline(url, [[cmd, body, keys.length, ...keys, ...args]]).then((r) => r[0]!);
   let r = await call('EVALSHA', SHA[name]);
-  if (r instanceof RedisReplyError && r.message.startsWith('NOSCRIPT')) {
+  if (isReplyError(r) && r.message.startsWith('NOSCRIPT')) {
     r = await call('EVAL', SCRIPTS[name]);
   }
-  if (r instanceof RedisReplyError) {
+  if (isReplyError(r)) {
     throw serviceUnavailableError(
       `Redis at ${redact(url)} refused the ${name} script: ${r.message}`,
       {
@@ -319,7 +319,7 @@ export class RedisLeaseStore implements LeaseStore {
 
   private async leaseRecords(): Promise<Map<string, LeaseFile>> {
     const r = await redisPipeline(this.url, [['HGETALL', this.k.leases]]);
-    if (r[0] instanceof RedisReplyError) throw serviceUnavailableError(r[0].message);
+    if (isReplyError(r[0])) throw serviceUnavailableError(r[0].message);
     const flat = (r[0] as string[]) ?? [];
     const out = new Map<string, LeaseFile>();
     for (let i = 0; i + 1 < flat.length; i += 2) {
