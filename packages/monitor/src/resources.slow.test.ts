@@ -77,12 +77,14 @@ describe('file descriptors', () => {
       },
     );
     try {
-      let fds = null;
-      for (let i = 0; i < 100; i++) {
-        fds = await processFds(child.pid!);
-        if (fds && fds.open >= 6 && fds.limit === 200) break;
+      // Measure once the shell has become `sleep`: while sh is still setting up, its descriptor
+      // count changes between two reads (the test used to compare such a moment).
+      const comm = () => fs.readFile(`/proc/${child.pid}/comm`, 'utf8').catch(() => '');
+      for (let i = 0; i < 250 && (await comm()).trim() !== 'sleep'; i++) {
         await new Promise((r) => setTimeout(r, 20));
       }
+      expect((await comm()).trim()).toBe('sleep');
+      const fds = await processFds(child.pid!);
       expect(fds!.limit).toBe(200);
       expect(fds!.open).toBe((await fs.readdir(`/proc/${child.pid}/fd`)).length);
       expect(fds!.pct).toBeCloseTo((fds!.open / 200) * 100, 0);
