@@ -226,7 +226,7 @@ export function brokenError(ctx: PoolContext, st: PoolState): WtpoolError | unde
   const first = broken[0]!;
   const stopped = growthStopped(st);
   return poolFullError(
-    `no ready slot: ${c.broken} of ${c.size} slots are broken (${broken.map((s) => s.id).join(', ')}; ${first.id}: ${first.error}), ${c.leased} leased${stopped ? '; the pool stops growing while more than half are broken' : ''}`,
+    `no ready slot: ${c.broken} of ${c.size} slots are broken (${broken.length > 1 ? `${broken.map((s) => s.id).join(', ')}; ` : ''}${first.id}: ${first.error}), ${c.leased} leased${stopped ? '; the pool stops growing while more than half are broken' : ''}`,
     {
       hint: `fix the cause, then run \`pool doctor --fix\` (it retries the broken slots now); an acquire also retries ${first.id}${first.retryAt ? ` from ${first.retryAt}` : ''}`,
     },

@@ -113,4 +113,26 @@ describe('broken slots and growth', () => {
     expect(Object.keys(after.slots)).toEqual(['wt-1']); // no growth into the same error
     expect(after.queue).toEqual([]);
   });
+
+  it('a service that is down: init exits 6, the pool does not grow, --no-wait says which service', async () => {
+    // A closed loopback port: PostgreSQL refuses the connection (no server needed).
+    const { pool } = await setup(
+      'scale:\n  min: 1\n  max: 4\npostgres:\n  url: postgres://u:pw@127.0.0.1:9/app\n',
+    );
+    await expect(pool.initialize()).rejects.toMatchObject({
+      exitCode: 6,
+      message: expect.stringMatching(
+        /^pool init: no slot is ready; 1 broken \(wt-1\): PostgreSQL at/,
+      ),
+    });
+    await expect(pool.lease({ agent: 'a', task: 'x', wait: false })).rejects.toMatchObject({
+      exitCode: 6,
+      message: expect.stringMatching(
+        /^no usable slot: wt-1 is broken: PostgreSQL at postgres:\/\/u:\*\*\*@/,
+      ),
+    });
+    const st = await pool.getStatus();
+    expect(st.pool.growthStopped?.reason).toMatch(/^1 of 1 slots are broken \(wt-1: PostgreSQL/);
+    expect(Object.keys((await pool.readState()).slots)).toEqual(['wt-1']);
+  });
 });

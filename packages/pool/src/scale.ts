@@ -89,9 +89,12 @@ async function failIfNoneReady(ctx: PoolContext, ids: string[], what: string): P
   const first = broken[0]!;
   const list = broken.map((s) => s.id).join(', ');
   // Broken by configuration alone (exit 3, issue 11's errorExit): say so with the config exit code.
+  // Likewise a service that is down (exit 6): the fix is to start it, not to debug the slots.
   const exit = broken.every((s) => s.errorExit === ExitCode.CONFIG)
     ? ExitCode.CONFIG
-    : ExitCode.FAILURE;
+    : broken.every((s) => s.errorCode === 'ERR_SERVICE_UNAVAILABLE')
+      ? ExitCode.SERVICE_UNAVAILABLE
+      : ExitCode.FAILURE;
   throw new WtpoolError(
     'ERR_POOL',
     exit,

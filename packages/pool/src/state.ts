@@ -170,7 +170,7 @@ export function growthStopped(s: PoolState): { reason: string; fix: string } | n
   if (size > 0 && failing.length * 2 > size) {
     const first = failing.find((x) => x.error) ?? failing[0]!;
     return {
-      reason: `${failing.length} of ${size} slots are broken (${failing.map((x) => x.id).join(', ')}; ${first.id}: ${first.error ?? 'unknown'}); the pool stops growing until they are repaired`,
+      reason: `${failing.length} of ${size} slots are broken (${failing.length > 1 ? `${failing.map((x) => x.id).join(', ')}; ` : ''}${first.id}: ${first.error ?? 'unknown'}); the pool stops growing until they are repaired`,
       fix: 'fix the cause, then run `pool doctor --fix` (it retries the broken slots now)',
     };
   }
