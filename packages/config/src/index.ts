@@ -1,7 +1,7 @@
 export { loadConfig, parseYamlFile } from './load.js';
 export type { LoadedConfig, LoadOptions } from './load.js';
 export { validateConfig, defaultConfig, envOverrides } from './validate.js';
-export { SCHEMA, isLeaf } from './schema.js';
+export { NON_WORK_TYPES, SCHEMA, isLeaf } from './schema.js';
 export type { Config, Schema, Leaf } from './schema.js';
 export { PATH_CHECKS } from './path-gates.js';
 export type { PathGates, PathCheck } from './path-gates.js';

@@ -33,6 +33,27 @@ export const isLeaf = (x: Leaf | Schema): x is Leaf =>
 
 // Redis logical databases the pool will address at most (Redis allows more, but each costs
 // memory and an index this large is a typo).
+/**
+ * beads' types that are not work to hand out: its ready query excludes merge-request, gate,
+ * molecule, message, agent, role and rig; its infrastructure types are agent, rig, role and
+ * message; event is its audit-trail type, milestone "no work itself"; convoy and slot are
+ * Gas Town orchestration types, wisp the ephemeral kind.
+ */
+export const NON_WORK_TYPES: readonly string[] = [
+  'agent',
+  'role',
+  'rig',
+  'convoy',
+  'slot',
+  'merge-request',
+  'molecule',
+  'wisp',
+  'gate',
+  'message',
+  'event',
+  'milestone',
+];
+
 const REDIS_DB_MAX = 10_000;
 
 const THRESHOLD = (def: number, env: string, description: string): Leaf => ({
@@ -397,20 +418,7 @@ export const SCHEMA = {
   tracks: {
     nonWorkTypes: {
       type: 'string[]',
-      default: [
-        'agent',
-        'role',
-        'rig',
-        'convoy',
-        'slot',
-        'merge-request',
-        'molecule',
-        'wisp',
-        'gate',
-        'message',
-        'event',
-        'milestone',
-      ],
+      default: [...NON_WORK_TYPES],
       description: 'issue types `tracks` never assigns (listed as "not work"; see docs/tracks.md)',
     },
   },

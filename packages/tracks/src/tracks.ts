@@ -7,6 +7,7 @@
  * independent: no blocking path and no merged file between two tracks (a file too common to
  * merge on is reported as a conflict instead).
  */
+import { NON_WORK_TYPES } from '@wtpool/config';
 import { UnionFind, unblocks, type Graph } from './graph.js';
 import type { Evidence, FileEvidence } from './evidence.js';
 import type { Issue } from './reader.js';
@@ -88,26 +89,8 @@ export interface TrackOptions {
   nonWorkTypes?: readonly string[];
 }
 
-/**
- * beads' types that are not work to hand out: its ready query excludes merge-request, gate,
- * molecule, message, agent, role and rig; its infrastructure types are agent, rig, role and
- * message; event is its audit-trail type, milestone "no work itself"; convoy and slot are
- * Gas Town orchestration types, wisp the ephemeral kind.
- */
-export const DEFAULT_NON_WORK_TYPES: readonly string[] = [
-  'agent',
-  'role',
-  'rig',
-  'convoy',
-  'slot',
-  'merge-request',
-  'molecule',
-  'wisp',
-  'gate',
-  'message',
-  'event',
-  'milestone',
-];
+/** beads' types that are not work to hand out (the default of config `tracks.nonWorkTypes`). */
+export const DEFAULT_NON_WORK_TYPES: readonly string[] = NON_WORK_TYPES;
 
 /** Statuses of work someone is doing (or reviewing): never handed out again. */
 export const IN_FLIGHT_STATUSES: ReadonlySet<string> = new Set(['hooked', 'in_progress', 'review']);
