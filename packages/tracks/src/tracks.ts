@@ -540,7 +540,8 @@ export function trackPlan(g: Graph, ev: FileEvidence, opts: TrackOptions = {}): 
     [...(ev.get(g.issues[i]!.id) ?? [])]
       .sort((a, b) => cmp(a[0], b[0]))
       .map(([file, how]) => ({ file, how: [...new Set(how.map(howText))] }));
-  const heldItem = (i: number): HeldItem => {
+  // What every listed item shows: who it is, how urgent, its status and assignee.
+  const itemBase = (i: number) => {
     const is = g.issues[i]!;
     return {
       id: is.id,
@@ -549,44 +550,27 @@ export function trackPlan(g: Graph, ev: FileEvidence, opts: TrackOptions = {}): 
       status: is.status,
       type: is.issueType,
       assignee: is.assignee,
-      reason: holds[i]!.reason,
     };
   };
+  const heldItem = (i: number): HeldItem => ({ ...itemBase(i), reason: holds[i]!.reason });
   const laterItem = (i: number): LaterItem => {
-    const is = g.issues[i]!;
     const waits = [
       ...g.blockers[i]!.filter((b) => g.open[b]),
       ...g.parents[i]!.filter((p) => g.open[p] && g.blocked[p]),
     ].map((x) => g.issues[x]!.id);
-    return {
-      id: is.id,
-      title: is.title,
-      priority: is.priority,
-      status: is.status,
-      type: is.issueType,
-      assignee: is.assignee,
-      waits_on: [...new Set(waits)].sort(cmp),
-    };
+    return { ...itemBase(i), waits_on: [...new Set(waits)].sort(cmp) };
   };
   const built = bins.map((bin) => {
     const members = bin.units.flatMap((u) => u.members);
     const order = orderIssues(g, members);
     const items = order
       .filter((i) => free[i])
-      .map((i): TrackItem => {
-        const is = g.issues[i]!;
-        return {
-          id: is.id,
-          title: is.title,
-          priority: is.priority,
-          status: is.status,
-          type: is.issueType,
-          assignee: is.assignee,
-          unblocks: unblocksOf(i),
-          files: filesOf(i),
-          evidence: evidenceOf(i),
-        };
-      });
+      .map((i): TrackItem => ({
+        ...itemBase(i),
+        unblocks: unblocksOf(i),
+        files: filesOf(i),
+        evidence: evidenceOf(i),
+      }));
     const later = order.filter((i) => !free[i]).map(laterItem);
     const files = [...new Set(members.flatMap(filesOf))].sort(cmp);
     const named = new Map<string, string[]>();
