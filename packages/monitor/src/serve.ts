@@ -296,8 +296,11 @@ export async function serve(loaded: LoadedConfig, opts: ServeOptions = {}): Prom
       if (soon) clearTimeout(soon);
       watcher?.close();
       for (const c of clients) c.end();
-      await new Promise<void>((r) => server.close(() => r()));
+      // close() waits for every connection to end: drop them first (a browser keeps its
+      // sockets alive), or a SIGTERM'd server can hang until the client goes away.
+      const closed = new Promise<void>((r) => server.close(() => r()));
       server.closeAllConnections();
+      await closed;
     },
   };
 }
