@@ -13,14 +13,18 @@ import type { Evidence, FileEvidence } from './evidence.js';
 import type { Issue } from './reader.js';
 import { trackName } from './bv.js';
 
-export interface TrackItem {
+/** What every listed item shows: who it is, how urgent, its status and assignee. */
+export interface ItemBase {
   id: string;
   title: string;
   priority: number;
   status: string;
   type: string;
-  /** Always empty in a track: an assigned issue is in flight, never handed out. */
+  /** Who has it; always empty for a track item (an assigned issue is in flight, never handed out). */
   assignee: string;
+}
+
+export interface TrackItem extends ItemBase {
   /** Issues that become actionable when this one is closed. */
   unblocks: string[];
   files: string[];
@@ -28,25 +32,13 @@ export interface TrackItem {
   evidence: { file: string; how: string[] }[];
 }
 
-export interface LaterItem {
-  id: string;
-  title: string;
-  priority: number;
-  status: string;
-  type: string;
-  assignee: string;
+export interface LaterItem extends ItemBase {
   /** Open issues it waits for (blockers, or a blocked parent); empty when only deferred. */
   waits_on: string[];
 }
 
 /** An open issue that is never assigned: not work, or work someone already has. */
-export interface HeldItem {
-  id: string;
-  title: string;
-  priority: number;
-  status: string;
-  type: string;
-  assignee: string;
+export interface HeldItem extends ItemBase {
   reason: string;
 }
 
@@ -540,8 +532,7 @@ export function trackPlan(g: Graph, ev: FileEvidence, opts: TrackOptions = {}): 
     [...(ev.get(g.issues[i]!.id) ?? [])]
       .sort((a, b) => cmp(a[0], b[0]))
       .map(([file, how]) => ({ file, how: [...new Set(how.map(howText))] }));
-  // What every listed item shows: who it is, how urgent, its status and assignee.
-  const itemBase = (i: number) => {
+  const itemBase = (i: number): ItemBase => {
     const is = g.issues[i]!;
     return {
       id: is.id,
