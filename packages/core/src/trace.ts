@@ -40,6 +40,26 @@ export async function traced<T>(kind: string, what: string, fn: () => Promise<T>
   }
 }
 
+/**
+ * Wraps a critical section: the time from now until it starts is the lock's `wait`, its own
+ * run the lock's `held`.
+ */
+export function traceWaitAndHold<A, T>(
+  what: string,
+  fn: (arg: A) => Promise<T> | T,
+): (arg: A) => Promise<T> {
+  const t0 = performance.now();
+  return async (arg) => {
+    traceSpan('lock', `wait ${what}`, t0);
+    const t1 = performance.now();
+    try {
+      return await fn(arg);
+    } finally {
+      traceSpan('lock', `held ${what}`, t1);
+    }
+  };
+}
+
 /** The table: offsets are ms since the process started (performance's time origin). */
 export function formatTrace(list: readonly Span[] = spans, total = performance.now()): string {
   const boot = performance.nodeTiming.bootstrapComplete;

@@ -1,8 +1,14 @@
 import * as fsSync from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { performance } from 'node:perf_hooks';
-import { WtpoolError, ExitCode, TRACING, errno, formatDuration, traceSpan } from '@wtpool/core';
+import {
+  WtpoolError,
+  ExitCode,
+  TRACING,
+  errno,
+  formatDuration,
+  traceWaitAndHold,
+} from '@wtpool/core';
 import { openPrivateSync } from './private.js';
 
 export interface LockOptions {
@@ -370,23 +376,9 @@ export async function withLock<T>(
     if (!inTime)
       throw new LockTimeoutError(target, Date.now() - started, await readLockHolder(target));
     const lockOpts = { ...opts, timeout: Math.max(0, timeout - (Date.now() - started)) };
-    if (!TRACING) return await withFileLock(target, fn, lockOpts);
     // WTPOOL_TRACE: the wait for the lock and the time it is held are two steps of the trace.
-    const t0 = performance.now();
     const what = `${path.basename(target)}${opts.purpose ? ` (${opts.purpose})` : ''}`;
-    return await withFileLock(
-      target,
-      async (lock) => {
-        traceSpan('lock', `wait ${what}`, t0);
-        const t1 = performance.now();
-        try {
-          return await fn(lock);
-        } finally {
-          traceSpan('lock', `held ${what}`, t1);
-        }
-      },
-      lockOpts,
-    );
+    return await withFileLock(target, TRACING ? traceWaitAndHold(what, fn) : fn, lockOpts);
   } finally {
     done();
     if (localQueues.get(key) === tail) localQueues.delete(key);
