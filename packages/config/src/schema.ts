@@ -473,7 +473,7 @@ export type Config = ConfigOf<typeof SCHEMA>;
 
 /**
  * Rules between keys, checked after every key is valid: `key` is the one named in the message
- * (exit 3), `problem` says what is wrong with it (or undefined).
+ * (exit 3), `problem` what it must be (a phrase starting "must be"), or undefined.
  */
 export const RULES: ReadonlyArray<{
   key: string;
@@ -486,7 +486,7 @@ export const RULES: ReadonlyArray<{
     says: '`scale.min` ≤ `scale.max`',
     problem: (c) =>
       c.scale.min > c.scale.max
-        ? `(${c.scale.min}) is larger than scale.max (${c.scale.max})`
+        ? `must be at most scale.max (${c.scale.max}), got ${c.scale.min}`
         : undefined,
   },
   {
@@ -494,7 +494,7 @@ export const RULES: ReadonlyArray<{
     says: '`store.url` is set when `store.backend` is `redis`',
     problem: (c) =>
       c.store.backend === 'redis' && !c.store.url
-        ? "is required when store.backend is redis (the fleet's Redis, e.g. redis://10.0.0.5:6379/0)"
+        ? "must be set when store.backend is redis (the fleet's Redis, e.g. redis://10.0.0.5:6379/0)"
         : undefined,
   },
   {
@@ -502,7 +502,7 @@ export const RULES: ReadonlyArray<{
     says: '`deps.command` is set when `deps.strategy` is `command`',
     problem: (c) =>
       c.deps.strategy === 'command' && !c.deps.command?.trim()
-        ? 'is required when deps.strategy is command (the install command to run in each slot)'
+        ? 'must be set when deps.strategy is command (the install command to run in each slot)'
         : undefined,
   },
   {
@@ -510,7 +510,7 @@ export const RULES: ReadonlyArray<{
     says: '`DB_CONN_WARN` ≤ `DB_CONN_ERROR`',
     problem: (c) =>
       c.monitor.thresholds.DB_CONN_WARN > c.monitor.thresholds.DB_CONN_ERROR
-        ? 'is above DB_CONN_ERROR'
+        ? `must be at most DB_CONN_ERROR (${c.monitor.thresholds.DB_CONN_ERROR})`
         : undefined,
   },
   {
@@ -518,7 +518,7 @@ export const RULES: ReadonlyArray<{
     says: '`DISK_WARN` ≤ `DISK_ERROR`',
     problem: (c) =>
       c.monitor.thresholds.DISK_WARN > c.monitor.thresholds.DISK_ERROR
-        ? 'is above DISK_ERROR'
+        ? `must be at most DISK_ERROR (${c.monitor.thresholds.DISK_ERROR})`
         : undefined,
   },
 ];
