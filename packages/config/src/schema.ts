@@ -436,7 +436,8 @@ export const SCHEMA = defineSchema({
     leaseAlertAfter: {
       type: 'duration',
       default: '20m',
-      description: 'leases older than this are reported',
+      min: 0,
+      description: 'leases older than this are reported (0: every lease)',
     },
     thresholds: {
       DB_CONN_WARN: THRESHOLD(40, 'DB_CONN_WARN', 'PostgreSQL connections: warning level'),
