@@ -39,7 +39,9 @@ describe('config validation', () => {
 
   it('refuses a wrong type naming the expected type', () => {
     const e = err(() => validateConfig({ scale: { max: 'ten' } }, 'pool.config.yaml'));
-    expect(e.message).toBe('pool.config.yaml: scale.max must be an integer, got string "ten"');
+    expect(e.message).toBe(
+      'pool.config.yaml: scale.max must be an integer from 1 to 1000, got string "ten"',
+    );
     expect(err(() => validateConfig({ pool: { leaseTtl: 'forever' } }, 'f')).message).toMatch(
       /pool.leaseTtl must be a duration/,
     );

@@ -1,8 +1,9 @@
 export { loadConfig, parseYamlFile } from './load.js';
 export type { LoadedConfig, LoadOptions } from './load.js';
 export { validateConfig, defaultConfig, envOverrides } from './validate.js';
-export { NON_WORK_TYPES, SCHEMA, isLeaf } from './schema.js';
-export type { Config, Schema, Leaf } from './schema.js';
+export { NON_WORK_TYPES, RULES, SCHEMA, isLeaf } from './schema.js';
+export type { Config, ConfigOf, Schema, Leaf, LeafType } from './schema.js';
+export { keyOption, schemaLeaf } from './options.js';
 export { PATH_CHECKS } from './path-gates.js';
 export type { PathGates, PathCheck } from './path-gates.js';
 export { relativeHooksPath, resolveRepo, targetDir } from './repo.js';

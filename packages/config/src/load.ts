@@ -36,14 +36,15 @@ export function loadConfig(opts: LoadOptions = {}): LoadedConfig {
   const key = mtimeKey(file);
   if (key === undefined) {
     if (explicit) throw notFoundError(`config file not found: ${file}`, { hint: 'check --config' });
-    return { config: keepArmedHooks(validateConfig({}, 'defaults', env), repo), repo, file: null };
+    const config = checkPaths(validateConfig({}, 'defaults', env), repo, 'environment');
+    return { config: keepArmedHooks(config, repo), repo, file: null };
   }
   const cacheFile = path.join(repo.stateDir, 'config-cache.json');
   const cached = readCache(cacheFile, file, key);
   const raw = cached === undefined ? parseYamlFile(file) : cached;
   const config = keepArmedHooks(checkPaths(validateConfig(raw, file, env), repo, file), repo);
   // Written only once the file validated: a bad config creates nothing.
-  if (cached === undefined) writeCache(cacheFile, { file, key, raw });
+  if (cached === undefined) writeCache(cacheFile, { file, key, raw, v: CACHE_VERSION });
   return { config, repo, file };
 }
 
@@ -62,7 +63,8 @@ function keepArmedHooks(config: Config, repo: RepoPaths): Config {
 /** Checks that need the repository's paths (a pool root inside `.git` or the checkout). */
 function checkPaths(config: Config, repo: RepoPaths, source: string): Config {
   if (config.pool.root !== null) {
-    const problem = poolRootProblem(path.resolve(repo.mainRoot, config.pool.root), repo);
+    const root = config.pool.root;
+    const problem = poolRootProblem(path.resolve(repo.mainRoot, root), repo, root);
     if (problem) {
       throw configError(`${source}: pool.root must be ${problem}`, {
         hint: `fix pool.root in ${source} (default: <repo>.worktrees beside the checkout)`,
@@ -72,14 +74,19 @@ function checkPaths(config: Config, repo: RepoPaths, source: string): Config {
   return config;
 }
 
+// The parse rules of the cached form: a cache written by an older parser (0o7 read as 7) is not
+// reused.
+const CACHE_VERSION = 2;
+
 function readCache(cacheFile: string, file: string, key: string): unknown {
   try {
     const cached = JSON.parse(readFileSync(cacheFile, 'utf8')) as {
       file: string;
       key: string;
       raw: unknown;
+      v?: number;
     };
-    if (cached.file === file && cached.key === key) return cached.raw;
+    if (cached.file === file && cached.key === key && cached.v === CACHE_VERSION) return cached.raw;
   } catch {
     // no cache yet, or unreadable: parse
   }
@@ -137,7 +144,14 @@ export function parseYamlFile(file: string): unknown {
     throw e;
   }
   const YAML = requireYaml();
-  const doc = YAML.parseDocument(text, { prettyErrors: true, uniqueKeys: true });
+  // YAML 1.2's core schema reads `0o7` and `0x1f` as numbers; a config means decimals, so those
+  // stay text and a number key refuses them naming the key (`scale.min: 0o7`, D321).
+  const doc = YAML.parseDocument(text, {
+    prettyErrors: true,
+    uniqueKeys: true,
+    customTags: (tags) =>
+      tags.filter((t) => typeof t === 'string' || (t.format !== 'OCT' && t.format !== 'HEX')),
+  });
   if (doc.errors.length) {
     const err = doc.errors[0]!;
     throw configError(`${file}: invalid YAML: ${err.message.split('\n')[0]}`, {

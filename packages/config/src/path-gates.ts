@@ -12,6 +12,7 @@
  * switch the mandatory build gate off.
  */
 import { configError } from '@wtpool/core';
+import { globProblem } from './checks.js';
 
 export const PATH_CHECKS = ['build', 'typecheck', 'test'] as const;
 export type PathCheck = (typeof PATH_CHECKS)[number];
@@ -42,6 +43,8 @@ export function coercePathGates(value: unknown, key: string, source: string): Pa
     ) {
       throw bad(k, 'keyed by a path glob relative to the repository root, e.g. packages/api/**');
     }
+    const globBad = globProblem(glob);
+    if (globBad) throw bad(k, `keyed by ${globBad}, e.g. packages/api/**`);
     if (!isMapping(checks) || !Object.keys(checks).length) {
       throw bad(k, `a mapping of checks (${PATH_CHECKS.join(', ')}) to commands`);
     }

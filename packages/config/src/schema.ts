@@ -1,11 +1,20 @@
-import { branchNameProblem, relativePathProblem, urlProblem } from './checks.js';
-
 /**
- * The configuration schema: one declarative table giving every key, its type, its default and
- * what it means. Validation, defaults and docs/config.md all come from here.
+ * The configuration schema: one declarative table giving every key, its type, its bounds, its
+ * default and what it means. The `Config` type, validation and coercion (validate.ts), the
+ * environment overrides, docs/config.md (docs.ts) and the flags that set a key (options.ts,
+ * `keyOption`) all derive from it (D320). Adding a key is one entry here:
+ *
+ *   leaseTtl: { type: 'duration', default: '2h', min: '10s', max: '7d', description: '…' },
+ *
+ * Leaf fields: `type` (see LeafType), `default` (null only with `nullable: true`), `description`
+ * (docs and --help), and optionally `nullable`, `env` (an environment variable overriding it),
+ * `min`/`max` (int, number; duration as text like '10s'), `values` (enum), `pattern` +
+ * `patternHint` (string), `check` (a further check of a value, or of each list entry: returns
+ * what it must be, or undefined). Rules between keys are in RULES below.
  */
-
+import { branchNameProblem, listPathProblem, urlProblem } from './checks.js';
 import type { PathGates } from './path-gates.js';
+import type { DurationBound } from '@wtpool/core';
 
 export type LeafType =
   'string' | 'int' | 'number' | 'boolean' | 'duration' | 'string[]' | 'enum' | 'path-gates';
@@ -16,20 +25,46 @@ export interface Leaf {
   description: string;
   nullable?: boolean;
   values?: readonly string[];
-  min?: number;
-  max?: number;
+  min?: DurationBound;
+  max?: DurationBound;
   /** Environment variable that overrides this key. */
   env?: string;
   pattern?: RegExp;
   patternHint?: string;
-  /** A further check of a valid value: returns what is wrong with it, or undefined. */
+  /** A further check of a valid value (of each entry of a list): what it must be, or undefined. */
   check?: (value: never) => string | undefined;
 }
 
-export type Schema = { [key: string]: Leaf | Schema };
+export type Schema = { readonly [key: string]: Leaf | Schema };
 
 export const isLeaf = (x: Leaf | Schema): x is Leaf =>
   typeof (x as Leaf).type === 'string' && 'description' in x;
+
+/** Keeps every literal of the table (`type: 'enum'`, `values`, `nullable: true`) for `Config`. */
+const defineSchema = <const S extends Schema>(s: S): S => s;
+
+type ValueOf<L> = L extends { type: 'boolean' }
+  ? boolean
+  : L extends { type: 'string' }
+    ? string
+    : L extends { type: 'int' | 'number' | 'duration' }
+      ? number
+      : L extends { type: 'string[]' }
+        ? string[]
+        : L extends { type: 'enum'; values: readonly (infer V)[] }
+          ? V
+          : L extends { type: 'path-gates' }
+            ? PathGates
+            : never;
+
+/** The validated value of a schema (durations in milliseconds). */
+export type ConfigOf<S> = {
+  -readonly [K in keyof S]: S[K] extends { type: LeafType; description: string }
+    ? S[K] extends { nullable: true }
+      ? ValueOf<S[K]> | null
+      : ValueOf<S[K]>
+    : ConfigOf<S[K]>;
+};
 
 // Redis logical databases the pool will address at most (Redis allows more, but each costs
 // memory and an index this large is a typo).
@@ -56,13 +91,15 @@ export const NON_WORK_TYPES: readonly string[] = [
 
 const REDIS_DB_MAX = 10_000;
 
-const THRESHOLD = (def: number, env: string, description: string): Leaf => ({
-  type: 'number',
-  default: def,
-  min: 0,
-  env,
-  description,
-});
+const THRESHOLD = (def: number, env: string, description: string, max?: number) =>
+  ({
+    type: 'number',
+    default: def,
+    min: 0,
+    ...(max === undefined ? {} : { max }),
+    env,
+    description,
+  }) as const;
 
 // A gate command is not empty. The build gate is mandatory, so it may not be an obvious no-op
 // either (`true`, `:`, `exit 0`): a config file cannot quietly switch it off. The format and test
@@ -72,7 +109,7 @@ const NO_OP = /^\s*(?:true|:|exit(?:\s+0)?|\/bin\/true|\/usr\/bin\/true)\s*$/;
 const buildCommand = (v: string) =>
   NO_OP.test(v) ? `a command that builds, not the no-op ${JSON.stringify(v.trim())}` : undefined;
 
-export const SCHEMA = {
+export const SCHEMA = defineSchema({
   pool: {
     enabled: {
       type: 'boolean',
@@ -108,8 +145,8 @@ export const SCHEMA = {
       type: 'string[]',
       default: ['node_modules'],
       description:
-        'ignored caches that survive a release (paths relative to the worktree); a relative core.hooksPath (husky: .husky/_, copied into each slot) is always kept too',
-      check: relativePathProblem,
+        'ignored caches that survive a release (paths relative to the worktree, no glob characters); a relative core.hooksPath (husky: .husky/_, copied into each slot) is always kept too',
+      check: listPathProblem,
     },
     disposable: {
       type: 'string[]',
@@ -124,8 +161,8 @@ export const SCHEMA = {
         '.pytest_cache',
       ],
       description:
-        'ignored build outputs a release may delete unsaved (a name matches at any depth, a path from the root); other ignored files are saved to the rescue ref',
-      check: relativePathProblem,
+        'ignored build outputs a release may delete unsaved (a name matches at any depth, a path from the root; no glob characters); other ignored files are saved to the rescue ref',
+      check: listPathProblem,
     },
     rescueMaxBytes: {
       type: 'int',
@@ -138,13 +175,16 @@ export const SCHEMA = {
     leaseTtl: {
       type: 'duration',
       default: '2h',
-      min: 10_000,
-      description: 'a lease expires when not renewed for this long (at least 10s)',
+      min: '10s',
+      max: '7d',
+      description: 'a lease expires when not renewed for this long; `--ttl` takes the same bounds',
     },
     waitTimeout: {
       type: 'duration',
       default: '30m',
-      description: 'default --timeout of a blocking acquire',
+      min: 0,
+      description:
+        'default --timeout of a blocking acquire (0: do not wait); `--timeout` takes the same bounds',
     },
     cleanupOnStartup: {
       type: 'boolean',
@@ -230,9 +270,10 @@ export const SCHEMA = {
     bandStart: {
       type: 'int',
       default: 1,
-      min: 0,
+      min: 1,
       max: REDIS_DB_MAX,
-      description: 'first DB index the pool may use; lower ones belong to the app',
+      description:
+        'first DB index the pool may use; lower ones belong to the app (DB 0 always does)',
     },
     floor: {
       type: 'int',
@@ -306,7 +347,9 @@ export const SCHEMA = {
       type: 'string',
       default: null,
       nullable: true,
-      description: 'install command for strategy `command`',
+      description: 'install command for strategy `command` (required by it)',
+      pattern: NON_EMPTY,
+      patternHint: 'a non-empty command',
     },
   },
   gates: {
@@ -366,7 +409,7 @@ export const SCHEMA = {
     hostTtl: {
       type: 'duration',
       default: '2m',
-      min: 2000,
+      min: '2s',
       description:
         'backend redis: a host none of whose pool processes (commands, waiters, `monitor daemon`) reached Redis for this long is lost: its leases expire, its services are reclaimed',
     },
@@ -387,13 +430,14 @@ export const SCHEMA = {
     interval: {
       type: 'duration',
       default: '30s',
-      min: 1000,
-      description: 'daemon sampling interval (at least 1s)',
+      min: '1s',
+      description: 'daemon sampling interval',
     },
     leaseAlertAfter: {
       type: 'duration',
       default: '20m',
-      description: 'leases older than this are reported',
+      min: 0,
+      description: 'leases older than this are reported (0: every lease)',
     },
     thresholds: {
       DB_CONN_WARN: THRESHOLD(40, 'DB_CONN_WARN', 'PostgreSQL connections: warning level'),
@@ -412,6 +456,7 @@ export const SCHEMA = {
         80,
         'FD_WARN_PCT',
         'file descriptors in use, percent of the limit: warning level',
+        100,
       ),
     },
   },
@@ -422,64 +467,59 @@ export const SCHEMA = {
       description: 'issue types `tracks` never assigns (listed as "not work"; see docs/tracks.md)',
     },
   },
-} satisfies Schema;
+});
 
-/** The validated configuration, durations in milliseconds. */
-export interface Config {
-  pool: {
-    enabled: boolean;
-    root: string | null;
-    base: string;
-    branchPrefix: string;
-    keep: string[];
-    disposable: string[];
-    rescueMaxBytes: number;
-    leaseTtl: number;
-    waitTimeout: number;
-    cleanupOnStartup: boolean;
-  };
-  scale: { min: number; max: number; step: number; idleShrinkAfter: number };
-  postgres: {
-    url: string | null;
-    migrate: string | null;
-    migrations: string | null;
-    dbPrefix: string;
-    connectionLimit: number;
-  };
-  redis: {
-    url: string | null;
-    bandStart: number;
-    floor: number;
-    step: number;
-    provisionTarget: number;
-    confFile: string | null;
-    restartCommand: string | null;
-  };
-  ports: { base: number | null; stride: number };
-  beads: { prefix: string | null };
-  deps: {
-    strategy: 'auto' | 'hardlink' | 'pnpm' | 'npm' | 'command' | 'none';
-    command: string | null;
-  };
-  gates: {
-    format: string;
-    build: string;
-    test: string;
-    setup: string | null;
-    paths: PathGates;
-  };
-  store: { backend: 'file' | 'redis'; url: string | null; hostTtl: number };
-  fleet: { host: string | null };
-  monitor: {
-    interval: number;
-    leaseAlertAfter: number;
-    thresholds: {
-      DB_CONN_WARN: number;
-      DB_CONN_ERROR: number;
-      DISK_WARN: number;
-      DISK_ERROR: number;
-      FD_WARN_PCT: number;
-    };
-  };
-  tracks: { nonWorkTypes: string[] };
-}
+/** The validated configuration, durations in milliseconds: derived from SCHEMA, never copied. */
+export type Config = ConfigOf<typeof SCHEMA>;
+
+/**
+ * Rules between keys, checked after every key is valid: `key` is the one named in the message
+ * (exit 3), `problem` what it must be (a phrase starting "must be"), or undefined.
+ */
+export const RULES: ReadonlyArray<{
+  key: string;
+  /** The rule, for docs/config.md. */
+  says: string;
+  problem: (c: Config) => string | undefined;
+}> = [
+  {
+    key: 'scale.min',
+    says: '`scale.min` ≤ `scale.max`',
+    problem: (c) =>
+      c.scale.min > c.scale.max
+        ? `must be at most scale.max (${c.scale.max}), got ${c.scale.min}`
+        : undefined,
+  },
+  {
+    key: 'store.url',
+    says: '`store.url` is set when `store.backend` is `redis`',
+    problem: (c) =>
+      c.store.backend === 'redis' && !c.store.url
+        ? "must be set when store.backend is redis (the fleet's Redis, e.g. redis://10.0.0.5:6379/0)"
+        : undefined,
+  },
+  {
+    key: 'deps.command',
+    says: '`deps.command` is set when `deps.strategy` is `command`',
+    problem: (c) =>
+      c.deps.strategy === 'command' && !c.deps.command?.trim()
+        ? 'must be set when deps.strategy is command (the install command to run in each slot)'
+        : undefined,
+  },
+  {
+    key: 'monitor.thresholds.DB_CONN_WARN',
+    says: '`DB_CONN_WARN` ≤ `DB_CONN_ERROR`',
+    problem: (c) =>
+      c.monitor.thresholds.DB_CONN_WARN > c.monitor.thresholds.DB_CONN_ERROR
+        ? `must be at most DB_CONN_ERROR (${c.monitor.thresholds.DB_CONN_ERROR})`
+        : undefined,
+  },
+  {
+    key: 'monitor.thresholds.DISK_WARN',
+    says: '`DISK_WARN` ≤ `DISK_ERROR`',
+    problem: (c) =>
+      c.monitor.thresholds.DISK_WARN > c.monitor.thresholds.DISK_ERROR
+        ? `must be at most DISK_ERROR (${c.monitor.thresholds.DISK_ERROR})`
+        : undefined,
+  },
+];

@@ -1,22 +1,22 @@
-import { configError, formatDuration, parseDuration } from '@wtpool/core';
+import {
+  coerceBoolean,
+  coerceDuration,
+  coerceInt,
+  coerceList,
+  coerceNumber,
+  configError,
+  type Coerced,
+} from '@wtpool/core';
 import { coercePathGates } from './path-gates.js';
-import { SCHEMA, isLeaf, type Config, type Leaf, type Schema } from './schema.js';
+import { RULES, SCHEMA, isLeaf, type Config, type Leaf, type Schema } from './schema.js';
 
-const typeName = (leaf: Leaf): string => {
-  const base =
-    leaf.type === 'enum'
-      ? `one of ${leaf.values?.join(', ')}`
-      : leaf.type === 'duration'
-        ? `a duration (90s, 30m, 2h or milliseconds)${leaf.min ? ` of at least ${formatDuration(leaf.min)}` : ''}`
-        : leaf.type === 'string[]'
-          ? 'a list of strings'
-          : leaf.type === 'path-gates'
-            ? 'a mapping of path globs to checks'
-            : leaf.type === 'int'
-              ? 'an integer'
-              : `a ${leaf.type}`;
-  return leaf.nullable ? `${base} or null` : base;
-};
+/** An environment override: text, read by the same coercers as a flag's value. */
+class EnvText {
+  constructor(
+    readonly text: string,
+    readonly name: string,
+  ) {}
+}
 
 function describe(v: unknown): string {
   if (v === null) return 'null';
@@ -25,77 +25,67 @@ function describe(v: unknown): string {
   return `${typeof v} ${JSON.stringify(v)}`;
 }
 
-function coerceLeaf(leaf: Leaf, value: unknown, key: string, source: string): unknown {
-  const v = coerceType(leaf, value, key, source);
-  const problem = v === null || !leaf.check ? undefined : leafProblem(leaf, v);
-  if (problem) {
-    throw configError(`${source}: ${key} must be ${problem}`, { hint: `fix ${key} in ${source}` });
+/**
+ * One key's value: from the file (typed YAML) or, with `text`, from the environment (text that
+ * the same coercers read as flags do). Throws a config error naming the key.
+ */
+export function coerceLeaf(
+  leaf: Leaf,
+  value: unknown,
+  key: string,
+  source: string,
+  text = false,
+): unknown {
+  const fail = (expected: string) =>
+    configError(`${source}: ${key} must be ${expected}`, { hint: `fix ${key} in ${source}` });
+  const r = coerceType(leaf, value, key, source, text);
+  if (r.expected !== undefined) throw fail(leaf.nullable ? `${r.expected} (or null)` : r.expected);
+  const v = r.value;
+  if (v === null || !leaf.check) return v;
+  const check = leaf.check as (x: unknown) => string | undefined;
+  for (const x of Array.isArray(v) ? v : [v]) {
+    const problem = check(x);
+    if (problem) throw fail(problem);
   }
   return v;
 }
 
-function leafProblem(leaf: Leaf, v: unknown): string | undefined {
-  const check = leaf.check as (x: unknown) => string | undefined;
-  if (Array.isArray(v)) {
-    for (const x of v) {
-      const p = check(x);
-      if (p) return p;
-    }
-    return undefined;
-  }
-  return check(v);
-}
-
-function coerceType(leaf: Leaf, value: unknown, key: string, source: string): unknown {
-  const bad = (extra = '') =>
-    configError(`${source}: ${key} must be ${typeName(leaf)}, got ${describe(value)}${extra}`, {
-      hint: `fix ${key} in ${source}`,
-    });
+function coerceType(
+  leaf: Leaf,
+  value: unknown,
+  key: string,
+  source: string,
+  text: boolean,
+): Coerced<unknown> {
   if (value === null || value === undefined) {
-    if (leaf.nullable) return null;
-    throw bad();
+    return leaf.nullable ? { value: null } : { expected: `set (not null), got ${describe(value)}` };
   }
+  const num = { min: leaf.min as number | undefined, max: leaf.max as number | undefined };
   switch (leaf.type) {
     case 'boolean':
-      if (typeof value !== 'boolean') throw bad();
-      return value;
+      return coerceBoolean(value, text);
     case 'int':
-    case 'number': {
-      if (typeof value !== 'number' || !Number.isFinite(value)) throw bad();
-      if (leaf.type === 'int' && !Number.isInteger(value)) throw bad();
-      if (
-        (leaf.min !== undefined && value < leaf.min) ||
-        (leaf.max !== undefined && value > leaf.max)
-      ) {
-        throw bad(` (allowed: ${leaf.min ?? '…'} to ${leaf.max ?? '…'})`);
-      }
-      return value;
-    }
+      return coerceInt(value, num, text);
+    case 'number':
+      return coerceNumber(value, num, text);
     case 'duration':
-      if (typeof value !== 'number' && typeof value !== 'string') throw bad();
-      try {
-        const ms = parseDuration(value, key);
-        if (leaf.min !== undefined && ms < leaf.min) throw bad();
-        return ms;
-      } catch {
-        throw bad();
-      }
+      return coerceDuration(value, { min: leaf.min, max: leaf.max });
     case 'string[]':
-      if (!Array.isArray(value) || !value.every((s) => typeof s === 'string')) throw bad();
-      return value;
+      return coerceList(value, text);
     case 'enum':
-      if (typeof value !== 'string' || !leaf.values?.includes(value)) throw bad();
-      return value;
+      return typeof value === 'string' && leaf.values?.includes(value)
+        ? { value }
+        : { expected: `one of ${leaf.values?.join(', ')}, got ${describe(value)}` };
     case 'path-gates':
-      return coercePathGates(value, key, source);
+      return { value: coercePathGates(value, key, source) };
     case 'string':
-      if (typeof value !== 'string') throw bad();
+      if (typeof value !== 'string') return { expected: `a string, got ${describe(value)}` };
       if (leaf.pattern && !leaf.pattern.test(value)) {
-        throw configError(
-          `${source}: ${key} must be ${leaf.patternHint ?? `match ${leaf.pattern}`}, got ${JSON.stringify(value)}`,
-        );
+        return {
+          expected: `${leaf.patternHint ?? `match ${leaf.pattern}`}, got ${JSON.stringify(value)}`,
+        };
       }
-      return value;
+      return { value };
   }
 }
 
@@ -121,12 +111,14 @@ function walk(
       out[key] =
         value === undefined
           ? coerceLeaf(node, node.default, full, 'defaults')
-          : coerceLeaf(node, value, full, source);
+          : value instanceof EnvText
+            ? coerceLeaf(node, value.text, full, `environment ${value.name}`, true)
+            : coerceLeaf(node, value, full, source);
     } else {
+      // `scale:` with nothing under it is YAML null: a section emptied by mistake, refused.
       if (
         value !== undefined &&
-        value !== null &&
-        (typeof value !== 'object' || Array.isArray(value))
+        (value === null || typeof value !== 'object' || Array.isArray(value))
       ) {
         throw configError(`${source}: ${full} must be a mapping, got ${describe(value)}`);
       }
@@ -134,28 +126,6 @@ function walk(
     }
   }
   return out;
-}
-
-function envValue(leaf: Leaf, text: string, name: string): unknown {
-  switch (leaf.type) {
-    case 'boolean':
-      if (/^(1|true|yes|on)$/i.test(text)) return true;
-      if (/^(0|false|no|off)$/i.test(text)) return false;
-      throw configError(`environment: ${name} must be true or false, got ${JSON.stringify(text)}`);
-    case 'int':
-    case 'number':
-      if (!/^-?\d+(\.\d+)?$/.test(text.trim())) {
-        throw configError(`environment: ${name} must be a number, got ${JSON.stringify(text)}`);
-      }
-      return Number(text);
-    case 'string[]':
-      return text
-        .split(',')
-        .map((s) => s.trim())
-        .filter(Boolean);
-    default:
-      return text;
-  }
 }
 
 /** Collects environment overrides into a raw object shaped like the YAML. */
@@ -167,7 +137,7 @@ export function envOverrides(
   for (const [key, node] of Object.entries(schema)) {
     if (isLeaf(node)) {
       const v = node.env ? env[node.env] : undefined;
-      if (v !== undefined && v !== '') out[key] = envValue(node, v, node.env!);
+      if (v !== undefined && v !== '') out[key] = new EnvText(v, node.env!);
     } else {
       const sub = envOverrides(env, node, {});
       if (Object.keys(sub).length) out[key] = sub;
@@ -187,6 +157,7 @@ function deepMerge(
       v &&
       typeof v === 'object' &&
       !Array.isArray(v) &&
+      !(v instanceof EnvText) &&
       cur &&
       typeof cur === 'object' &&
       !Array.isArray(cur)
@@ -206,18 +177,12 @@ export function validateConfig(raw: unknown, source: string, env: NodeJS.Process
   const cfg = (Object.keys(overrides).length
     ? walk(SCHEMA, deepMerge(base, overrides), '', 'environment')
     : base) as unknown as Config;
-  if (cfg.scale.min > cfg.scale.max) {
-    throw configError(
-      `${source}: scale.min (${cfg.scale.min}) is larger than scale.max (${cfg.scale.max})`,
-    );
-  }
-  if (cfg.store.backend === 'redis' && !cfg.store.url) {
-    throw configError(`${source}: store.url is required when store.backend is redis`, {
-      hint: "set store.url to the fleet's Redis, e.g. redis://10.0.0.5:6379/0",
-    });
-  }
-  if (cfg.monitor.thresholds.DB_CONN_WARN > cfg.monitor.thresholds.DB_CONN_ERROR) {
-    throw configError(`${source}: monitor.thresholds.DB_CONN_WARN is above DB_CONN_ERROR`);
+  for (const rule of RULES) {
+    const problem = rule.problem(cfg);
+    if (problem)
+      throw configError(`${source}: ${rule.key} ${problem}`, {
+        hint: `fix ${rule.key} in ${source}`,
+      });
   }
   return cfg;
 }

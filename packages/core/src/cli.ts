@@ -3,7 +3,13 @@
  * describes its commands and options in one table; the same table parses argv, validates it and
  * prints --help, so help and behaviour cannot drift apart. bin files only set process.exitCode.
  */
-import { parseDuration } from './duration.js';
+import {
+  coerceDuration,
+  coerceInt,
+  coerceList,
+  type Coerced,
+  type DurationBound,
+} from './values.js';
 import { ExitCode, WtpoolError, isWtpoolError, redact, usageError } from './errors.js';
 
 /** The toolkit's version, printed by `<bin> --version` (a test keeps it equal to package.json). */
@@ -19,9 +25,12 @@ export interface OptionSpec {
   value?: string;
   short?: string;
   default?: string | number | boolean;
-  /** For int: inclusive bounds. */
-  min?: number;
-  max?: number;
+  /**
+   * For int and duration: inclusive bounds (a duration's as milliseconds or text, e.g. '10s').
+   * A flag that sets a config key takes the key's bounds (@wtpool/config's keyOption).
+   */
+  min?: DurationBound;
+  max?: DurationBound;
   /** For string: allowed values. */
   choices?: readonly string[];
 }
@@ -192,25 +201,23 @@ function findCommand(spec: CliSpec, tokens: string[]): { cmd: CommandSpec; used:
 }
 
 function coerce(o: OptionSpec, raw: string, bin: string): string | number | string[] {
+  const checked = <T>(r: Coerced<T>): T => {
+    if (r.expected !== undefined) throw usageError(`--${o.name} must be ${r.expected}`);
+    return r.value;
+  };
   switch (o.type) {
-    case 'int': {
-      if (!/^-?\d+$/.test(raw))
-        throw usageError(`--${o.name} takes a whole number, got ${JSON.stringify(raw)}`);
-      const n = Number(raw);
-      if ((o.min !== undefined && n < o.min) || (o.max !== undefined && n > o.max)) {
-        throw usageError(
-          `--${o.name} must be between ${o.min ?? '-∞'} and ${o.max ?? '∞'}, got ${n}`,
-        );
-      }
-      return n;
-    }
+    case 'int':
+      return checked(
+        coerceInt(
+          raw,
+          { min: o.min as number | undefined, max: o.max as number | undefined },
+          true,
+        ),
+      );
     case 'duration':
-      return parseDuration(raw, `--${o.name}`);
+      return checked(coerceDuration(raw, { min: o.min, max: o.max }));
     case 'list':
-      return raw
-        .split(',')
-        .map((s) => s.trim())
-        .filter(Boolean);
+      return checked(coerceList(raw, true));
     default:
       if (o.choices && !o.choices.includes(raw)) {
         throw usageError(

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parseArgv, commandHelp, Output, type CliSpec } from './cli.js';
-import { parseDuration, formatDuration } from './duration.js';
+import { parseDuration, formatDuration } from './values.js';
 import { redact, conflictError, ExitCode } from './errors.js';
 
 const spec: CliSpec = {
@@ -90,9 +90,12 @@ describe('parseArgv', () => {
     [['acquire', 'a'], /missing argument <task>/],
     [['acquire', 'a', 't', 'extra'], /unexpected argument "extra"/],
     [['acquire', 'a', 't', '--bogus'], /unknown option --bogus/],
-    [['acquire', 'a', 't', '--priority=9'], /between 0 and 4/],
-    [['acquire', 'a', 't', '--priority=x'], /whole number/],
-    [['acquire', 'a', 't', '--timeout=soon'], /invalid --timeout/],
+    [
+      ['acquire', 'a', 't', '--priority=9'],
+      /--priority must be an integer from 0 to 4, got string "9"/,
+    ],
+    [['acquire', 'a', 't', '--priority=x'], /--priority must be an integer/],
+    [['acquire', 'a', 't', '--timeout=soon'], /--timeout must be a duration/],
     [['frobnicate'], /unknown command/],
   ])('refuses %j with a usage error', (argv, msg) => {
     let err: unknown;

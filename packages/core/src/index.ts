@@ -1,5 +1,5 @@
 export * from './errors.js';
-export * from './duration.js';
+export * from './values.js';
 export * from './cli.js';
 export * from './exec.js';
 export * from './prompt.js';

@@ -143,14 +143,14 @@ export const spec: CliSpec = {
           type: 'string',
           value: 'ADDR',
           description:
-            'address to bind (default 127.0.0.1); any other than 127.0.0.1, ::1 or localhost requires the token',
+            'address to bind (default 127.0.0.1); any other than 127.0.0.1, ::1 or localhost requires the token for the page too',
         },
         {
           name: 'token',
           type: 'string',
           value: 'T',
           description:
-            'the token for non-loopback reads and for actions (default: generated and printed)',
+            'the token every data request and action needs, at least 16 characters (default: WTPOOL_MONITOR_TOKEN, else generated once and kept in the state dir, mode 0600)',
         },
         { name: 'open', type: 'boolean', description: 'open the page in the desktop browser' },
       ],
@@ -171,8 +171,8 @@ export const spec: CliSpec = {
             tokenRequired: s.tokenRequired,
             token: s.token,
           },
-          `dashboard: ${s.tokenRequired ? withToken : s.url}\n` +
-            `${s.tokenRequired ? 'token (required for every request)' : 'token (for actions; open ' + withToken + ')'}: ${s.token}\n` +
+          `dashboard: ${withToken}\n` +
+            `token (Authorization: Bearer …, for /api/*, /metrics and actions): ${s.token}\n` +
             'Ctrl-C stops it',
         );
         if (ctx.opts.open === true) {

@@ -99,7 +99,8 @@ function dur(ms) {
   return neg ? '-' + t : t;
 }
 function bytes(n) { return n >= 1e9 ? (n / 1e9).toFixed(2) + ' GB' : n >= 1e6 ? (n / 1e6).toFixed(1) + ' MB' : Math.round(n / 1e3) + ' kB'; }
-let doc = null, samples = [], canAct = false, skew = 0;
+// key: the token, learnt from the authenticated event stream; actions send it in a header.
+let doc = null, samples = [], canAct = false, skew = 0, key = null, locked = false;
 const now = () => Date.now() - skew;
 
 function fill(tbody, rows, cols, empty) {
@@ -114,7 +115,7 @@ function gauge(label, value, max, text, marks, level, id) {
 const lvl = (v, warn, err) => (v >= err ? 'error' : v >= warn ? 'warning' : '');
 
 async function act(name, body) {
-  const r = await fetch('/api/actions/' + name, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body || {}), credentials: 'same-origin' });
+  const r = await fetch('/api/actions/' + name, { method: 'POST', headers: { 'Content-Type': 'application/json', Authorization: 'Bearer ' + key }, body: JSON.stringify(body || {}), credentials: 'same-origin' });
   const j = await r.json().catch(() => ({}));
   toast(r.ok ? name + ': done' + (name === 'cleanup-dry-run' ? ' — ' + (j.result.actions || []).length + ' planned action(s)' : '') : name + ' failed: ' + (j.error || r.status));
 }
@@ -215,12 +216,12 @@ async function loadHistory() {
 }
 function connect() {
   const es = new EventSource('/api/events');
-  es.addEventListener('hello', (e) => { canAct = JSON.parse(e.data).actions; $('conn').textContent = 'live'; $('conn').className = 'live'; loadHistory(); });
+  es.addEventListener('hello', (e) => { const hi = JSON.parse(e.data); key = hi.token || null; canAct = Boolean(hi.actions && key); locked = false; $('conn').textContent = 'live'; $('conn').className = 'live'; loadHistory(); });
   es.addEventListener('status', (e) => accept(JSON.parse(e.data)));
   // EventSource reconnects by itself (the server sends retry: 1000); only say so.
-  es.onerror = () => { $('conn').textContent = 'reconnecting…'; $('conn').className = 'down'; };
+  es.onerror = () => { $('conn').textContent = locked ? 'token required: open the URL monitor serve printed (…/?token=…)' : 'reconnecting…'; $('conn').className = 'down'; };
 }
-fetch('/api/status', { credentials: 'same-origin' }).then((r) => r.json()).then((d) => { canAct = d.actions; accept(d); }).catch(() => {});
+fetch('/api/status', { credentials: 'same-origin' }).then((r) => { if (r.status === 401) { locked = true; $('conn').textContent = 'token required: open the URL monitor serve printed (…/?token=…)'; throw new Error('401'); } return r.json(); }).then((d) => accept(d)).catch(() => {});
 loadHistory();
 connect();
 setInterval(render, 1000);

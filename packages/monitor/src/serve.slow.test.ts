@@ -113,7 +113,13 @@ describe.skipIf(!HAVE_CHROMIUM)('monitor serve in headless chromium', () => {
 
   it('shows a slot acquired from the CLI without a reload, removes it on release, moves the band gauge', async () => {
     served = await startServe(repo.dir, ['--port', '0']);
+    // Without the token the page shell loads and says what it needs; the data stays behind it.
     await page.goto(served.url);
+    await expect.poll(() => page.locator('#conn').textContent()).toMatch(/token required/);
+    expect(await page.locator('#slots tr[data-slot]').count()).toBe(0);
+    // The URL `monitor serve` prints: the token becomes a cookie, the address bar loses it.
+    await page.goto(`${served.url}?token=${encodeURIComponent(served.token)}`);
+    expect(page.url()).toBe(served.url);
     await expect.poll(() => page.locator('#conn').textContent()).toBe('live');
     await expect.poll(() => slotRow('wt-1').getAttribute('data-state')).toBe('ready');
     expect(await bandUsed()).toBe(0);
@@ -149,6 +155,21 @@ describe.skipIf(!HAVE_CHROMIUM)('monitor serve in headless chromium', () => {
       lease.slot,
     );
     expect(firstDoc).toMatchObject({ lease: { agent: 'agent-7', task: 'task-17' } });
+    // The lease's run log is shown redacted (the file itself is 0600).
+    const logFile = path.join(repo.dir, '.git', 'wtpool', 'logs', `${lease.slot}.log`);
+    await fs.mkdir(path.dirname(logFile), { recursive: true });
+    await fs.writeFile(logFile, 'DATABASE_URL=postgres://app:pw-in-log@127.0.0.1/app\nready\n', {
+      mode: 0o600,
+    });
+    await expect
+      .poll(() => page.locator('#slots').textContent(), { timeout: 20_000 })
+      .toContain('postgres://app:***@127.0.0.1/app');
+    expect(await page.content()).not.toContain('pw-in-log');
+    // An action from the page: the token goes in its Authorization header, same origin.
+    const beat = page.waitForResponse((r) => r.url().endsWith('/api/actions/heartbeat'));
+    await slotRow(lease.slot).getByRole('button', { name: 'heartbeat' }).click();
+    expect((await beat).status()).toBe(200);
+    await expect.poll(() => page.locator('#toast').textContent()).toBe('heartbeat: done');
     await expect.poll(bandUsed).toBe(1);
     expect(await page.locator('#slots').textContent()).toContain('task-17');
 
@@ -178,7 +199,11 @@ describe.skipIf(!HAVE_CHROMIUM)('monitor serve in headless chromium', () => {
   }, 60_000);
 
   it('serves /metrics that a Prometheus text parser reads', async () => {
-    const text = await (await fetch(new URL('/metrics', served!.url))).text();
+    const text = await (
+      await fetch(new URL('/metrics', served!.url), {
+        headers: { Authorization: `Bearer ${served!.token}` },
+      })
+    ).text();
     const families = parsePrometheusTextFormat(text);
     const byName = new Map(families.map((f) => [f.name, f]));
     const slots = byName.get('wtpool_pool_slots')!;
@@ -200,7 +225,7 @@ describe.skipIf(!HAVE_CHROMIUM)('monitor serve in headless chromium', () => {
       '--host',
       '127.0.0.2',
       '--token',
-      's3cret-token',
+      's3cret-token-0123456',
     ]);
     try {
       expect(guarded.url).toContain('127.0.0.2');
@@ -208,18 +233,18 @@ describe.skipIf(!HAVE_CHROMIUM)('monitor serve in headless chromium', () => {
         expect((await fetch(new URL(p, guarded.url))).status, p).toBe(401);
       }
       const wrong = await fetch(new URL('/api/status', guarded.url), {
-        headers: { Authorization: 'Bearer s3cret-tokeN' },
+        headers: { Authorization: 'Bearer s3cret-token-0123456X' },
       });
       expect(wrong.status).toBe(401);
       const ok = await fetch(new URL('/api/status', guarded.url), {
-        headers: { Authorization: 'Bearer s3cret-token' },
+        headers: { Authorization: 'Bearer s3cret-token-0123456' },
       });
       expect(ok.status).toBe(200);
       // No CORS: nothing allows another origin to read.
       expect(ok.headers.get('access-control-allow-origin')).toBeNull();
       // The page with ?token= gets a cookie and a clean URL, then works live.
       const p2 = await browser.newPage();
-      await p2.goto(`${guarded.url}?token=s3cret-token`);
+      await p2.goto(`${guarded.url}?token=s3cret-token-0123456`);
       expect(p2.url()).not.toContain('token');
       await expect.poll(() => p2.locator('#conn').textContent()).toBe('live');
       await expect.poll(() => p2.locator('#slots tr[data-slot="wt-1"]').count()).toBe(1);

@@ -3,23 +3,36 @@
  * document (`/api/status`), a server-sent event stream of it (`/api/events`), the chart samples
  * (`/api/history`), Prometheus metrics (`/metrics`) and a few token-guarded actions.
  *
- * Security: loopback (127.0.0.1, ::1, localhost) by default. Any other bind needs the token on
- * every request (Bearer header, the cookie set by `/?token=…`, or `?token=`), compared in
- * constant time. Actions always need it, and a JSON body (a cross-site form cannot send one
- * without a CORS preflight, and no CORS header is ever sent). On a loopback bind the Host header
- * must be a loopback name (DNS rebinding).
+ * Security (docs/monitor.md; serve-guard.ts decides): loopback (127.0.0.1, ::1, localhost) by
+ * default. Everything beyond the page shell (`/`, `/app.js`) needs the token, on any bind: a
+ * Bearer header or the cookie `/?token=…` sets (which redirects to `/`, never elsewhere); any
+ * other bind needs it for the shell too. Actions need it in the Authorization header (never a
+ * cookie or the query string), a same-origin request and a JSON body. On a loopback bind the
+ * Host header must be a loopback name (DNS rebinding). Everything served is redacted.
  */
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { watch, type FSWatcher } from 'node:fs';
-import { ExitCode, conflictError, isWtpoolError, notFoundError, usageError } from '@wtpool/core';
+import { ExitCode, conflictError, isWtpoolError, notFoundError } from '@wtpool/core';
 import type { LoadedConfig } from '@wtpool/config';
 import { Dashboard, type DashboardDoc } from './dashboard.js';
 import { History, historyFile, readHistory, toSample } from './history.js';
 import { prometheusText } from './metrics.js';
 import { APP_JS, PAGE_HTML } from './page.js';
 import { poolOf } from './pool-access.js';
+import {
+  BodyError,
+  bearerToken,
+  checkToken,
+  cookieName,
+  cookieToken,
+  crossOrigin,
+  defaultToken,
+  readJsonBody,
+  redactText,
+  redactView,
+  tokenMatcher,
+} from './serve-guard.js';
 
 export const LOOPBACK_HOSTS = new Set(['127.0.0.1', '::1', 'localhost']);
 export const isLoopback = (host: string) => LOOPBACK_HOSTS.has(host);
@@ -40,24 +53,9 @@ export interface Served {
   host: string;
   port: number;
   token: string;
-  /** Whether reads need the token too (non-loopback bind). */
+  /** Whether reads need the token: always (D324); the page shell too on a non-loopback bind. */
   tokenRequired: boolean;
   close(): Promise<void>;
-}
-
-const digest = (s: string) => createHash('sha256').update(s).digest();
-const COOKIE = 'wtpool_token';
-
-function requestToken(req: IncomingMessage, url: URL): string | null {
-  const auth = req.headers.authorization;
-  if (auth?.startsWith('Bearer ')) return auth.slice(7).trim();
-  const q = url.searchParams.get('token');
-  if (q) return q;
-  for (const part of (req.headers.cookie ?? '').split(';')) {
-    const [k, ...v] = part.trim().split('=');
-    if (k === COOKIE) return decodeURIComponent(v.join('='));
-  }
-  return null;
 }
 
 function hostName(header: string | undefined): string {
@@ -81,20 +79,6 @@ function send(res: ServerResponse, code: number, type: string, body: string): vo
 }
 const sendJson = (res: ServerResponse, code: number, doc: unknown) =>
   send(res, code, 'application/json; charset=utf-8', JSON.stringify(doc));
-
-async function readBody(req: IncomingMessage): Promise<Record<string, unknown>> {
-  const chunks: Buffer[] = [];
-  let len = 0;
-  for await (const c of req as AsyncIterable<Buffer>) {
-    len += c.length;
-    if (len > 16_384) throw usageError('request body too large');
-    chunks.push(c);
-  }
-  const text = Buffer.concat(chunks).toString('utf8');
-  if (!text) return {};
-  const doc = JSON.parse(text) as unknown;
-  return doc && typeof doc === 'object' ? (doc as Record<string, unknown>) : {};
-}
 
 /** The only actions: through the pool's public API, never anything else. */
 async function runAction(
@@ -137,10 +121,12 @@ async function runAction(
 
 export async function serve(loaded: LoadedConfig, opts: ServeOptions = {}): Promise<Served> {
   const host = opts.host ?? '127.0.0.1';
-  const tokenRequired = !isLoopback(host);
-  const token = opts.token || randomBytes(18).toString('base64url');
-  const want = digest(token);
-  const tokenOk = (t: string | null) => t !== null && timingSafeEqual(digest(t), want);
+  const shellNeedsToken = !isLoopback(host);
+  const token = opts.token
+    ? checkToken(opts.token, '--token')
+    : await defaultToken(loaded.repo.stateDir);
+  const tokenOk = tokenMatcher(token);
+  let cookie = cookieName(opts.port ?? 7420);
   const now = opts.now ?? Date.now;
   const dashboard = new Dashboard(loaded, { now });
   const history = new History(historyFile(loaded.repo.stateDir));
@@ -152,7 +138,9 @@ export async function serve(loaded: LoadedConfig, opts: ServeOptions = {}): Prom
   const build = (): Promise<DashboardDoc> =>
     (building ??= dashboard
       .build()
-      .then(async (doc) => {
+      .then(async (raw) => {
+        // Logs, tasks, messages and URLs can hold secrets: nothing leaves unredacted.
+        const doc = redactView(raw);
         lastJson = JSON.stringify(doc);
         if (now() - lastSampleAt >= (opts.sampleEveryMs ?? 10_000)) {
           lastSampleAt = now();
@@ -168,52 +156,67 @@ export async function serve(loaded: LoadedConfig, opts: ServeOptions = {}): Prom
       for (const c of clients) c.write(`event: status\ndata: ${lastJson}\n\n`);
     } catch (e) {
       for (const c of clients)
-        c.write(`event: failure\ndata: ${JSON.stringify({ message: (e as Error).message })}\n\n`);
+        c.write(
+          `event: failure\ndata: ${JSON.stringify({ message: redactText(String((e as Error).message)) })}\n\n`,
+        );
     }
   };
 
   const server = createServer((req, res) => {
     void handle(req, res).catch((e: unknown) => {
       if (res.headersSent) return res.end();
-      const code =
-        isWtpoolError(e) && e.exitCode === ExitCode.NOT_FOUND ? 404 : isWtpoolError(e) ? 409 : 500;
-      sendJson(res, code, {
-        error: (e as Error).message,
-        hint: isWtpoolError(e) ? e.hint : undefined,
+      if (e instanceof BodyError) return sendJson(res, e.status, { error: e.message });
+      if (!isWtpoolError(e)) {
+        // A bug: the details go to the server's stderr, the client gets a generic message.
+        process.stderr.write(`monitor serve: ${redactText(String((e as Error)?.stack ?? e))}\n`);
+        return sendJson(res, 500, { error: 'internal error' });
+      }
+      sendJson(res, e.exitCode === ExitCode.NOT_FOUND ? 404 : 409, {
+        error: redactText(e.message),
+        hint: e.hint === undefined ? undefined : redactText(e.hint),
       });
     });
   });
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://localhost');
-    if (!tokenRequired && !isLoopback(hostName(req.headers.host)))
+    if (!shellNeedsToken && !isLoopback(hostName(req.headers.host)))
       return sendJson(res, 403, { error: 'the Host header must name a loopback address' });
-    const given = requestToken(req, url);
-    const authed = tokenOk(given);
-    if (tokenRequired && !authed)
-      return sendJson(res, 401, { error: 'a token is required (Authorization: Bearer …)' });
-    if (url.searchParams.has('token') && authed && req.method === 'GET') {
-      // Keep the token out of the address bar and history: a cookie, then the clean URL.
+    const header = bearerToken(req);
+    const authed = tokenOk(header ?? cookieToken(req, cookie));
+    const reading = req.method === 'GET' || req.method === 'HEAD';
+    if (req.method === 'GET' && url.pathname === '/' && url.searchParams.has('token')) {
+      // The printed URL: the token becomes a cookie, then the clean page. The target is fixed
+      // (never the request's path: `/.//evil.example/?token=…` must not leave the origin).
+      if (!tokenOk(url.searchParams.get('token')))
+        return sendJson(res, 401, { error: 'wrong token' });
       res.writeHead(303, {
         ...SECURITY_HEADERS,
-        'Set-Cookie': `${COOKIE}=${encodeURIComponent(given!)}; HttpOnly; SameSite=Strict; Path=/`,
-        Location: url.pathname,
+        'Set-Cookie': `${cookie}=${encodeURIComponent(token)}; HttpOnly; SameSite=Strict; Path=/`,
+        Location: '/',
       });
       return void res.end();
     }
+    const shell = reading && (url.pathname === '/' || url.pathname === '/app.js');
+    if (!authed && !(shell && !shellNeedsToken))
+      return sendJson(res, 401, {
+        error:
+          'a token is required (Authorization: Bearer …, or open the URL `monitor serve` printed)',
+      });
     if (req.method === 'POST' && url.pathname.startsWith('/api/actions/')) {
-      if (!authed) return sendJson(res, 401, { error: 'actions need the token' });
-      if (!(req.headers['content-type'] ?? '').startsWith('application/json'))
-        return sendJson(res, 415, { error: 'actions take a JSON body' });
+      if (!tokenOk(header))
+        return sendJson(res, 401, { error: 'actions need the token in an Authorization header' });
+      const foreign = crossOrigin(req);
+      if (foreign) return sendJson(res, 403, { error: `cross-origin action refused: ${foreign}` });
       const result = await runAction(
         loaded,
         url.pathname.slice('/api/actions/'.length),
-        await readBody(req),
+        await readJsonBody(req),
       );
       void tick();
       return sendJson(res, 200, { ok: true, result });
     }
-    if (req.method !== 'GET' && req.method !== 'HEAD')
+    if (!reading)
       return sendJson(res, 405, { error: 'read-only: GET, or POST /api/actions/… with the token' });
     switch (url.pathname) {
       case '/':
@@ -244,7 +247,11 @@ export async function serve(loaded: LoadedConfig, opts: ServeOptions = {}): Prom
           Connection: 'keep-alive',
         });
         // Reconnect quickly after a server restart.
-        res.write(`retry: 1000\nevent: hello\ndata: ${JSON.stringify({ actions: authed })}\n\n`);
+        // The page's actions send the token in a header: it learns it here, from a stream only
+        // its own origin can read (no CORS), already authenticated by its cookie.
+        res.write(
+          `retry: 1000\nevent: hello\ndata: ${JSON.stringify({ actions: authed, token })}\n\n`,
+        );
         if (lastJson) res.write(`event: status\ndata: ${lastJson}\n\n`);
         clients.add(res);
         req.on('close', () => clients.delete(res));
@@ -284,13 +291,14 @@ export async function serve(loaded: LoadedConfig, opts: ServeOptions = {}): Prom
     // no state dir yet (before `pool init`): the ticks still run
   }
   const port = (server.address() as AddressInfo).port;
+  cookie = cookieName(port);
   const shown = host.includes(':') ? `[${host}]` : host;
   return {
     url: `http://${shown === '0.0.0.0' ? '127.0.0.1' : shown}:${port}/`,
     host,
     port,
     token,
-    tokenRequired,
+    tokenRequired: true,
     async close() {
       clearInterval(timer);
       if (soon) clearTimeout(soon);

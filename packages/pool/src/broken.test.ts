@@ -5,6 +5,7 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { loadConfig } from '@wtpool/config';
 import { makeTempRepo, type TempRepo } from '@wtpool/testkit';
 import { readEvents } from './events.js';
 import { WorktreePool } from './pool.js';
@@ -91,7 +92,14 @@ describe('broken slots and growth', () => {
   });
 
   it('a slot broken by a configuration error (exit 3): a blocking acquire fails at once with that reason', async () => {
-    const { pool } = await setup('scale:\n  min: 1\n  max: 4\ndeps:\n  strategy: command\n');
+    // The config loader refuses `strategy: command` without a command (exit 3 naming the key,
+    // D323); a pool handed such a config in code must still fail fast on it.
+    const { repo } = await setup('scale:\n  min: 1\n  max: 4\n');
+    const loaded = loadConfig({ repo: repo.dir });
+    const pool = new WorktreePool({
+      ...loaded,
+      config: { ...loaded.config, deps: { strategy: 'command', command: null } },
+    });
     // init says no slot is ready, with the configuration's exit code
     await expect(pool.initialize()).rejects.toMatchObject({
       exitCode: 3,

@@ -13,7 +13,7 @@ import {
 } from '@wtpool/core';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { slotId, slotNumber } from '@wtpool/config';
+import { keyOption, slotId, slotNumber } from '@wtpool/config';
 import { ENV_FILE, readEnvFile } from './envfile.js';
 import { WorktreePool } from './pool.js';
 import { formatStatus } from './status.js';
@@ -81,18 +81,16 @@ const LEASE_OPTIONS: OptionSpec[] = [
     default: true,
     description: 'wait in the queue when no slot is free (--no-wait: exit 75 at once)',
   },
-  {
+  keyOption('pool.waitTimeout', {
     name: 'timeout',
-    type: 'duration',
     value: 'DUR',
-    description: 'longest wait, e.g. 90s, 30m, 2h (default: pool.waitTimeout, 30m)',
-  },
-  {
+    description: 'longest wait, e.g. 90s, 30m, 2h',
+  }),
+  keyOption('pool.leaseTtl', {
     name: 'ttl',
-    type: 'duration',
     value: 'DUR',
-    description: 'lease lifetime without a heartbeat (default: pool.leaseTtl, 2h)',
-  },
+    description: 'lease lifetime without a heartbeat',
+  }),
   {
     name: 'identity',
     type: 'string',

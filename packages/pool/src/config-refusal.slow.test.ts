@@ -12,7 +12,18 @@ import { makeTempRepo, runCli } from '@wtpool/testkit';
 const BIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../bin/pool.js');
 
 describe('a refused config creates nothing (pool CLI)', () => {
-  const roots = ['/', '.git', '.git/wtpool', '.', 'sub/dir', '/proc', '/proc/self/wt'];
+  // `..` and `../..` contain the checkout: slots would land beside the repository (issue 21).
+  const roots = [
+    '/',
+    '.git',
+    '.git/wtpool',
+    '.',
+    'sub/dir',
+    '/proc',
+    '/proc/self/wt',
+    '..',
+    '../..',
+  ];
   it.each(roots)('pool.root %s exits 3 naming pool.root, via `pool init` too', async (root) => {
     const repo = await makeTempRepo();
     try {
@@ -45,6 +56,9 @@ describe('a refused config creates nothing (pool CLI)', () => {
     'redis:\n  bandStart: 100000\n',
     'pool:\n  base: a..b\n',
     "pool:\n  keep: ['..']\n",
+    "pool:\n  keep: ['*']\n",
+    'scale:\n  min: 0o7\n',
+    'deps:\n  strategy: command\n',
     // An alias bomb: each level doubles; yaml refuses past its alias budget.
     'a: &a ["x","x","x","x","x","x","x","x","x"]\n' +
       Array.from({ length: 9 }, (_, i) => {
@@ -101,4 +115,33 @@ describe('a Redis URL that is not redis:// (issue 12)', () => {
       }
     },
   );
+});
+
+describe('the store and the flags (issue 21, items 9 and 12)', () => {
+  it('--ttl 0 exits 2, a malformed store.url 3, an unreachable one 6; none creates anything', async () => {
+    const repo = await makeTempRepo();
+    try {
+      const cfg = path.join(repo.dir, 'pool.config.yaml');
+      const acquire = () =>
+        runCli(BIN, ['acquire', 'a', 't', '--no-wait', '--repo', repo.dir], { cwd: repo.dir });
+      const ttl = await runCli(BIN, ['acquire', 'a', 't', '--ttl', '0', '--repo', repo.dir], {
+        cwd: repo.dir,
+      });
+      expect(ttl.code, ttl.stderr).toBe(2);
+      expect(ttl.stderr).toMatch(/--ttl must be a duration .*from 10s to 7d/);
+      writeFileSync(cfg, 'store:\n  backend: redis\n  url: "redis://"\n');
+      const malformed = await acquire();
+      expect(malformed.code, malformed.stderr).toBe(3);
+      expect(malformed.stderr).toMatch(/store\.url must be/);
+      // Port 1 on loopback: nothing listens there (a privileged port no test starts).
+      writeFileSync(cfg, 'store:\n  backend: redis\n  url: redis://127.0.0.1:1/0\n');
+      const unreachable = await acquire();
+      expect(unreachable.code, unreachable.stderr).toBe(6);
+      expect(existsSync(path.join(repo.dir, '..', `${path.basename(repo.dir)}.worktrees`))).toBe(
+        false,
+      );
+    } finally {
+      await repo.cleanup();
+    }
+  });
 });
