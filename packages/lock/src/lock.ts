@@ -147,7 +147,7 @@ function tokenDead(t: Token): boolean {
 }
 
 interface LockState {
-  /** The held token, if any. */
+  /** The held token, if any (a live one first when the directory holds several). */
   token?: Token;
   /** When the token (or, for a dir without one, the dir) last changed. */
   changedMs?: number;
@@ -156,7 +156,13 @@ interface LockState {
   free?: boolean;
 }
 
-function lockState(dir: string): LockState | undefined {
+/** Every token in the lock directory, from one `readdir` (one snapshot), with its ctime. */
+interface DirView {
+  free: boolean;
+  held: Array<Token & { changedMs: number }>;
+}
+
+function readView(dir: string): DirView | undefined {
   let names: string[];
   try {
     names = fsSync.readdirSync(dir);
@@ -164,17 +170,32 @@ function lockState(dir: string): LockState | undefined {
     if (errno(e) === 'ENOENT') return undefined;
     throw e;
   }
-  if (names.includes(FREE)) return { free: true };
+  const view: DirView = { free: names.includes(FREE), held: [] };
   for (const n of names) {
     const token = parseToken(n);
     if (!token) continue;
     try {
-      return { token, changedMs: fsSync.statSync(path.join(dir, n)).ctimeMs };
+      view.held.push({ ...token, changedMs: fsSync.statSync(path.join(dir, n)).ctimeMs });
     } catch (e) {
-      if (errno(e) === 'ENOENT') return { free: true }; // it changed hands: look again
-      throw e;
+      // It changed hands since the readdir: it is not a token any more; the caller looks again.
+      if (errno(e) !== 'ENOENT') throw e;
     }
   }
+  return view;
+}
+
+/** A token nobody holds any more: its pid is dead, or it has not been refreshed for `stale`. */
+const abandoned = (t: Token & { changedMs: number }, stale: number) =>
+  tokenDead(t) || Date.now() - t.changedMs >= stale;
+
+function lockState(dir: string): LockState | undefined {
+  const view = readView(dir);
+  if (!view) return undefined;
+  if (view.held.length) {
+    const t = view.held.find((h) => !tokenDead(h)) ?? view.held[0]!;
+    return { token: t, changedMs: t.changedMs };
+  }
+  if (view.free) return { free: true };
   try {
     return { tokenless: true, changedMs: fsSync.statSync(dir).mtimeMs };
   } catch (e) {
@@ -284,14 +305,19 @@ function attempt(target: string, me: string, stale: number, inspect: boolean): A
 
 function inspectAndReclaim(target: string, me: string, stale: number): Attempt {
   const dir = lockDir(target);
-  const st = lockState(dir);
-  if (!st || st.free) return { got: false }; // changed hands meanwhile: the caller retries at once
-  const age = Date.now() - (st.changedMs ?? Date.now());
-  if (st.token) {
-    if (!tokenDead(st.token) && age < stale) return { got: false };
+  const view = readView(dir);
+  if (!view) return { got: false };
+  const count = view.held.length + (view.free ? 1 : 0);
+  if (count > 1) return { got: false, cleared: dropExtraTokens(dir, view, stale) };
+  if (view.free) return { got: false }; // changed hands meanwhile: the caller retries at once
+  const token = view.held[0];
+  if (token) {
+    if (!abandoned(token, stale)) return { got: false };
     try {
-      // Exactly the holder we inspected: if it released or was taken over since, this fails.
-      fsSync.renameSync(path.join(dir, st.token.name), path.join(dir, me));
+      // Exactly the holder we inspected, and the only token there is: if it released or was
+      // taken over since, this fails. (With a second token beside it, a takeover could admit
+      // two holders: the other token's holder and us; see dropExtraTokens.)
+      fsSync.renameSync(path.join(dir, token.name), path.join(dir, me));
       return { got: true, how: 'takeover' };
     } catch (e) {
       if (errno(e) === 'ENOENT') return { got: false };
@@ -301,6 +327,13 @@ function inspectAndReclaim(target: string, me: string, stale: number): Attempt {
   // No token: an old-style lock (an empty directory its holder refreshes), or a token removed
   // by hand. Nothing adds a token to such a directory, so once it is stale it is set aside
   // whole; rename is atomic, so only one of us does.
+  let age: number;
+  try {
+    age = Date.now() - fsSync.statSync(dir).mtimeMs;
+  } catch (e) {
+    if (errno(e) === 'ENOENT') return { got: false };
+    throw e;
+  }
   if (age < stale) return { got: false };
   const grave = `${dir}.stale-${process.pid}-${++nonceCounter}`;
   try {
@@ -312,6 +345,67 @@ function inspectAndReclaim(target: string, me: string, stale: number): Attempt {
   fsSync.rmSync(grave, { recursive: true, force: true });
   fsSync.rmSync(legacyOwnerFile(target), { force: true });
   return { got: false, cleared: true };
+}
+
+/**
+ * A directory with more than one token (a `free` beside a dead holder's record, two records:
+ * left by a crash of an older version, a copy, or a hand) must never let two processes in, one
+ * through each token. Nothing of ours ever adds a token, so such a state only shrinks: the
+ * abandoned records (dead pid, or not refreshed for `stale`) are removed, never taken over.
+ * When nothing else is left to hold (no `free`, no live record), the one with the smallest
+ * name is kept, so that racing cleaners agree and the directory keeps a token to take over.
+ */
+function dropExtraTokens(dir: string, view: DirView, stale: number): boolean {
+  const gone = view.held
+    .filter((t) => abandoned(t, stale))
+    .sort((x, y) => (x.name < y.name ? -1 : 1));
+  const keeper = view.free || gone.length < view.held.length;
+  let cleared = false;
+  for (const t of keeper ? gone : gone.slice(1)) cleared = unlinkToken(dir, t.name) || cleared;
+  return cleared;
+}
+
+function unlinkToken(dir: string, name: string): boolean {
+  try {
+    fsSync.unlinkSync(path.join(dir, name));
+    return true;
+  } catch (e) {
+    const code = errno(e);
+    if (code === 'ENOENT') return false;
+    if (code === 'EISDIR' || code === 'EPERM') {
+      fsSync.rmSync(path.join(dir, name), { recursive: true, force: true });
+      return true;
+    }
+    throw e;
+  }
+}
+
+/**
+ * After taking a token, make sure it is the only one: a second token (a `free` beside a dead
+ * record that someone else took over, or the reverse) would let a second process in. Every
+ * other abandoned record and every `free` is removed; if a live, fresh record is there, we give
+ * ours back (renamed to `free`) and wait: it may be a holder inside its section. Of two
+ * processes that took tokens at once, the later one's check sees the earlier one's token, so
+ * at most one goes on (both may give back; then they retry).
+ */
+function soleToken(dir: string, me: string, stale: number): 'sole' | 'yielded' | 'lost' {
+  for (;;) {
+    const view = readView(dir);
+    if (!view || !view.held.some((t) => t.name === me)) return 'lost';
+    const others = view.held.filter((t) => t.name !== me);
+    if (!view.free && !others.length) return 'sole';
+    if (others.some((t) => !abandoned(t, stale))) {
+      try {
+        fsSync.renameSync(path.join(dir, me), path.join(dir, FREE));
+        return 'yielded';
+      } catch (e) {
+        if (errno(e) === 'ENOENT') return 'lost';
+        throw e;
+      }
+    }
+    if (view.free) unlinkToken(dir, FREE);
+    for (const t of others) unlinkToken(dir, t.name);
+  }
 }
 
 /**
@@ -412,7 +506,8 @@ async function withFileLock<T>(
     for (;;) {
       // Now and then, look at who holds it: a dead or stale holder is taken over.
       const inspect = tries === 0 || tries % 16 === 1;
-      if (attempt(target, me, stale, inspect).got) break;
+      // A token taken is ours only if it is the only one (see soleToken).
+      if (attempt(target, me, stale, inspect).got && soleToken(dir, me, stale) === 'sole') break;
       tries++;
       if (!announced && inspect && tries > 1) {
         announced = true;
