@@ -7,14 +7,12 @@ import {
   runCli,
   usageError,
   notFoundError,
+  conflictError,
   type CliSpec,
   type CommandContext,
   type OptionSpec,
 } from '@wtpool/core';
-import { existsSync } from 'node:fs';
-import path from 'node:path';
 import { slotId, slotNumber } from '@wtpool/config';
-import { ENV_FILE, readEnvFile } from './envfile.js';
 import { WorktreePool } from './pool.js';
 import { formatStatus } from './status.js';
 import { acquireAnyHost, fleetCommand, fleetDispatch, withHost } from './fleet-cli.js';
@@ -29,39 +27,47 @@ const str = (v: unknown) => (v === undefined ? undefined : String(v));
 
 const TOKEN_OPTION: OptionSpec = {
   name: 'token',
-  type: 'int',
+  type: 'string',
   value: 'N',
-  min: 1,
   description:
-    'the lease fencing token (default: WTPOOL_LEASE_TOKEN, else the .env.worktree of the worktree the command runs in); a stale token exits 5',
+    "the lease fencing token, a whole number from 1 (default: this process's WTPOOL_LEASE_TOKEN, set by `pool run` and by sourcing .env.worktree); a stale token exits 5",
 };
+
+/** A lease token as the pool writes it: digits, no sign, no leading zero (`02`, `+2`, `2.0` are refused). */
+function canonicalToken(raw: string, where: string): number {
+  if (!/^[1-9][0-9]{0,15}$/.test(raw) || !Number.isSafeInteger(Number(raw)))
+    throw usageError(
+      `${where} must be a lease token (a whole number from 1, without sign or leading zeros), got ${JSON.stringify(raw)}`,
+    );
+  return Number(raw);
+}
 
 /**
  * The token of the lease the calling process holds on `slotArg`: --token, else the
- * WTPOOL_LEASE_TOKEN of its env (`pool run` and `.env.worktree` set it, with WORKTREE_ID), else
- * the `.env.worktree` of the slot worktree the command runs in. Null: none known (then the
- * agent name alone is checked, as before tokens).
+ * WTPOOL_LEASE_TOKEN of its own environment (`pool run` gives it to its command; an agent that
+ * sources `.env.worktree` at the start of its lease has it). Never read from the slot's
+ * `.env.worktree` on disk: the next holder's lease rewrites that file, so a stale holder inside
+ * the worktree would act with the new lease's token (issue 21 item 4). A token naming another
+ * slot (WORKTREE_ID) is refused. Null: none known; then the agent name alone is checked.
  */
-async function heldToken(ctx: CommandContext, slotArg: string): Promise<number | null> {
-  if (ctx.opts.token !== undefined) return Number(ctx.opts.token);
+function heldToken(ctx: CommandContext, slotArg: string): number | null {
+  if (ctx.opts.token !== undefined) return canonicalToken(String(ctx.opts.token), '--token');
+  const raw = process.env.WTPOOL_LEASE_TOKEN;
+  if (raw === undefined || raw === '') return null;
+  const token = canonicalToken(raw, 'WTPOOL_LEASE_TOKEN');
   let id: string;
   try {
     id = slotId(slotNumber(slotArg));
   } catch {
     return null; // the command itself reports the bad slot id
   }
-  const parse = (v: string | undefined) => (v && /^[1-9][0-9]{0,15}$/.test(v) ? Number(v) : null);
-  const fromEnv = parse(process.env.WTPOOL_LEASE_TOKEN);
-  if (fromEnv !== null && (!process.env.WORKTREE_ID || process.env.WORKTREE_ID === id))
-    return fromEnv;
-  for (let dir = process.cwd(); ; dir = path.dirname(dir)) {
-    const file = path.join(dir, ENV_FILE);
-    if (existsSync(file)) {
-      const env = await readEnvFile(file).catch(() => ({}) as Record<string, string>);
-      return env.WORKTREE_ID === id ? parse(env.WTPOOL_LEASE_TOKEN) : null;
-    }
-    if (existsSync(path.join(dir, '.git')) || path.dirname(dir) === dir) return null;
-  }
+  const own = process.env.WORKTREE_ID;
+  if (own && own !== id)
+    throw conflictError(
+      `this process's WTPOOL_LEASE_TOKEN (${token}) is the lease of ${own}, not of ${id}; nothing was changed`,
+      { hint: `pass --token with the token of ${id}'s lease (see \`pool status\`)` },
+    );
+  return token;
 }
 const num = (v: unknown) => (v === undefined ? undefined : Number(v));
 
@@ -229,12 +235,14 @@ export const spec: CliSpec = {
           agent: String(ctx.args.agent),
           force: ctx.opts.force === true,
           discardNested: ctx.opts['discard-nested'] === true,
-          token: await heldToken(ctx, slot),
+          token: heldToken(ctx, slot),
         });
         await fleetDispatch(pool); // the freed slot may serve an --any-host waiter
         ctx.out.result(r, () =>
           [
-            `released ${r.slot}`,
+            r.alreadyReleased
+              ? `${r.slot}: lease ${r.token} of ${r.agent} was already released${r.releasedAt ? ` at ${r.releasedAt}` : ''}`
+              : `released ${r.slot}`,
             r.kept
               ? `branch ${r.branch} has commits: kept for integration`
               : `branch ${r.branch} was empty: deleted`,
@@ -265,7 +273,7 @@ export const spec: CliSpec = {
         const r = await open(ctx).heartbeat({
           slot,
           agent: String(ctx.args.agent),
-          token: await heldToken(ctx, slot),
+          token: heldToken(ctx, slot),
         });
         ctx.out.result(r, `${r.slot} renewed until ${r.expiresAt}`);
       },
