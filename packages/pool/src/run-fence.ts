@@ -103,7 +103,7 @@ function signal(pid: number, sig: NodeJS.Signals): void {
 /** This process and its ancestors: never stopped (a command releasing its own lease). */
 function selfAndAncestors(): Set<number> {
   const out = new Set<number>();
-  for (let pid = process.pid; pid > 1 && !out.has(pid); ) {
+  for (let pid = process.pid; pid > 1 && !out.has(pid);) {
     out.add(pid);
     const st = readProcStat(pid);
     if (!st) break;
@@ -169,9 +169,7 @@ export function commandProcesses(rec: RunRecord, spare = selfAndAncestors()): nu
       return [];
     }
   }
-  const markers = rec.slot
-    ? [`WORKTREE_ID=${rec.slot}`, `WTPOOL_LEASE_TOKEN=${rec.token}`]
-    : null;
+  const markers = rec.slot ? [`WORKTREE_ID=${rec.slot}`, `WTPOOL_LEASE_TOKEN=${rec.token}`] : null;
   const isInside = rec.path ? inside(path.resolve(rec.path)) : null;
   const out: number[] = [];
   for (const pid of pids) {

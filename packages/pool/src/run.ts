@@ -189,9 +189,12 @@ async function run(
     if (lost) return;
     lost = why;
     stopping = (async () => {
-      // The whole command, also what left its group (whoever ended the lease does the same).
+      // The group and what carries the lease's env, also out of the group. Not the processes
+      // found inside the slot: whoever ended the lease stops those, and its own git runs
+      // there now (rescuing); it must not be stopped.
       const rec = await readLeaseCommand(stateDir, lease.slot);
-      if (rec && rec.token === lease.token) await stopCommand({ slot: lease.slot, ...rec });
+      if (rec && rec.token === lease.token)
+        await stopCommand({ ...rec, slot: lease.slot, path: undefined });
       else if (pgid) await stopGroup(pgid, pidStartTime(pgid));
     })().catch((e: unknown) => log.warn(`could not stop ${cmd}: ${(e as Error).message}`));
   };
