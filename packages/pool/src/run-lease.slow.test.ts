@@ -335,5 +335,14 @@ describe('pool run and signals at random moments', () => {
     expect(st.slots.map((s) => s.state)).toEqual(['ready', 'ready']);
     expect(st.pool.waiters).toBe(0);
     expect(results).toHaveLength(plan.length);
+    if (STRESS) {
+      // The measurement's breakdown (docs/pool.md): how far each run got before its signal.
+      const tally: Record<string, number> = {};
+      for (const r of results) {
+        const k = r.split(':').slice(1).join(':');
+        tally[k] = (tally[k] ?? 0) + 1;
+      }
+      console.log(`signals at random moments: ${JSON.stringify(tally)}`);
+    }
   });
 });

@@ -81,10 +81,6 @@ class Signals {
       this.aborter.abort(new RunInterrupted(sig, 'the acquire was cancelled; nothing is leased'));
     this.forward(sig);
   }
-
-  dispose(): void {
-    for (const [sig, h] of this.#handlers) process.off(sig, h);
-  }
 }
 
 export async function runInSlot(
@@ -98,7 +94,9 @@ export async function runInSlot(
   try {
     return await run(pool, opts, log, signals, cmd, args);
   } finally {
-    signals.dispose();
+    // The handlers stay until the process exits: a signal after the release (while the result
+    // is printed) must not kill it with no exit code. Nothing is forwarded any more.
+    signals.forward = () => {};
   }
 }
 
