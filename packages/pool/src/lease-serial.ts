@@ -29,22 +29,31 @@ export async function withLeaseLock<T>(
   });
 }
 
-export interface ReleasedRecord extends ReleaseResult {
-  releasedAt: string;
+/** How the slot's last lease ended (this host): what a duplicate release answers. */
+export interface EndedRecord {
+  token: number;
+  agent: string;
+  endedBy: 'release' | 'reclaim';
+  at: string;
+  /** The release's result (endedBy: release). */
+  result?: ReleaseResult;
 }
 
-const releasedFile = (stateDir: string, slot: string) =>
-  path.join(runDir(stateDir), `${slot}.released.json`);
+const endedFile = (stateDir: string, slot: string) =>
+  path.join(runDir(stateDir), `${slot}.ended.json`);
 
-/** The last release of the slot's lease (what a duplicate release answers). */
-export async function recordReleased(stateDir: string, r: ReleaseResult): Promise<void> {
-  const rec: ReleasedRecord = { ...r, releasedAt: new Date().toISOString() };
-  await writePrivateFile(releasedFile(stateDir, r.slot), JSON.stringify(rec) + '\n');
+export async function recordEnded(
+  stateDir: string,
+  slot: string,
+  rec: Omit<EndedRecord, 'at'>,
+): Promise<void> {
+  const full: EndedRecord = { ...rec, at: new Date().toISOString() };
+  await writePrivateFile(endedFile(stateDir, slot), JSON.stringify(full) + '\n');
 }
 
-export async function readReleased(stateDir: string, slot: string): Promise<ReleasedRecord | null> {
+export async function readEnded(stateDir: string, slot: string): Promise<EndedRecord | null> {
   try {
-    return (await readJsonFile<ReleasedRecord>(releasedFile(stateDir, slot))) ?? null;
+    return (await readJsonFile<EndedRecord>(endedFile(stateDir, slot))) ?? null;
   } catch {
     return null; // torn or foreign: no answer from it
   }

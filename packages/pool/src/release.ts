@@ -28,7 +28,7 @@ import {
   type RescueOutcome,
   type WorktreeStatus,
 } from './worktree.js';
-import { readReleased, recordReleased, withLeaseLock } from './lease-serial.js';
+import { readEnded, recordEnded, withLeaseLock } from './lease-serial.js';
 import { HOST } from './proc.js';
 import { readLeaseCommand, runnerAlive, stopLeaseCommand } from './run-fence.js';
 
@@ -88,14 +88,20 @@ export async function release(ctx: PoolContext, o: ReleaseOptions): Promise<Rele
     const done = await alreadyReleased(ctx, id, agent, o.token);
     if (done) return done;
     const r = await releaseHeld(ctx, o);
-    await recordReleased(ctx.repo.stateDir, r);
+    await recordEnded(ctx.repo.stateDir, id, {
+      token: r.token,
+      agent: r.agent,
+      endedBy: 'release',
+      result: r,
+    });
     return r;
   });
 }
 
 /**
  * The answer to a release whose lease is already over by a release: the slot has no lease now,
- * and the last release was of this lease (its token; without one, this agent's). Null otherwise
+ * and its last lease ended by a release, of this token (without one: of this agent; a lease
+ * taken back by a reclaim is not "released"). Null otherwise
  * (then the holder check says what is wrong: a stale token, another holder, nothing leased).
  */
 async function alreadyReleased(
@@ -106,10 +112,10 @@ async function alreadyReleased(
 ): Promise<ReleaseResult | null> {
   const slot = (await ctx.store.read()).slots[id];
   if (!slot || slot.lease || slot.state === 'leased' || slot.state === 'releasing') return null;
-  const last = await readReleased(ctx.repo.stateDir, id);
-  if (!last || last.agent !== agent) return null;
+  const last = await readEnded(ctx.repo.stateDir, id);
+  if (!last?.result || last.endedBy !== 'release' || last.agent !== agent) return null;
   if (token !== undefined && token !== null && last.token !== token) return null;
-  return { ...last, alreadyReleased: true };
+  return { ...last.result, alreadyReleased: true, releasedAt: last.at };
 }
 
 async function releaseHeld(ctx: PoolContext, o: ReleaseOptions): Promise<ReleaseResult> {
@@ -457,6 +463,12 @@ export async function reclaim(ctx: PoolContext, r: Reclaim): Promise<void> {
       resetMs: Math.round(performance.now() - resetStart),
       ...(res.pendingReset ? { pendingReset: res.pendingReset } : {}),
     });
+    // Before the slot is ready again: a release of this lease is never told "already released".
+    await recordEnded(ctx.repo.stateDir, id, {
+      token: r.lease.token,
+      agent: r.lease.agent,
+      endedBy: 'reclaim',
+    }).catch(() => {});
     await publishAfterReset(ctx, id, r.lease, res);
   } catch (e) {
     await markBroken(ctx, id, e);
