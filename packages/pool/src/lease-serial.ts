@@ -2,7 +2,7 @@
  * One lease's release and heartbeat run one at a time (on this host): each holds the slot's
  * lease lock (`<stateDir>/run/<slot>.lease.lock`) from its holder check to its last write.
  * A second release of a lease that another one released meanwhile finds the slot without a
- * lease and the winner's result in `<stateDir>/run/<slot>.released.json`: it answers "already
+ * lease and the winner's result in `<stateDir>/run/<slot>.ended.json`: it answers "already
  * released" (exit 0, `alreadyReleased: true`) instead of failing half-way, and a failing
  * winner (a dirty worktree without --force) leaves the lease to the next one intact (issue 21
  * item 5). Across hosts the registry's transaction still decides; the lock is local.
