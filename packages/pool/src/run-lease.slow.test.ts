@@ -169,6 +169,22 @@ describe("a lease's command ends with the lease (real processes)", () => {
     });
   }
 
+  it('a command that ends leaving a setsid orphan on its pipes: pool run stops the orphan, releases and exits with the command', async () => {
+    const { repo, pool } = await setup();
+    const out = await fs.mkdtemp(path.join(repo.dir, '..', 'orphan-'));
+    const script = `setsid sh -c 'echo $$ > "$1/orphan.pid"; while :; do echo o; echo o >> orphan.txt; sleep 0.02; done' sh ${JSON.stringify(out)} &
+      while [ ! -s ${JSON.stringify(out)}/orphan.pid ]; do sleep 0.01; done; echo done > done.txt`;
+    const run = startRun(repo.dir, 'A', 'orphan', ['/bin/sh', '-c', script]);
+    const end = await run.exited;
+    expect(end.code, run.stderr()).toBe(0);
+    const orphan = Number(await fs.readFile(path.join(out, 'orphan.pid'), 'utf8'));
+    pids.push(orphan);
+    expect(procGone(orphan)).toBe(true);
+    const st = (await pool(['status', '--json'])).json<PoolStatus>();
+    expect(st.slots[0]).toMatchObject({ state: 'ready', lease: null });
+    expect(existsSync(path.join(st.slots[0]!.path, 'orphan.txt'))).toBe(false);
+  });
+
   it('a plain release by another process is refused while pool run works (it releases when its command ends)', async () => {
     const { repo, pool } = await setup();
     const run = startRun(repo.dir, 'A', 'wait', ['sleep', '30']);
