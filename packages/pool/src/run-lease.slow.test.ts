@@ -16,7 +16,7 @@ import { existsSync, promises as fs, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
-import { GIT_ENV, makeTempRepo, runCli, type TempRepo } from '@wtpool/testkit';
+import { GIT_ENV, jitter, makeTempRepo, runCli, type TempRepo, until } from '@wtpool/testkit';
 import { WorktreePool } from './pool.js';
 import type { AcquireResult, PoolStatus, ReleaseResult } from './types.js';
 
@@ -56,16 +56,6 @@ async function setup(size = 1) {
     runCli(BIN, [...args, '--repo', repo.dir], { cwd: opts.cwd ?? repo.dir, env: opts.env });
   expect((await pool(['init'])).code).toBe(0);
   return { repo, pool };
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-async function until<T>(what: string, fn: () => Promise<T | undefined | false> | T): Promise<T> {
-  for (let i = 0; i < 2400; i++) {
-    const v = await fn();
-    if (v) return v;
-    await sleep(25);
-  }
-  throw new Error(`gave up waiting for ${what}`);
 }
 
 /** Dead, or a zombie nobody reaped yet (it cannot write). */
@@ -309,15 +299,16 @@ describe('pool run and signals at random moments', () => {
     const plan = Array.from({ length: runs * 2 }, (_, i) => ({
       i,
       sig: (i % 2 === 0 ? 'SIGTERM' : 'SIGINT') as NodeJS.Signals,
-      delay: Math.random() * 2000,
     }));
     const results: string[] = [];
     // Two at a time (two slots).
     for (let k = 0; k < plan.length; k += 2) {
       await Promise.all(
-        plan.slice(k, k + 2).map(async ({ i, sig, delay }) => {
+        plan.slice(k, k + 2).map(async ({ i, sig }) => {
           const run = startRun(repo.dir, `S${i}`, `sig${i}`, command(i));
-          await sleep(delay);
+          const t0 = Date.now();
+          await jitter(2000); // the signal at a random moment 0-2 s after the start
+          const delay = Date.now() - t0;
           run.child.kill(sig);
           const end = await run.exited;
           const wrote = existsSync(path.join(out, `wrote-${i}`));
