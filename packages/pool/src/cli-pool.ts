@@ -7,12 +7,11 @@ import {
   runCli,
   usageError,
   notFoundError,
-  conflictError,
   type CliSpec,
   type CommandContext,
   type OptionSpec,
 } from '@wtpool/core';
-import { slotId, slotNumber } from '@wtpool/config';
+import { heldToken, TOKEN_OPTION } from './held-token.js';
 import { WorktreePool } from './pool.js';
 import { formatStatus } from './status.js';
 import { acquireAnyHost, fleetCommand, fleetDispatch, withHost } from './fleet-cli.js';
@@ -25,50 +24,6 @@ function open(ctx: CommandContext): WorktreePool {
 
 const str = (v: unknown) => (v === undefined ? undefined : String(v));
 
-const TOKEN_OPTION: OptionSpec = {
-  name: 'token',
-  type: 'string',
-  value: 'N',
-  description:
-    "the lease fencing token, a whole number from 1 (default: this process's WTPOOL_LEASE_TOKEN, set by `pool run` and by sourcing .env.worktree); a stale token exits 5",
-};
-
-/** A lease token as the pool writes it: digits, no sign, no leading zero (`02`, `+2`, `2.0` are refused). */
-function canonicalToken(raw: string, where: string): number {
-  if (!/^[1-9][0-9]{0,15}$/.test(raw) || !Number.isSafeInteger(Number(raw)))
-    throw usageError(
-      `${where} must be a lease token (a whole number from 1, without sign or leading zeros), got ${JSON.stringify(raw)}`,
-    );
-  return Number(raw);
-}
-
-/**
- * The token of the lease the calling process holds on `slotArg`: --token, else the
- * WTPOOL_LEASE_TOKEN of its own environment (`pool run` gives it to its command; an agent that
- * sources `.env.worktree` at the start of its lease has it). Never read from the slot's
- * `.env.worktree` on disk: the next holder's lease rewrites that file, so a stale holder inside
- * the worktree would act with the new lease's token (issue 21 item 4). A token naming another
- * slot (WORKTREE_ID) is refused. Null: none known; then the agent name alone is checked.
- */
-function heldToken(ctx: CommandContext, slotArg: string): number | null {
-  if (ctx.opts.token !== undefined) return canonicalToken(String(ctx.opts.token), '--token');
-  const raw = process.env.WTPOOL_LEASE_TOKEN;
-  if (raw === undefined || raw === '') return null;
-  const token = canonicalToken(raw, 'WTPOOL_LEASE_TOKEN');
-  let id: string;
-  try {
-    id = slotId(slotNumber(slotArg));
-  } catch {
-    return null; // the command itself reports the bad slot id
-  }
-  const own = process.env.WORKTREE_ID;
-  if (own && own !== id)
-    throw conflictError(
-      `this process's WTPOOL_LEASE_TOKEN (${token}) is the lease of ${own}, not of ${id}; nothing was changed`,
-      { hint: `pass --token with the token of ${id}'s lease (see \`pool status\`)` },
-    );
-  return token;
-}
 const num = (v: unknown) => (v === undefined ? undefined : Number(v));
 
 const LEASE_OPTIONS: OptionSpec[] = [
@@ -235,7 +190,7 @@ export const spec: CliSpec = {
           agent: String(ctx.args.agent),
           force: ctx.opts.force === true,
           discardNested: ctx.opts['discard-nested'] === true,
-          token: heldToken(ctx, slot),
+          token: heldToken(ctx.opts.token, slot),
         });
         await fleetDispatch(pool); // the freed slot may serve an --any-host waiter
         ctx.out.result(r, () =>
@@ -273,7 +228,7 @@ export const spec: CliSpec = {
         const r = await open(ctx).heartbeat({
           slot,
           agent: String(ctx.args.agent),
-          token: heldToken(ctx, slot),
+          token: heldToken(ctx.opts.token, slot),
         });
         ctx.out.result(r, `${r.slot} renewed until ${r.expiresAt}`);
       },
