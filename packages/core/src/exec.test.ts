@@ -173,7 +173,14 @@ describe('lastLine and /proc/<pid>/stat', () => {
 
   it('parses a command name with spaces and parentheses', () => {
     const st = parseProcStat('42 (a b) c)) S 7 42 42 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 12345 0 0');
-    expect(st).toEqual({ pid: 42, comm: 'a b) c)', state: 'S', ppid: 7, startTicks: 12345 });
+    expect(st).toEqual({
+      pid: 42,
+      comm: 'a b) c)',
+      state: 'S',
+      ppid: 7,
+      pgrp: 42,
+      startTicks: 12345,
+    });
     expect(parseProcStat('garbage')).toBeNull();
   });
 

@@ -8,6 +8,8 @@ export interface ProcStat {
   /** R, S, D, Z (defunct), T … */
   state: string;
   ppid: number;
+  /** Process group id (field 5). */
+  pgrp: number;
   /** Start time in clock ticks since boot (field 22). */
   startTicks: number;
 }
@@ -22,7 +24,14 @@ export function parseProcStat(text: string): ProcStat | null {
   const pid = Number(text.slice(0, open).trim());
   const startTicks = Number(f[19]);
   if (!Number.isInteger(pid) || !f[0] || !Number.isFinite(startTicks)) return null;
-  return { pid, comm: text.slice(open + 1, close), state: f[0], ppid: Number(f[1]), startTicks };
+  return {
+    pid,
+    comm: text.slice(open + 1, close),
+    state: f[0],
+    ppid: Number(f[1]),
+    pgrp: Number(f[2]),
+    startTicks,
+  };
 }
 
 /** /proc/<pid>/stat of a live process, or null (gone, not Linux). */

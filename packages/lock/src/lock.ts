@@ -10,6 +10,21 @@ import {
   traceWaitAndHold,
 } from '@wtpool/core';
 import { openPrivateSync } from './private.js';
+import {
+  FREE,
+  HELD,
+  heldHere,
+  hostTag,
+  pidAlive,
+  readView,
+  dropExtraTokens,
+  soleToken,
+  abandoned,
+  tokenDead,
+  type Token,
+} from './tokens.js';
+
+export { pidAlive } from './tokens.js';
 
 export interface LockOptions {
   /** How long to wait for the lock before failing (ms). Default 30 s. */
@@ -104,50 +119,13 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
  * every stale/2; a token whose inode did not change (ctime: rename and utimes both set it) for
  * `stale` is taken over.
  */
-const FREE = 'free';
-const HELD = 'held.';
-const hostTag = HOST.replace(/[^A-Za-z0-9-]/g, '_').slice(0, 64) || 'host';
 const lockDir = (target: string) => `${target}.lock`;
 /** The owner file of versions before the token design: read for display only, then removed. */
 const legacyOwnerFile = (target: string) => `${target}.lock.owner`;
 let nonceCounter = 0;
-/** Nonces of the locks this process holds now: a token with our pid and another nonce is a leftover. */
-const heldHere = new Set<string>();
-
-interface Token {
-  name: string;
-  pid: number;
-  host: string;
-  nonce: string;
-}
-
-function parseToken(name: string): Token | undefined {
-  if (!name.startsWith(HELD)) return undefined;
-  const [pid, host, nonce, ...rest] = name.slice(HELD.length).split('.');
-  if (!pid || !host || !nonce || rest.length || !/^\d+$/.test(pid)) return undefined;
-  return { name, pid: Number(pid), host, nonce };
-}
-
-/** Is `pid` alive on this host? (EPERM means it exists but is not ours.) */
-export function pidAlive(pid: number): boolean {
-  if (!Number.isInteger(pid) || pid <= 0) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return errno(e) === 'EPERM';
-  }
-}
-
-/** A holder that cannot come back: a dead pid of this host, or a leftover of our own pid. */
-function tokenDead(t: Token): boolean {
-  if (t.host !== hostTag) return false;
-  if (t.pid === process.pid) return !heldHere.has(t.nonce);
-  return !pidAlive(t.pid);
-}
 
 interface LockState {
-  /** The held token, if any. */
+  /** The held token, if any (a live one first when the directory holds several). */
   token?: Token;
   /** When the token (or, for a dir without one, the dir) last changed. */
   changedMs?: number;
@@ -157,24 +135,13 @@ interface LockState {
 }
 
 function lockState(dir: string): LockState | undefined {
-  let names: string[];
-  try {
-    names = fsSync.readdirSync(dir);
-  } catch (e) {
-    if (errno(e) === 'ENOENT') return undefined;
-    throw e;
+  const view = readView(dir);
+  if (!view) return undefined;
+  if (view.held.length) {
+    const t = view.held.find((h) => !tokenDead(h)) ?? view.held[0]!;
+    return { token: t, changedMs: t.changedMs };
   }
-  if (names.includes(FREE)) return { free: true };
-  for (const n of names) {
-    const token = parseToken(n);
-    if (!token) continue;
-    try {
-      return { token, changedMs: fsSync.statSync(path.join(dir, n)).ctimeMs };
-    } catch (e) {
-      if (errno(e) === 'ENOENT') return { free: true }; // it changed hands: look again
-      throw e;
-    }
-  }
+  if (view.free) return { free: true };
   try {
     return { tokenless: true, changedMs: fsSync.statSync(dir).mtimeMs };
   } catch (e) {
@@ -284,14 +251,19 @@ function attempt(target: string, me: string, stale: number, inspect: boolean): A
 
 function inspectAndReclaim(target: string, me: string, stale: number): Attempt {
   const dir = lockDir(target);
-  const st = lockState(dir);
-  if (!st || st.free) return { got: false }; // changed hands meanwhile: the caller retries at once
-  const age = Date.now() - (st.changedMs ?? Date.now());
-  if (st.token) {
-    if (!tokenDead(st.token) && age < stale) return { got: false };
+  const view = readView(dir);
+  if (!view) return { got: false };
+  const count = view.held.length + (view.free ? 1 : 0);
+  if (count > 1) return { got: false, cleared: dropExtraTokens(dir, view, stale) };
+  if (view.free) return { got: false }; // changed hands meanwhile: the caller retries at once
+  const token = view.held[0];
+  if (token) {
+    if (!abandoned(token, stale)) return { got: false };
     try {
-      // Exactly the holder we inspected: if it released or was taken over since, this fails.
-      fsSync.renameSync(path.join(dir, st.token.name), path.join(dir, me));
+      // Exactly the holder we inspected, and the only token there is: if it released or was
+      // taken over since, this fails. (With a second token beside it, a takeover could admit
+      // two holders: the other token's holder and us; see dropExtraTokens.)
+      fsSync.renameSync(path.join(dir, token.name), path.join(dir, me));
       return { got: true, how: 'takeover' };
     } catch (e) {
       if (errno(e) === 'ENOENT') return { got: false };
@@ -301,6 +273,13 @@ function inspectAndReclaim(target: string, me: string, stale: number): Attempt {
   // No token: an old-style lock (an empty directory its holder refreshes), or a token removed
   // by hand. Nothing adds a token to such a directory, so once it is stale it is set aside
   // whole; rename is atomic, so only one of us does.
+  let age: number;
+  try {
+    age = Date.now() - fsSync.statSync(dir).mtimeMs;
+  } catch (e) {
+    if (errno(e) === 'ENOENT') return { got: false };
+    throw e;
+  }
   if (age < stale) return { got: false };
   const grave = `${dir}.stale-${process.pid}-${++nonceCounter}`;
   try {
@@ -412,7 +391,8 @@ async function withFileLock<T>(
     for (;;) {
       // Now and then, look at who holds it: a dead or stale holder is taken over.
       const inspect = tries === 0 || tries % 16 === 1;
-      if (attempt(target, me, stale, inspect).got) break;
+      // A token taken is ours only if it is the only one (see soleToken).
+      if (attempt(target, me, stale, inspect).got && soleToken(dir, me, stale) === 'sole') break;
       tries++;
       if (!announced && inspect && tries > 1) {
         announced = true;

@@ -1,5 +1,21 @@
 #!/usr/bin/env node
 // Thin bin: one bundled file (scripts/bundle.mjs, D65), no TypeScript loader on the hot path.
-import { main } from '../dist/cli-pool.bundle.js';
 
+// `pool run` must not die of a signal before it can release its lease (issue 21 item 10): from
+// here until run.ts takes over (it installs its own handlers, then calls dispose), a signal is
+// recorded, not fatal. The bundle is imported after this, so loading it is covered too.
+if (process.argv[2] === 'run') {
+  const early = { signals: [] };
+  const handlers = ['SIGINT', 'SIGTERM', 'SIGHUP'].map((sig) => {
+    const h = () => early.signals.push(sig);
+    process.on(sig, h);
+    return [sig, h];
+  });
+  early.dispose = () => {
+    for (const [sig, h] of handlers) process.off(sig, h);
+  };
+  globalThis[Symbol.for('wtpool.run.early-signals')] = early;
+}
+
+const { main } = await import('../dist/cli-pool.bundle.js');
 process.exitCode = await main(process.argv.slice(2));

@@ -73,6 +73,13 @@ export async function acquire(ctx: PoolContext, o: LeaseOptions): Promise<Acquir
       throw usageError(`--holder-pid ${o.holderPid} is not a running process`);
     holder = procRef(o.holderPid);
   }
+  const aborted = () => {
+    if (o.signal?.aborted)
+      throw o.signal.reason instanceof Error
+        ? o.signal.reason
+        : failure('ERR_ABORTED', 'the acquire was cancelled');
+  };
+  aborted();
   const started = ctx.clock();
   const req: GrantRequest = {
     agent,
@@ -170,12 +177,16 @@ export async function acquire(ctx: PoolContext, o: LeaseOptions): Promise<Acquir
         started + timeoutMs,
         step,
         (st) => {
+          aborted();
           const permanent = slotList(st).find(brokenForGood);
           if (permanent && counts(st).ready === 0) throw brokenError(ctx, st)!;
         },
+        o.signal,
       );
     } catch (e) {
-      await step(true).catch(() => undefined); // leave the queue
+      // Leave the queue; a grant that came meanwhile is given back (reclaimed, made ready).
+      const late = await step(true).catch(() => undefined);
+      if (late) await giveBack(ctx, late.slot, late, e);
       await Promise.allSettled(background);
       throw e;
     }

@@ -11,10 +11,8 @@ import {
   type CommandContext,
   type OptionSpec,
 } from '@wtpool/core';
-import { existsSync } from 'node:fs';
-import path from 'node:path';
-import { keyOption, slotId, slotNumber } from '@wtpool/config';
-import { ENV_FILE, readEnvFile } from './envfile.js';
+import { keyOption } from '@wtpool/config';
+import { heldToken, TOKEN_OPTION } from './held-token.js';
 import { WorktreePool } from './pool.js';
 import { formatStatus } from './status.js';
 import { acquireAnyHost, fleetCommand, fleetDispatch, withHost } from './fleet-cli.js';
@@ -27,42 +25,6 @@ function open(ctx: CommandContext): WorktreePool {
 
 const str = (v: unknown) => (v === undefined ? undefined : String(v));
 
-const TOKEN_OPTION: OptionSpec = {
-  name: 'token',
-  type: 'int',
-  value: 'N',
-  min: 1,
-  description:
-    'the lease fencing token (default: WTPOOL_LEASE_TOKEN, else the .env.worktree of the worktree the command runs in); a stale token exits 5',
-};
-
-/**
- * The token of the lease the calling process holds on `slotArg`: --token, else the
- * WTPOOL_LEASE_TOKEN of its env (`pool run` and `.env.worktree` set it, with WORKTREE_ID), else
- * the `.env.worktree` of the slot worktree the command runs in. Null: none known (then the
- * agent name alone is checked, as before tokens).
- */
-async function heldToken(ctx: CommandContext, slotArg: string): Promise<number | null> {
-  if (ctx.opts.token !== undefined) return Number(ctx.opts.token);
-  let id: string;
-  try {
-    id = slotId(slotNumber(slotArg));
-  } catch {
-    return null; // the command itself reports the bad slot id
-  }
-  const parse = (v: string | undefined) => (v && /^[1-9][0-9]{0,15}$/.test(v) ? Number(v) : null);
-  const fromEnv = parse(process.env.WTPOOL_LEASE_TOKEN);
-  if (fromEnv !== null && (!process.env.WORKTREE_ID || process.env.WORKTREE_ID === id))
-    return fromEnv;
-  for (let dir = process.cwd(); ; dir = path.dirname(dir)) {
-    const file = path.join(dir, ENV_FILE);
-    if (existsSync(file)) {
-      const env = await readEnvFile(file).catch(() => ({}) as Record<string, string>);
-      return env.WORKTREE_ID === id ? parse(env.WTPOOL_LEASE_TOKEN) : null;
-    }
-    if (existsSync(path.join(dir, '.git')) || path.dirname(dir) === dir) return null;
-  }
-}
 const num = (v: unknown) => (v === undefined ? undefined : Number(v));
 
 const LEASE_OPTIONS: OptionSpec[] = [
@@ -227,12 +189,14 @@ export const spec: CliSpec = {
           agent: String(ctx.args.agent),
           force: ctx.opts.force === true,
           discardNested: ctx.opts['discard-nested'] === true,
-          token: await heldToken(ctx, slot),
+          token: heldToken(ctx.opts.token, slot),
         });
         await fleetDispatch(pool); // the freed slot may serve an --any-host waiter
         ctx.out.result(r, () =>
           [
-            `released ${r.slot}`,
+            r.alreadyReleased
+              ? `${r.slot}: lease ${r.token} of ${r.agent} was already released${r.releasedAt ? ` at ${r.releasedAt}` : ''}`
+              : `released ${r.slot}`,
             r.kept
               ? `branch ${r.branch} has commits: kept for integration`
               : `branch ${r.branch} was empty: deleted`,
@@ -263,7 +227,7 @@ export const spec: CliSpec = {
         const r = await open(ctx).heartbeat({
           slot,
           agent: String(ctx.args.agent),
-          token: await heldToken(ctx, slot),
+          token: heldToken(ctx.opts.token, slot),
         });
         ctx.out.result(r, `${r.slot} renewed until ${r.expiresAt}`);
       },

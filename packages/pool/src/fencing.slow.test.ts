@@ -86,7 +86,8 @@ describe('lease fencing by token (real processes)', () => {
     expect(st.slots[0]!.state).toBe('leased');
     expect(st.slots[0]!.lease!.token).toBe(t2.token);
 
-    // Inside the worktree, the token comes from its .env.worktree: the live lease's own.
+    // Inside the worktree without a token (the env file on disk is never read for it), the
+    // agent name decides: A holds the live lease.
     const hbLive = await pool(['heartbeat', t2.slot, 'A', '--json'], { cwd: t2.path });
     expect(hbLive.code, hbLive.stderr).toBe(0);
     expect(hbLive.json<{ token: number }>().token).toBe(t2.token);

@@ -28,7 +28,9 @@ import {
   type RescueOutcome,
   type WorktreeStatus,
 } from './worktree.js';
-import { stopLeaseCommand } from './run-fence.js';
+import { readEnded, recordEnded, withLeaseLock } from './lease-serial.js';
+import { HOST } from './proc.js';
+import { readLeaseCommand, runnerAlive, stopLeaseCommand } from './run-fence.js';
 
 /**
  * Checks that `agent` holds `slot` (registry and lease record agree on the token). With a
@@ -48,8 +50,8 @@ async function holderCheck(
   const lease = slot.lease;
   if (token !== undefined && token !== null && lease?.token !== token) {
     throw conflictError(
-      `lease token ${token} of ${id} is stale (${lease ? `the lease now has token ${lease.token}` : `the slot is ${slot.state}`}); nothing was changed`,
-      { hint: 'this lease was reclaimed; acquire a new slot' },
+      `lease token ${token} of ${id} is stale (${lease ? `the lease now has token ${lease.token}` : `the slot is ${slot.state}: the lease was released or taken back`}); nothing was changed`,
+      { hint: 'this lease is over; acquire a new slot' },
     );
   }
   if (slot.state !== 'leased' || !lease) {
@@ -79,7 +81,64 @@ async function holderCheck(
  * work to a rescue ref. Then back to the base; a branch with commits is kept for integration.
  */
 export async function release(ctx: PoolContext, o: ReleaseOptions): Promise<ReleaseResult> {
+  const id = slotId(slotNumber(o.slot));
+  const agent = checkName(o.agent, 'agent');
+  // One at a time per lease: of parallel releases one wins, the others say "already released".
+  return withLeaseLock(ctx.repo.stateDir, id, `release ${id}`, async () => {
+    const done = await alreadyReleased(ctx, id, agent, o.token);
+    if (done) return done;
+    const r = await releaseHeld(ctx, o);
+    await recordEnded(ctx.repo.stateDir, id, {
+      token: r.token,
+      agent: r.agent,
+      endedBy: 'release',
+      result: r,
+    });
+    return r;
+  });
+}
+
+/**
+ * The answer to a release whose lease is already over by a release: the slot has no lease now,
+ * and its last lease ended by a release, of this token (without one: of this agent; a lease
+ * taken back by a reclaim is not "released"). Null otherwise
+ * (then the holder check says what is wrong: a stale token, another holder, nothing leased).
+ */
+async function alreadyReleased(
+  ctx: PoolContext,
+  id: string,
+  agent: string,
+  token: number | null | undefined,
+): Promise<ReleaseResult | null> {
+  const slot = (await ctx.store.read()).slots[id];
+  if (!slot || slot.lease || slot.state === 'leased' || slot.state === 'releasing') return null;
+  const last = await readEnded(ctx.repo.stateDir, id);
+  if (!last?.result || last.endedBy !== 'release' || last.agent !== agent) return null;
+  if (token !== undefined && token !== null && last.token !== token) return null;
+  return { ...last.result, alreadyReleased: true, releasedAt: last.at };
+}
+
+async function releaseHeld(ctx: PoolContext, o: ReleaseOptions): Promise<ReleaseResult> {
   const { id, slot, lease } = await holderCheck(ctx, o.slot, o.agent, o.token);
+  const stateDir = ctx.repo.stateDir;
+  // A `pool run` command works under this lease: it releases the slot when it ends. Only
+  // --force stops it (below) before the worktree is looked at.
+  const run = await readLeaseCommand(stateDir, id);
+  if (
+    run &&
+    !o.force &&
+    run.token === lease.token &&
+    run.host === HOST &&
+    run.runner !== process.pid &&
+    runnerAlive(run)
+  ) {
+    throw conflictError(
+      `${id} runs a \`pool run\` command under this lease (pid ${run.runner}); nothing was released`,
+      {
+        hint: `it releases the slot when its command ends; \`pool release ${id} ${lease.agent} --force\` stops the command, saves its work to a rescue ref and releases`,
+      },
+    );
+  }
   const me = procRef();
   const { plan } = await tx(
     ctx,
@@ -96,6 +155,16 @@ export async function release(ctx: PoolContext, o: ReleaseOptions): Promise<Rele
     },
     { shrink: true },
   );
+  // The lease's command (and every process it started, in or out of its group) is stopped
+  // before the worktree is looked at: nothing of it writes into the slot after the rescue.
+  // (Before the plan runs: none of this process's own children is in the slot then.)
+  try {
+    await stopLeaseCommand(stateDir, id, lease.token);
+  } catch (e) {
+    await unreserve(ctx, id, lease);
+    await ctx.runPlan(plan);
+    throw e;
+  }
   const background = ctx.runPlan(plan);
   const keep = ctx.config.pool.keep;
   const st = worktreeExists(slot.path)
@@ -207,6 +276,15 @@ export async function heartbeat(
   ctx: PoolContext,
   o: { slot: string; agent: string; token?: number | null },
 ): Promise<{ slot: string; agent: string; token: number; heartbeatAt: string; expiresAt: string }> {
+  const id = slotId(slotNumber(o.slot));
+  // Serialised with the lease's releases: a heartbeat never renews a lease half released.
+  return withLeaseLock(ctx.repo.stateDir, id, `heartbeat ${id}`, () => renew(ctx, o));
+}
+
+async function renew(
+  ctx: PoolContext,
+  o: { slot: string; agent: string; token?: number | null },
+): Promise<{ slot: string; agent: string; token: number; heartbeatAt: string; expiresAt: string }> {
   const { id, lease } = await holderCheck(ctx, o.slot, o.agent, o.token);
   const { result } = await tx(ctx, (draft, _plan, now) => {
     const s = draft.slots[id];
@@ -251,8 +329,9 @@ async function resetSlot(
   let ahead: number;
   const branchRef = `refs/heads/${lease.branch}`;
   const baseCommit = await readBranchCommit(ctx.repo.commonDir, base);
-  // A reclaimed lease's `pool run` command is stopped before its worktree is reset.
-  if (reason !== 'release') await stopLeaseCommand(ctx.repo.stateDir, id, lease.token);
+  // The lease's `pool run` command is stopped before its worktree is reset (a release did it
+  // already; a reclaim does it here).
+  await stopLeaseCommand(ctx.repo.stateDir, id, lease.token);
   if (worktreeExists(dir)) {
     const st = known ?? (await worktreeStatus(dir, keep));
     const onBranch = st.branch === lease.branch;
@@ -384,6 +463,12 @@ export async function reclaim(ctx: PoolContext, r: Reclaim): Promise<void> {
       resetMs: Math.round(performance.now() - resetStart),
       ...(res.pendingReset ? { pendingReset: res.pendingReset } : {}),
     });
+    // Before the slot is ready again: a release of this lease is never told "already released".
+    await recordEnded(ctx.repo.stateDir, id, {
+      token: r.lease.token,
+      agent: r.lease.agent,
+      endedBy: 'reclaim',
+    }).catch(() => {});
     await publishAfterReset(ctx, id, r.lease, res);
   } catch (e) {
     await markBroken(ctx, id, e);

@@ -1,18 +1,27 @@
 /**
  * `pool run <agent> <task> -- CMD…`: acquire, run CMD in the worktree with the lease's env
- * (argv array, no shell), heartbeat while it runs, and always release, also on SIGINT/SIGTERM
- * (forwarded to the child). Work the command left uncommitted is saved to a rescue ref first.
+ * (argv array, no shell), heartbeat while it runs, and always release. Work the command left
+ * uncommitted is saved to a rescue ref first.
+ *
+ * Signals: SIGINT/SIGTERM/SIGHUP are handled from the first line of the bin (bin/pool.js
+ * records one that arrives while the code loads) to the end. A signal before the lease is
+ * taken, or while waiting in the queue, cancels the acquire (the ticket leaves the queue; a
+ * grant that raced it is given back); after the grant it is forwarded to the command, and the
+ * lease is released (with rescue) once the command ends. `pool run` then exits 128 + the signal
+ * (130, 143, 129) whatever the command's own exit code.
+ *
+ * The command belongs to the lease (run-fence.ts): it is recorded before it starts, and
+ * whatever ends the lease without `pool run` stops it and everything it started. `pool run`
+ * watches its lease (the registry, each second and on every change): once its token is not the
+ * slot's current lease, it stops the command itself too, stops reading its pipes (a process
+ * that left the group may still hold them) and exits 5.
  */
 import { spawn } from 'node:child_process';
 import { constants } from 'node:os';
-import { conflictError, isWtpoolError, usageError } from '@wtpool/core';
+import { ExitCode, WtpoolError, conflictError, isWtpoolError, usageError } from '@wtpool/core';
 import { LeaseLog } from './lease-log.js';
-import {
-  clearLeaseCommand,
-  recordLeaseCommand,
-  RUN_STOP_GRACE_MS,
-  stopGroup,
-} from './run-fence.js';
+import { pidStartTime } from './proc.js';
+import { readLeaseCommand, recordLeaseCommand, stopCommand, stopGroup } from './run-fence.js';
 import type { WorktreePool, Reporter } from './pool.js';
 import type { AcquireResult, LeaseOptions } from './types.js';
 
@@ -24,6 +33,56 @@ export interface RunResult {
   kept: boolean;
 }
 
+/** How often `pool run` looks whether its lease is still the slot's current one. */
+const WATCH_MS = 1000;
+/** How long the last output of an ended command is read before its pipes are let go. */
+const DRAIN_MS = 200;
+
+const SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+/** Where bin/pool.js keeps a signal that arrived before this module was loaded. */
+const EARLY = Symbol.for('wtpool.run.early-signals');
+
+const signalCode = (sig: NodeJS.Signals) =>
+  sig === 'SIGINT' ? ExitCode.SIGINT : sig === 'SIGHUP' ? ExitCode.SIGHUP : ExitCode.SIGTERM;
+
+export class RunInterrupted extends WtpoolError {
+  constructor(signal: NodeJS.Signals, what: string) {
+    super('ERR_INTERRUPTED', signalCode(signal), `pool run interrupted by ${signal}: ${what}`, {
+      hint: 'run it again',
+    });
+  }
+}
+
+interface EarlySignals {
+  signals?: NodeJS.Signals[];
+  dispose?: () => void;
+}
+
+/** The signal handlers of one `pool run`, in place before anything is leased. */
+class Signals {
+  caught: NodeJS.Signals | null = null;
+  readonly aborter = new AbortController();
+  forward: (sig: NodeJS.Signals) => void = () => {};
+  readonly #handlers = SIGNALS.map((sig) => [sig, () => this.#on(sig)] as const);
+  readonly #early: EarlySignals | undefined;
+
+  constructor() {
+    for (const [sig, h] of this.#handlers) process.on(sig, h);
+    this.#early = (globalThis as Record<symbol, EarlySignals | undefined>)[EARLY];
+    // The bin's recorder hands over: a signal it caught counts as ours.
+    this.#early?.dispose?.();
+    const first = this.#early?.signals?.[0];
+    if (first) this.#on(first);
+  }
+
+  #on(sig: NodeJS.Signals): void {
+    this.caught ??= sig;
+    if (!this.aborter.signal.aborted)
+      this.aborter.abort(new RunInterrupted(sig, 'the acquire was cancelled; nothing is leased'));
+    this.forward(sig);
+  }
+}
+
 export async function runInSlot(
   pool: WorktreePool,
   opts: Omit<LeaseOptions, 'holderPid'> & { command: string[]; stdout?: 'inherit' | 'stderr' },
@@ -31,12 +90,44 @@ export async function runInSlot(
 ): Promise<RunResult> {
   const [cmd, ...args] = opts.command;
   if (!cmd) throw usageError('no command to run', { hint: 'pass it after --' });
+  const signals = new Signals();
+  try {
+    return await run(pool, opts, log, signals, cmd, args);
+  } finally {
+    // The handlers stay until the process exits: a signal after the release (while the result
+    // is printed) must not kill it with no exit code. Nothing is forwarded any more.
+    signals.forward = () => {};
+  }
+}
+
+async function run(
+  pool: WorktreePool,
+  opts: Omit<LeaseOptions, 'holderPid'> & { command: string[]; stdout?: 'inherit' | 'stderr' },
+  log: Reporter & { info(m: string): void },
+  signals: Signals,
+  cmd: string,
+  args: string[],
+): Promise<RunResult> {
+  if (signals.caught) throw new RunInterrupted(signals.caught, 'nothing was leased');
   // This process is the holder: if it is killed, the lease is reclaimed at once.
-  const lease = await pool.lease({ ...opts, holderPid: process.pid });
+  let lease: AcquireResult;
+  try {
+    lease = await pool.lease({ ...opts, holderPid: process.pid, signal: signals.aborter.signal });
+  } catch (e) {
+    if (signals.caught) throw new RunInterrupted(signals.caught, 'nothing was leased');
+    throw e;
+  }
+  const own = { slot: lease.slot, agent: lease.agent, token: lease.token };
+  const stateDir = pool.repo.stateDir;
+  if (signals.caught) {
+    await pool.release({ ...own, force: true });
+    throw new RunInterrupted(signals.caught, `${lease.slot} was released before ${cmd} started`);
+  }
   log.info(`running in ${lease.slot} (${lease.path}) on ${lease.branch}`);
-  // The command's output goes to the terminal as before and to the lease's log (`pool logs`).
+  // Recorded before the spawn: a lease ended at any moment after this stops what it started.
+  await recordLeaseCommand(stateDir, lease.slot, lease.token, 0, lease.path);
   const leaseLog = await LeaseLog.start(
-    pool.repo.stateDir,
+    stateDir,
     lease.slot,
     `# ${lease.acquiredAt} ${lease.agent} "${lease.task}" on ${lease.branch}: ${opts.command.join(' ')}`,
   );
@@ -47,22 +138,7 @@ export async function runInSlot(
     stdio: ['inherit', 'pipe', 'pipe'],
     detached: true,
   });
-  const stateDir = pool.repo.stateDir;
-  // Whoever reclaims this lease stops the group before handing the worktree on (awaited once
-  // the signal handlers are in place).
-  const recorded = child.pid
-    ? recordLeaseCommand(stateDir, lease.slot, lease.token, child.pid).catch((e: unknown) =>
-        log.warn(`could not record the command's process group: ${(e as Error).message}`),
-      )
-    : Promise.resolve();
-  const tee = (stream: NodeJS.ReadableStream | null, to: NodeJS.WriteStream) =>
-    stream?.on('data', (d: Buffer) => {
-      to.write(d);
-      leaseLog.write(d);
-    });
-  tee(child.stdout, opts.stdout === 'stderr' ? process.stderr : process.stdout);
-  tee(child.stderr, process.stderr);
-  const streamsDone = new Promise<void>((r) => child.on('close', () => r()));
+  const pgid = child.pid ?? 0;
   // Listened to before anything is awaited: a short command may be gone by then.
   let exitCode = 1;
   let signal: string | null = null;
@@ -78,58 +154,107 @@ export async function runInSlot(
       resolve();
     });
   });
-  const forward = (sig: NodeJS.Signals) => () => {
-    if (child.exitCode === null && child.pid) {
+  const childAlive = () => child.exitCode === null && child.signalCode === null;
+  signals.forward = (sig) => {
+    if (pgid && childAlive()) {
       try {
-        process.kill(-child.pid, sig);
+        process.kill(-pgid, sig);
       } catch {
         // gone
       }
     }
   };
-  const onInt = forward('SIGINT');
-  const onTerm = forward('SIGTERM');
-  process.on('SIGINT', onInt);
-  process.on('SIGTERM', onTerm);
-  await recorded;
+  if (signals.caught) signals.forward(signals.caught);
+  const tee = (stream: NodeJS.ReadableStream | null, to: NodeJS.WriteStream) =>
+    stream?.on('data', (d: Buffer) => {
+      to.write(d);
+      leaseLog.write(d);
+    });
+  tee(child.stdout, opts.stdout === 'stderr' ? process.stderr : process.stdout);
+  tee(child.stderr, process.stderr);
+  const streamsDone = new Promise<void>((r) => child.on('close', () => r()));
+  if (pgid) {
+    await recordLeaseCommand(stateDir, lease.slot, lease.token, pgid, lease.path).catch(
+      (e: unknown) =>
+        log.warn(`could not record the command's process group: ${(e as Error).message}`),
+    );
+  }
+
   const ttl = opts.ttlMs ?? pool.config.pool.leaseTtl;
   let lost: string | null = null;
   let stopping: Promise<unknown> | null = null;
   const loseLease = (why: string) => {
-    if (lost || child.exitCode !== null || child.signalCode !== null) return;
+    if (lost) return;
     lost = why;
-    if (child.pid) stopping = stopGroup(child.pid, null, RUN_STOP_GRACE_MS);
+    stopping = (async () => {
+      // The group and what carries the lease's env, also out of the group. Not the processes
+      // found inside the slot: whoever ended the lease stops those, and its own git runs
+      // there now (rescuing); it must not be stopped.
+      const rec = await readLeaseCommand(stateDir, lease.slot);
+      if (rec && rec.token === lease.token)
+        await stopCommand({ ...rec, slot: lease.slot, path: undefined });
+      else if (pgid) await stopGroup(pgid, pidStartTime(pgid));
+    })().catch((e: unknown) => log.warn(`could not stop ${cmd}: ${(e as Error).message}`));
   };
+  let beating = false;
   const beat = setInterval(
     () => {
-      pool.heartbeat({ slot: lease.slot, agent: lease.agent, token: lease.token }).catch((e) => {
-        const msg = e instanceof Error ? e.message : String(e);
-        // Refused (stale token, taken back, not leased): the lease is gone, the command stops.
-        if (isWtpoolError(e) && (e.exitCode === 5 || e.exitCode === 4)) loseLease(msg);
-        else log.warn(`heartbeat failed: ${msg}`);
-      });
+      if (beating || lost) return;
+      beating = true;
+      pool
+        .heartbeat(own)
+        .catch((e) => {
+          const msg = e instanceof Error ? e.message : String(e);
+          // Refused (stale token, taken back, not leased): the lease is gone, the command stops.
+          if (isWtpoolError(e) && (e.exitCode === 5 || e.exitCode === 4)) loseLease(msg);
+          else log.warn(`heartbeat failed: ${msg}`);
+        })
+        .finally(() => (beating = false));
     },
     Math.max(1000, Math.floor(ttl / 3)),
   );
+  // Is the lease still ours? (A release --force by someone else, a reclaim, a takeover.)
+  let looking = false;
+  const look = () => {
+    if (looking || lost) return;
+    looking = true;
+    pool
+      .readState()
+      .then((st) => {
+        const s = st.slots[lease.slot];
+        if (!s || s.state !== 'leased' || s.lease?.token !== lease.token)
+          loseLease(
+            s?.lease && s.lease.token !== lease.token
+              ? `the slot has a new lease, token ${s.lease.token}`
+              : `the lease was ended by someone else (the slot is ${s?.state ?? 'gone'})`,
+          );
+      })
+      .catch(() => {}) // the store is down: the heartbeat says so
+      .finally(() => (looking = false));
+  };
+  const watch = setInterval(look, WATCH_MS);
+  const unwatch = pool.store.watch(look);
   try {
     await ended;
-    // The last output, unless a background process keeps the pipes open.
-    await Promise.race([streamsDone, new Promise((r) => setTimeout(r, 200))]);
+    // The last output, unless a process that left the group keeps the pipes open.
+    await Promise.race([streamsDone, new Promise((r) => setTimeout(r, DRAIN_MS))]);
   } finally {
+    // Let the pipes go: `pool run` never waits for an orphan that holds them.
+    child.stdout?.destroy();
+    child.stderr?.destroy();
+    child.unref();
     leaseLog.close();
     clearInterval(beat);
-    process.off('SIGINT', onInt);
-    process.off('SIGTERM', onTerm);
+    clearInterval(watch);
+    unwatch();
     await stopping;
   }
   const lostError = (why: string) =>
-    // Not ours any more: nothing to release; whoever took it back saved the work.
+    // Not ours any more: nothing to release; whoever ended it saved the work.
     conflictError(`lost the lease of ${lease.slot} (${why}); ${cmd} was stopped`, {
-      hint: 'the lease expired and was taken back; use a longer --ttl, then run again',
+      hint: 'the lease was released by someone else, or expired and was taken back; run again',
     });
   if (lost) throw lostError(lost);
-  await clearLeaseCommand(stateDir, lease.slot, lease.token);
-  const own = { slot: lease.slot, agent: lease.agent, token: lease.token };
   let released;
   try {
     released = await pool.release(own);
@@ -142,7 +267,14 @@ export async function runInSlot(
       `${cmd} left uncommitted changes in ${lease.slot}; saving them to a rescue ref before releasing`,
     );
     released = await pool.release({ ...own, force: true });
-    log.warn(`saved to ${released.rescueRef} (see \`pool rescue list\`)`);
+    if (!released.alreadyReleased)
+      log.warn(`saved to ${released.rescueRef} (see \`pool rescue list\`)`);
+  }
+  // Released by someone else while the command ended: not this run's release.
+  if (released.alreadyReleased) throw lostError('it was released by another process');
+  if (signals.caught) {
+    exitCode = signalCode(signals.caught);
+    signal ??= signals.caught;
   }
   return { lease, exitCode, signal, rescueRef: released.rescueRef, kept: released.kept };
 }

@@ -169,6 +169,8 @@ export interface LeaseOptions {
   ttlMs?: number;
   holderPid?: number;
   identity?: string;
+  /** Aborting it cancels the acquire: the ticket leaves the queue, a grant that raced it is given back. */
+  signal?: AbortSignal;
 }
 
 export interface ReleaseOptions {
@@ -198,6 +200,10 @@ export interface ReleaseResult {
   discarded?: string[];
   /** The services could not be reset: queued (the slot is not handed out before). */
   pendingReset?: string | null;
+  /** This lease was already released (by a parallel or earlier release): this is that result. */
+  alreadyReleased?: boolean;
+  /** When, for an already released lease. */
+  releasedAt?: string;
 }
 
 export interface StatusLease {

@@ -25,9 +25,17 @@ export async function waitForGrant(
   deadline: number,
   step: (final: boolean) => Promise<Lease | undefined>,
   check: (st: PoolState) => void = () => {},
+  signal?: AbortSignal,
 ): Promise<Lease | undefined> {
   let wake: (() => void) | undefined;
-  const stop = ctx.store.watch(() => wake?.());
+  const stopWatch = ctx.store.watch(() => wake?.());
+  // An abort (a signal to `pool run`) wakes the waiter; its `check` then throws.
+  const onAbort = () => wake?.();
+  signal?.addEventListener('abort', onAbort);
+  const stop = () => {
+    stopWatch();
+    signal?.removeEventListener('abort', onAbort);
+  };
   const told = { key: '', at: 0, since: ctx.clock() };
   try {
     for (let first = true; ; first = false) {
