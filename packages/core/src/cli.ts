@@ -175,10 +175,20 @@ export function commandHelp(spec: CliSpec, cmd: CommandSpec): string {
   return lines.join('\n') + '\n';
 }
 
-export function familyHelp(spec: CliSpec): string {
-  const width = Math.max(...spec.commands.map((c) => c.name.length)) + 2;
-  const lines = [`Usage: ${spec.bin} <command> [options]`, '', spec.summary, '', 'Commands:'];
-  for (const c of spec.commands) lines.push(`  ${c.name.padEnd(width)} ${c.summary}`);
+/** The first word of a command group (`rescue` of `rescue list`, `rescue show`) argv starts with. */
+function groupOf(spec: CliSpec, argv: string[]): string | null {
+  const first = argv[0];
+  if (!first || first.startsWith('-')) return null;
+  return spec.commands.some((c) => c.name.startsWith(`${first} `)) ? first : null;
+}
+
+/** The family's help; with `group` (e.g. `rescue`), only that group's commands. */
+export function familyHelp(spec: CliSpec, group: string | null = null): string {
+  const cmds = group ? spec.commands.filter((c) => c.name.startsWith(`${group} `)) : spec.commands;
+  const width = Math.max(...cmds.map((c) => c.name.length)) + 2;
+  const usage = group ? `${spec.bin} ${group} <command>` : `${spec.bin} <command>`;
+  const lines = [`Usage: ${usage} [options]`, '', spec.summary, '', 'Commands:'];
+  for (const c of cmds) lines.push(`  ${c.name.padEnd(width)} ${c.summary}`);
   lines.push('', 'Global options:');
   for (const o of GLOBAL_OPTIONS) lines.push(optionHelp(o));
   lines.push('', `Run \`${spec.bin} <command> --help\` for a command's options.`);
@@ -339,8 +349,9 @@ export function parseArgv(spec: CliSpec, argv: string[]): ParsedArgv {
       throw usageError(`\`${where}\` takes no command after --`);
     }
   } else if (!cmd && positionals.length && !help) {
+    const group = groupOf(spec, positionals);
     throw usageError(`unknown command ${JSON.stringify(positionals.join(' '))}`, {
-      hint: `run \`${spec.bin} --help\` for the list of commands`,
+      hint: `run \`${spec.bin}${group ? ` ${group}` : ''} --help\` for the list of commands`,
     });
   }
   return {
@@ -385,7 +396,7 @@ export async function runCli(spec: CliSpec, argv: string[]): Promise<number> {
   try {
     const parsed = parseArgv(spec, argv);
     if (!parsed.cmd) {
-      process.stdout.write(familyHelp(spec));
+      process.stdout.write(familyHelp(spec, parsed.help ? groupOf(spec, argv) : null));
       return parsed.help || argv.length === 0 ? ExitCode.OK : ExitCode.USAGE;
     }
     if (parsed.help) {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseArgv, commandHelp, Output, type CliSpec } from './cli.js';
+import { parseArgv, commandHelp, familyHelp, runCli, Output, type CliSpec } from './cli.js';
 import { parseDuration, formatDuration } from './values.js';
 import { redact, conflictError, ExitCode } from './errors.js';
 
@@ -106,6 +106,23 @@ describe('parseArgv', () => {
     }
     expect((err as { exitCode?: number }).exitCode).toBe(ExitCode.USAGE);
     expect((err as Error).message).toMatch(msg);
+  });
+
+  it("`<group> --help` lists that group's commands, not the whole family", async () => {
+    const group = familyHelp(spec, 'scale');
+    expect(group).toContain('Usage: pool scale <command> [options]');
+    expect(group).toMatch(/scale status\s+capacity/);
+    expect(group).toMatch(/scale out\s+grow/);
+    expect(group).not.toContain('lease a slot');
+    const written: string[] = [];
+    const write = process.stdout.write.bind(process.stdout);
+    process.stdout.write = ((chunk: string) => (written.push(chunk), true)) as typeof write;
+    try {
+      expect(await runCli(spec, ['scale', '--help'])).toBe(ExitCode.OK);
+    } finally {
+      process.stdout.write = write;
+    }
+    expect(written.join('')).toBe(group);
   });
 
   it('generates help from the same table', () => {

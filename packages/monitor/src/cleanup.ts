@@ -8,9 +8,8 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { failure } from '@wtpool/core';
 import { integrationWorktrees, orphanRescueRefPrefix, type LoadedConfig } from '@wtpool/config';
-import { conflictError } from '@wtpool/core';
 import { inspectLock, pidAlive, reclaimLock } from '@wtpool/lock';
-import { limitsOf, rescueDeep } from '@wtpool/pool';
+import { limitsOf, saveWork } from '@wtpool/pool';
 import { bandStore, flushIndex, quoteIdent } from '@wtpool/services';
 import { detectLeaks, LOCK_STALE_MS, type Leak, type LeakKind } from './leaks.js';
 import { poolOps, readPoolState, type PoolOps } from './pool-access.js';
@@ -85,13 +84,13 @@ async function removeOrphanWorktree(leak: Leak, ops: PoolOps, loaded: LoadedConf
     // Everything the removal would destroy: uncommitted work, commits no ref holds, ignored
     // files outside the caches and build outputs, nested repositories. What cannot be saved
     // (a nested repository, ignored files over pool.rescueMaxBytes) refuses the removal.
-    const limits = limitsOf(loaded.config.pool);
-    const out = await rescueDeep(
+    // (saveWork refuses, nothing written, what it cannot save: the removal does not happen.)
+    const out = await saveWork(
       dir,
       orphanRescueRefPrefix(path.basename(dir)),
       `wtpool rescue: orphan worktree ${dir}`,
-      limits,
-      await ops.needsRescue(dir),
+      limitsOf(loaded.config.pool),
+      { always: await ops.needsRescue(dir) },
     );
     if (out.ref) {
       rescueRef = out.ref;
@@ -102,11 +101,6 @@ async function removeOrphanWorktree(leak: Leak, ops: PoolOps, loaded: LoadedConf
         ignoredSaved: out.ignoredSaved.length,
         nested: out.nested,
       });
-    }
-    if (out.unsaved.length) {
-      throw conflictError(
-        `${dir} holds ignored files over pool.rescueMaxBytes (${out.unsaved.slice(0, 5).join(', ')}); left alone`,
-      );
     }
   }
   await ops.removeWorktree(dir);

@@ -12,7 +12,6 @@ import {
   deleteBranch,
   listWorktrees,
   removeWorktree,
-  saveRescue,
   withGitLock,
   isDirty,
   type PoolState,
@@ -48,7 +47,6 @@ export interface PoolOps {
   recreateMissing(): Promise<void>;
   /** Does removing this worktree lose anything (uncommitted changes, commits no ref holds)? */
   needsRescue(dir: string): Promise<boolean>;
-  saveRescue(dir: string, refPrefix: string, message: string): Promise<string>;
   removeWorktree(dir: string): Promise<void>;
   deleteBranch(branch: string): Promise<void>;
   commitsAhead(base: string, ref: string): Promise<number>;
@@ -75,7 +73,6 @@ export function poolOps(loaded: LoadedConfig): PoolOps {
       });
       return r.code !== 0 || r.stdout.trim() === '';
     },
-    saveRescue,
     removeWorktree: (dir) =>
       withGitLock(stateDir, 'worktrees', () => removeWorktree(mainRoot, dir)),
     deleteBranch: (branch) => withGitLock(stateDir, 'refs', () => deleteBranch(mainRoot, branch)),

@@ -4,12 +4,13 @@
  * worktree whose `.pool-owner` marker shows a live lease is never removed.
  */
 import path from 'node:path';
-import { integrationWorktrees, poolRoot } from '@wtpool/config';
+import { integrationWorktrees, orphanRescueRefPrefix, poolRoot } from '@wtpool/config';
 import { gitRun } from '@wtpool/core';
 import { errMessage, event, liveFacts, tx, type PoolContext } from './context.js';
 import { withGitLock } from './git.js';
 import { HOST, procAlive, procRef } from './proc.js';
-import { provision, rescueUnsaved } from './provision.js';
+import { provision } from './provision.js';
+import { rescueUnsaved } from './rescue/index.js';
 import { cleanup } from './scale.js';
 import { checkServices, eachProvider } from './slot-services.js';
 import { emptyPlan, retireIdle, slotList, sweep } from './state.js';
@@ -153,11 +154,10 @@ export async function runDoctor(ctx: PoolContext, opts: { fix: boolean }): Promi
     };
     problems.push(problem);
     if (opts.fix && !live) {
-      const safeName = path.basename(p).replace(/[^A-Za-z0-9._-]/g, '_');
       try {
         // Refuses (nothing removed) what cannot be saved: a nested repository, ignored files
-        // over pool.rescueMaxBytes.
-        await rescueUnsaved(ctx, p, `refs/wtpool/rescue/orphan-${safeName}/`, {
+        // over pool.rescueMaxBytes. One ref name for orphans, the monitor's cleanup's too.
+        await rescueUnsaved(ctx, p, orphanRescueRefPrefix(path.basename(p)), {
           path: p,
           reason: 'orphan-worktree',
         });

@@ -15,14 +15,27 @@ export { readEvents, appendEvent, eventsFile } from './events.js';
 export { pidStartTime, procAlive, procRef } from './proc.js';
 export { OWNER_MARKER, readOwnerMarker } from './worktree.js';
 export { ENV_FILE, writeEnvFile, readEnvFile } from './envfile.js';
-export type { OwnerMarker, RefInfo, RescueOutcome } from './worktree.js';
+export type { OwnerMarker, RefInfo } from './worktree.js';
 export type * from './types.js';
-// Git helpers the monitor's cleanup reuses (rescue before removal, under the pool's git locks).
+// Rescue: one API for saving, listing, showing and restoring work (the monitor's cleanup uses it).
 export {
-  saveRescue,
-  rescueDeep,
+  saveWork,
   scanRemovals,
   limitsOf,
+  listRescues,
+  showRescue,
+  restoreRescue,
+  readManifest,
+} from './rescue/index.js';
+export type {
+  RescueLimits,
+  RescueOutcome,
+  RescueShow,
+  RestoreResult,
+  Manifest,
+} from './rescue/index.js';
+// Git helpers the monitor's cleanup reuses (under the pool's git locks).
+export {
   removeWorktree,
   listWorktrees,
   deleteBranch,

@@ -10,6 +10,7 @@
  * - release.ts: release, heartbeat, reclaim (reset with rescue)
  * - provision.ts, scale.ts, plan-runner.ts: creating, growing, shrinking, refreshing slots
  * - slot-services.ts: the slot's databases, Redis, ports, env
+ * - rescue/: saving a worktree's work before a reset, listing, showing and restoring it
  * - queries.ts, doctor.ts: reading the pool, repairing drift
  */
 import path from 'node:path';
@@ -37,8 +38,14 @@ import { createStore } from './store.js';
 import type { LeaseStore } from './lease-store.js';
 import { runPlan } from './plan-runner.js';
 import { procAlive } from './proc.js';
-import { rescueUnsaved } from './provision.js';
-import { getStatus, keptBranches, rescueList, snapshot } from './queries.js';
+import { getStatus, keptBranches, snapshot } from './queries.js';
+import {
+  rescueList,
+  rescueRestore,
+  rescueShow,
+  rescueUnsaved,
+  type RestoreTarget,
+} from './rescue/index.js';
 import { heartbeat, release } from './release.js';
 import { cleanup, initialize, refresh, scaleIn, scaleOut } from './scale.js';
 import { checkServices, envOf } from './slot-services.js';
@@ -247,13 +254,23 @@ export class WorktreePool {
     return rescueList(this.#ctx);
   }
 
+  /** What a rescue holds: its commits, dirty and ignored files, nested repositories, what was not saved. */
+  rescueShow(ref: string): ReturnType<typeof rescueShow> {
+    return rescueShow(this.#ctx, ref);
+  }
+
+  /** Restores a rescue byte for byte into a directory or a slot the caller holds (rescue/restore.ts). */
+  rescueRestore(ref: string, target: RestoreTarget): ReturnType<typeof rescueRestore> {
+    return rescueRestore(this.#ctx, ref, target);
+  }
+
   /** Grows by one `scale.step` now (up to max). */
   scaleOut(): Promise<{ added: string[]; size: number }> {
     return scaleOut(this.#ctx);
   }
 
   /** Retires up to one `scale.step` of ready slots above min now. */
-  scaleIn(): Promise<{ removed: string[]; size: number }> {
+  scaleIn(): Promise<{ removed: string[]; failed: string[]; size: number }> {
     return scaleIn(this.#ctx);
   }
 

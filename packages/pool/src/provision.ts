@@ -4,22 +4,19 @@
  * `provisioning`, owner = this process) in a transaction before this slow work runs.
  */
 import { promises as fs } from 'node:fs';
-import { conflictError, failure, isWtpoolError } from '@wtpool/core';
+import { failure, isWtpoolError } from '@wtpool/core';
 import { errMessage, event, names, tx, type PoolContext } from './context.js';
 import { withGitLock } from './git.js';
 import { eachProvider } from './slot-services.js';
 import { markBroken as markBrokenState, markReady, planIsEmpty } from './state.js';
 import type { KeptBranch } from './types.js';
+import { rescueBefore, rescueUnsaved } from './rescue/index.js';
 import {
   addWorktree,
   cleanToBase,
-  commitsAhead,
   ensureExcludes,
-  limitsOf,
   removeWorktree,
-  rescueDeep,
   worktreeExists,
-  type RescueOutcome,
 } from './worktree.js';
 
 /** How many kept-branch records the registry remembers. */
@@ -64,56 +61,6 @@ export async function provision(ctx: PoolContext, ids: string[]): Promise<void> 
   await publish(ctx, ready);
 }
 
-/**
- * Before a worktree is reset or removed outside a release: uncommitted work, ignored files
- * outside the caches and build outputs, nested repositories, and commits on a HEAD not in the
- * base (a detached HEAD's commits would become unreachable) go to rescue refs (rescueDeep).
- * `remove`: the whole directory goes, so ignored files over the rescue size limit are a
- * refusal (exit 5, nothing removed) instead of being left on disk.
- */
-export async function rescueBefore(
-  ctx: PoolContext,
-  dir: string,
-  refPrefix: string,
-  details: { slot?: string; path?: string; reason: string },
-  mode: 'reset' | 'remove',
-): Promise<RescueOutcome> {
-  const ahead = (await commitsAhead(dir, ctx.config.pool.base, 'HEAD')) > 0;
-  const out = await rescueDeep(
-    dir,
-    refPrefix,
-    `wtpool rescue of ${details.slot ?? dir} (${details.reason})`,
-    limitsOf(ctx.config.pool),
-    ahead,
-  );
-  if (out.ref || out.unsaved.length) {
-    await event(ctx, 'rescue', {
-      ...details,
-      ref: out.ref,
-      ignoredSaved: out.ignoredSaved.length,
-      nested: out.nested,
-      unsaved: out.unsaved,
-    });
-  }
-  if (mode === 'remove' && out.unsaved.length) {
-    throw conflictError(
-      `${dir} holds ignored files over pool.rescueMaxBytes (${out.unsaved.slice(0, 5).join(', ')}${out.unsaved.length > 5 ? ', …' : ''}); it was not removed`,
-      { hint: 'move them out of the worktree, or raise pool.rescueMaxBytes, then retry' },
-    );
-  }
-  return out;
-}
-
-/** rescueBefore(…, 'remove'): the rescue ref, or null when nothing needed saving. */
-export async function rescueUnsaved(
-  ctx: PoolContext,
-  dir: string,
-  refPrefix: string,
-  details: { slot?: string; path?: string; reason: string },
-): Promise<string | null> {
-  return (await rescueBefore(ctx, dir, refPrefix, details, 'remove')).ref;
-}
-
 /** pool.root changed: the slot's old worktree goes (its work saved first). Under the worktrees lock. */
 async function removeMoved(ctx: PoolContext, id: string, old: string): Promise<void> {
   if (worktreeExists(old)) {
@@ -127,13 +74,11 @@ async function createWorktree(ctx: PoolContext, id: string): Promise<void> {
   const dir = n.path;
   if (worktreeExists(dir)) {
     // A worktree is already there (registry lost, refresh): keep nothing of it unsaved.
-    const saved = await rescueBefore(
-      ctx,
-      dir,
-      n.rescueRefPrefix,
-      { slot: id, reason: 'provision' },
-      'reset',
-    );
+    // What cannot be saved refuses: the slot goes broken with its files where they are.
+    const saved = await rescueBefore(ctx, dir, n.rescueRefPrefix, {
+      slot: id,
+      reason: 'provision',
+    });
     await cleanToBase(dir, ctx.config.pool.base, ctx.config.pool.keep, saved.excludes);
     return;
   }

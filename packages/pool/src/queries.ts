@@ -1,5 +1,5 @@
 /**
- * Reading the pool: status, the registry snapshot, kept branches and rescue refs. Read-only:
+ * Reading the pool: status, the registry snapshot, kept branches (rescue refs: rescue/). Read-only:
  * nothing here changes the registry, a lease record or a worktree (reclaiming expired leases
  * is the job of mutating commands and `pool doctor --fix`); status only *shows* a lease whose
  * holder is gone or whose TTL ran out (`lease.over`).
@@ -10,7 +10,7 @@ import { capacity } from './slot-services.js';
 import { leaseOver, slotList } from './state.js';
 import { toStatus } from './status.js';
 import type { KeptBranch, PoolState, PoolStatus } from './types.js';
-import { listRefs, listWorktrees, type RefInfo } from './worktree.js';
+import { listRefs, listWorktrees } from './worktree.js';
 
 /** Slots, leases, queue and capacity (CLI.md shape). Changes nothing. */
 export async function getStatus(ctx: PoolContext): Promise<PoolStatus> {
@@ -63,10 +63,4 @@ export async function keptBranches(ctx: PoolContext): Promise<(KeptBranch & { co
     out.push({ ...k, commit });
   }
   return out;
-}
-
-/** Saved work refs (`refs/wtpool/rescue/<slot>/<timestamp>`), newest first. */
-export async function rescueList(ctx: PoolContext): Promise<(RefInfo & { slot: string })[]> {
-  const refs = await listRefs(ctx.repo.mainRoot, 'refs/wtpool/rescue/');
-  return refs.map((r) => ({ ...r, slot: r.ref.split('/')[3] ?? '' }));
 }

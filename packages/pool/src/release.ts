@@ -13,20 +13,22 @@ import { eachProvider } from './slot-services.js';
 import type { Reclaim } from './state.js';
 import type { KeptBranch, Lease, ReleaseOptions, ReleaseResult, SlotRecord } from './types.js';
 import {
+  lostFiles,
+  rescueLimits,
+  saveWork,
+  scanWorktree,
+  type RemovalScan,
+  type RescueOutcome,
+} from './rescue/index.js';
+import {
   commitsAhead,
   deleteBranch,
   deleteBranchAt,
   detachAt,
   readBranchCommit,
   cleanToBase,
-  limitsOf,
   removePoolFiles,
-  rescueDeep,
-  scanRemovals,
   worktreeExists,
-  worktreeStatus,
-  type RescueOutcome,
-  type WorktreeStatus,
 } from './worktree.js';
 import { readEnded, recordEnded, withLeaseLock } from './lease-serial.js';
 import { HOST } from './proc.js';
@@ -166,9 +168,9 @@ async function releaseHeld(ctx: PoolContext, o: ReleaseOptions): Promise<Release
     throw e;
   }
   const background = ctx.runPlan(plan);
-  const keep = ctx.config.pool.keep;
+  // One git process decides; the rescue below reuses it (nothing is scanned twice).
   const st = worktreeExists(slot.path)
-    ? await worktreeStatus(slot.path, keep).catch(async (e) => {
+    ? await scanWorktree(ctx, id, slot.path).catch(async (e) => {
         await unreserve(ctx, id, lease);
         throw e;
       })
@@ -188,11 +190,7 @@ async function releaseHeld(ctx: PoolContext, o: ReleaseOptions): Promise<Release
   }
   if (st?.needsClean && !o.force) {
     // Ignored files the clean would delete, and nested repositories: refused like dirty files.
-    const scan = await scanRemovals(slot.path, ctx.config.pool.keep, ctx.config.pool.disposable);
-    const lost = [
-      ...scan.ignored.map((f) => f.path),
-      ...scan.nested.map((n) => `${n}/ (nested repository)`),
-    ];
+    const lost = lostFiles(st);
     if (lost.length) {
       throw await refuse(
         conflictError(
@@ -205,11 +203,12 @@ async function releaseHeld(ctx: PoolContext, o: ReleaseOptions): Promise<Release
   let saved: RescueOutcome | null = null;
   if (st && o.force && (st.dirty || st.needsClean)) {
     // Saved (or refused: a nested repository that cannot be saved) before anything changes.
-    saved = await rescueDeep(
+    saved = await saveWork(
       slot.path,
       names(ctx, id).rescueRefPrefix,
       rescueMessage(id, 'release', lease),
-      limitsOf(ctx.config.pool, o.discardNested === true),
+      rescueLimits(ctx, id, o.discardNested === true),
+      { scan: st },
     ).catch(async (e) => {
       throw await refuse(e);
     });
@@ -308,7 +307,7 @@ async function renew(
 
 /**
  * Brings a slot whose lease ended back to the base. Anything that would be lost is saved first
- * (rescueDeep: uncommitted work, ignored files outside the caches and build outputs, nested
+ * (saveWork: uncommitted work, ignored files outside the caches and build outputs, nested
  * repositories, commits off the lease branch); a branch with commits not in the base is kept,
  * an empty one deleted. A service that cannot be reset does not undo the git side: the reset
  * is returned as `pendingReset` and the caller queues it (the slot goes broken, and its
@@ -319,7 +318,7 @@ async function resetSlot(
   id: string,
   lease: Lease,
   reason: string,
-  known: WorktreeStatus | null = null,
+  known: RemovalScan | null = null,
   presaved: RescueOutcome | null = null,
 ): Promise<Reset> {
   const n = names(ctx, id);
@@ -333,19 +332,19 @@ async function resetSlot(
   // already; a reclaim does it here).
   await stopLeaseCommand(ctx.repo.stateDir, id, lease.token);
   if (worktreeExists(dir)) {
-    const st = known ?? (await worktreeStatus(dir, keep));
+    const st = known ?? (await scanWorktree(ctx, id, dir));
     const onBranch = st.branch === lease.branch;
     const headAhead = async () =>
       st.head === null || st.head === baseCommit ? 0 : commitsAhead(dir, base, 'HEAD');
     // Commits made off the lease branch (detached HEAD, another branch) are saved too.
     const offBranch = !onBranch && (await headAhead()) > 0;
     if (!saved && (st.dirty || st.needsClean || offBranch)) {
-      saved = await rescueDeep(
+      saved = await saveWork(
         dir,
         n.rescueRefPrefix,
         rescueMessage(id, reason, lease),
-        limitsOf(ctx.config.pool),
-        offBranch,
+        rescueLimits(ctx, id),
+        { always: offBranch, scan: st },
       );
     }
     if (saved && (saved.ref || saved.unsaved.length || saved.discarded.length)) {

@@ -163,29 +163,36 @@ describe('rescue of ignored files and nested repositories (real git, real proces
     expect(existsSync(path.join(lease.path, 'nested'))).toBe(false);
   });
 
-  it('ignored files over pool.rescueMaxBytes stay on disk and are listed, never cleaned', async () => {
-    const { repo, pool } = await setup(`${CONFIG}pool:\n  rescueMaxBytes: 40\n`);
-    const lease = (await pool('acquire', 'a', 'work', '--json')).json<AcquireResult>();
+  it('an ignored file over pool.rescueMaxBytes blocks the slot: release --force refuses, a reclaim leaves it broken, never ready', async () => {
+    // 53 bytes of planted ignored files fit in 60; the 100-byte one does not.
+    const { repo, pool } = await setup(`${CONFIG}pool:\n  rescueMaxBytes: 60\n`);
+    const holder = spawn('sleep', ['600'], { stdio: 'ignore' });
+    const lease = (
+      await pool('acquire', 'a', 'work', '--holder-pid', String(holder.pid), '--json')
+    ).json<AcquireResult>();
     await plant(repo, lease.path);
-    await fs.writeFile(path.join(lease.path, 'build/big.bin'), 'x'.repeat(100));
-    const forced = await pool('release', lease.slot, 'a', '--force', '--json');
-    expect(forced.code, forced.stderr).toBe(0);
-    const r = forced.json<{ rescueRef: string; unsaved: string[] }>();
-    expect(r.unsaved).toContain('build/big.bin');
-    expect(await fs.readFile(path.join(lease.path, 'build/big.bin'), 'utf8')).toBe('x'.repeat(100));
-    // What fitted was saved; what did not is on disk; nothing was claimed saved that is not.
-    for (const rel of ['.env.local', 'build/out.txt']) {
-      const inRef = await repo.git(['show', `${r.rescueRef}:${rel}`]).catch(() => null);
-      const onDisk = await fs.readFile(path.join(lease.path, rel), 'utf8').catch(() => null);
-      expect(
-        inRef === PLANTED[rel as keyof typeof PLANTED].trim() ||
-          onDisk === PLANTED[rel as keyof typeof PLANTED],
-        rel,
-      ).toBe(true);
-    }
-    expect(await repo.git(['show', `${r.rescueRef}:build/big.bin`]).catch(() => 'absent')).toBe(
-      'absent',
-    );
+    const big = 'x'.repeat(100);
+    await fs.writeFile(path.join(lease.path, 'build/big.bin'), big);
+
+    const forced = await pool('release', lease.slot, 'a', '--force');
+    expect(forced.code, forced.stderr).toBe(5);
+    expect(forced.stderr).toContain('build/big.bin');
+    expect((await slotState(pool)).slots[0]!.state).toBe('leased');
+    expect(await allOnDisk(lease.path)).toBe(true);
+    expect(await fs.readFile(path.join(lease.path, 'build/big.bin'), 'utf8')).toBe(big);
+    // Nothing was written: no rescue ref claims a save that did not happen.
+    expect(await repo.git(['for-each-ref', 'refs/wtpool/rescue/'])).toBe('');
+
+    // The holder dies: the reclaim cannot save it either, so the slot is broken, never ready.
+    holder.kill('SIGKILL');
+    await new Promise((r) => holder.on('exit', r));
+    const next = await pool('acquire', 'b', 'next', '--no-wait', '--json');
+    if (next.code === 0) expect(next.json<AcquireResult>().slot).not.toBe(lease.slot);
+    const s = (await slotState(pool)).slots.find((x) => x.id === lease.slot)!;
+    expect(s.state).toBe('broken');
+    expect(JSON.stringify(s)).toContain('build/big.bin');
+    expect(await allOnDisk(lease.path)).toBe(true);
+    expect(await fs.readFile(path.join(lease.path, 'build/big.bin'), 'utf8')).toBe(big);
   });
 
   it('reclaim of a dead holder’s lease saves them', async () => {
@@ -232,7 +239,14 @@ describe('rescue of ignored files and nested repositories (real git, real proces
     const slot = (await slotState(pool)).slots[0]!;
     await plant(repo, slot.path);
     await fs.writeFile(path.join(slot.path, 'nested/.git/HEAD'), 'garbage\n');
-    await pool('scale', 'in');
+    const r = await pool('scale', 'in', '--json');
+    // Not reported removed: it is still there, broken.
+    expect(r.code, r.stderr).toBe(5);
+    expect(r.json<{ removed: string[]; failed: string[] }>()).toMatchObject({
+      removed: [],
+      failed: [slot.id],
+    });
+    expect((await slotState(pool)).slots[0]!.state).toBe('broken');
     expect(await fs.readFile(path.join(slot.path, 'nested/uncommitted.txt'), 'utf8')).toBe(
       PLANTED['nested/uncommitted.txt'],
     );

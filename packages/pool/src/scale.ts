@@ -6,7 +6,8 @@ import { ExitCode, WtpoolError, poolFullError, usageError } from '@wtpool/core';
 import { event, names, pathOf, pathOfId, tx, type PoolContext } from './context.js';
 import { withGitLock } from './git.js';
 import { procRef } from './proc.js';
-import { markBroken, provision, rescueUnsaved } from './provision.js';
+import { markBroken, provision } from './provision.js';
+import { rescueUnsaved } from './rescue/index.js';
 import { eachProvider } from './slot-services.js';
 import { counts, reserveGrowth, retireIdle, slotList } from './state.js';
 import { ensureExcludes, removeWorktree, worktreeExists } from './worktree.js';
@@ -123,12 +124,21 @@ export async function scaleOut(ctx: PoolContext): Promise<{ added: string[]; siz
 }
 
 /** Retires up to one `scale.step` of ready slots above min now. */
-export async function scaleIn(ctx: PoolContext): Promise<{ removed: string[]; size: number }> {
+export async function scaleIn(
+  ctx: PoolContext,
+): Promise<{ removed: string[]; failed: string[]; size: number }> {
   const { plan } = await tx(ctx, (draft, plan, _now, f) =>
     retireIdle(draft, ctx.config, 0, f, plan, ctx.config.scale.step),
   );
   await ctx.runPlan(plan);
-  return { removed: plan.retire.map((s) => s.id), size: counts(await ctx.store.read()).size };
+  // Only what is gone: a slot whose work could not be saved stays, broken (never reported removed).
+  const after = await ctx.store.read();
+  const ids = plan.retire.map((s) => s.id);
+  return {
+    removed: ids.filter((id) => !after.slots[id]),
+    failed: ids.filter((id) => after.slots[id]),
+    size: counts(after).size,
+  };
 }
 
 /** Moves every ready slot to the base's current commit (clean, caches kept), re-provisioning it. */
