@@ -46,7 +46,7 @@ function installText(r: InstallResult): string {
     );
   if (r.hooksPath)
     lines.push(`set core.hooksPath=${r.hooksPath} (a global one would win otherwise)`);
-  if (r.chained) lines.push(`the previous pre-commit hook now runs after the gates: ${r.chained}`);
+  if (r.chained) lines.push(`the previous pre-commit hook is chained to the gates: ${r.chained}`);
   for (const a of r.armed) lines.push(`  armed   ${a}`);
   for (const w of r.worktrees)
     lines.push(w.active ? `  active  ${w.path}` : `  waiting ${w.path}: ${w.reason ?? w.hook}`);
