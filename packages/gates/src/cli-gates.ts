@@ -82,6 +82,8 @@ export const spec: CliSpec = {
       name: 'install',
       summary:
         'activate the gates hook for the main checkout and every worktree, present and future',
+      description:
+        "The gates run first in the pre-commit hook, or after the repository's own fixer (lint-staged, a formatter's --write) when it has one, so they check what it fixed.",
       run: async (ctx) => {
         const repo = resolveRepo(targetDir(ctx.repo));
         const r = await installHooks(repo);
