@@ -46,7 +46,7 @@ function installText(r: InstallResult): string {
     );
   if (r.hooksPath)
     lines.push(`set core.hooksPath=${r.hooksPath} (a global one would win otherwise)`);
-  if (r.chained) lines.push(`the previous pre-commit hook now runs after the gates: ${r.chained}`);
+  if (r.chained) lines.push(`the previous pre-commit hook is chained to the gates: ${r.chained}`);
   for (const a of r.armed) lines.push(`  armed   ${a}`);
   for (const w of r.worktrees)
     lines.push(w.active ? `  active  ${w.path}` : `  waiting ${w.path}: ${w.reason ?? w.hook}`);
@@ -82,6 +82,8 @@ export const spec: CliSpec = {
       name: 'install',
       summary:
         'activate the gates hook for the main checkout and every worktree, present and future',
+      description:
+        "The gates run first in the pre-commit hook, or after the repository's own fixer (lint-staged, a formatter's --write) when it has one, so they check what it fixed.",
       run: async (ctx) => {
         const repo = resolveRepo(targetDir(ctx.repo));
         const r = await installHooks(repo);

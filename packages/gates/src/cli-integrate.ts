@@ -7,6 +7,7 @@ import {
   integrateRetry,
   integrateRun,
   integrateStatus,
+  runExitCode,
   type MergeResult,
   type RunReport,
   type StatusReport,
@@ -109,8 +110,7 @@ export const spec: CliSpec = {
           progress: (m) => ctx.out.progress(m),
         });
         ctx.out.result(r, () => runText(r));
-        if (r.base.status === 'red') return 1;
-        return r.results.some((x) => x.status === 'rejected' || x.status === 'conflict') ? 1 : 0;
+        return runExitCode(r);
       },
     },
     {

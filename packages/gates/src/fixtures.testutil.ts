@@ -58,6 +58,53 @@ export async function makeTsRepo(extraConfig = ''): Promise<TempRepo> {
   });
 }
 
+/**
+ * The build gate of the quick fixture: a real command that fails, naming the file, when a
+ * source file says BROKEN. In milliseconds, where tsc takes 2 s: for the tests whose subject is
+ * the queue, the hooks or the formatter flow, not what the build checks (those keep tsc).
+ */
+export const QUICK_BUILD = `// The build gate of the quick fixture: fails, naming the file, when a source says BROKEN.
+import { readFileSync, readdirSync } from "node:fs";
+
+const bad = readdirSync("src", { recursive: true })
+  .map(String)
+  .filter((f) => f.endsWith(".ts"))
+  .filter((f) => readFileSync(\`src/\${f}\`, "utf8").includes("BROKEN"));
+if (bad.length) {
+  console.error(\`build: src/\${bad.join(", src/")} is BROKEN\`);
+  process.exit(1);
+}
+`;
+
+/** What the quick build reports for a file that says BROKEN. */
+export const brokenMessage = (file: string) => `build: ${file} is BROKEN`;
+
+/** The same repository with the quick build gate (`node build.mjs`) instead of `tsc -b`. */
+export async function makeQuickRepo(extraConfig = ''): Promise<TempRepo> {
+  return makeTempRepo({
+    files: {
+      'package.json': '{\n  "name": "tiny",\n  "private": true,\n  "type": "module"\n}\n',
+      '.gitignore': 'dist/\nnode_modules/\n',
+      'build.mjs': QUICK_BUILD,
+      'src/index.ts': 'export const one: number = 1;\n',
+      'test/add.test.mjs': PASSING_TEST,
+      'pool.config.yaml': `deps:\n  strategy: none\ngates:\n  build: node build.mjs\n  test: node --test\n${extraConfig}`,
+    },
+  });
+}
+
+/** A branch `name` from main with one commit of `files`; returns its head (main stays checked out). */
+export async function branch(
+  r: TempRepo,
+  name: string,
+  files: Record<string, string>,
+): Promise<string> {
+  await r.git(['switch', '-q', '-c', name, 'main']);
+  const sha = await r.commit(files, `work on ${name}`);
+  await r.git(['switch', '-q', 'main']);
+  return sha;
+}
+
 /** Runs `git commit` for real (the installed hook runs); returns the CLI result. */
 export async function commit(
   repo: TempRepo,

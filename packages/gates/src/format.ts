@@ -4,10 +4,62 @@
  * runs (so it sees exactly what will be committed) and restores them afterwards. The merge
  * queue: the same check on the files a merge added or changed (`checkFilesFormat`); the
  * full-tree check stays in `gates ci`.
+ *
+ * A format gate with nothing to run is skipped, saying why in its one report line (D330):
+ * `gates.format` set to a no-op (`true`, `:`, `exit 0`: a repository without a formatter), or
+ * left at its default (prettier) in a repository where prettier is not installed. A formatter
+ * the configuration names explicitly and that is missing still fails (exit 127): the check was
+ * asked for.
  */
+import { existsSync, statSync } from 'node:fs';
+import path from 'node:path';
+import { defaultConfig } from '@wtpool/config';
 import { failure } from '@wtpool/core';
 import { gateEnv, shell } from './exec.js';
 import type { GateResult, PipelineOptions } from './gate-types.js';
+
+const NOOP = /^\s*(true|:|exit 0)\s*$/;
+let defaultFormat: string | undefined;
+
+/** `program` is an executable file in one of `PATH`'s directories. */
+function onPath(program: string, envPath: string): boolean {
+  return envPath
+    .split(path.delimiter)
+    .filter(Boolean)
+    .some((dir) => {
+      const f = path.join(dir, program);
+      try {
+        return existsSync(f) && statSync(f).isFile() && (statSync(f).mode & 0o111) !== 0;
+      } catch {
+        return false;
+      }
+    });
+}
+
+/**
+ * Why the format gate has nothing to run here, or null when it runs: a no-op command, or the
+ * default command whose program is not installed (on the gates' PATH: the worktree's and the
+ * main checkout's node_modules/.bin, then PATH).
+ */
+export function formatSkipReason(
+  command: string,
+  opts: Pick<PipelineOptions, 'cwd' | 'mainRoot' | 'env'>,
+): string | null {
+  if (NOOP.test(command)) return `no formatter configured (gates.format: ${command.trim()})`;
+  defaultFormat ??= defaultConfig().gates.format;
+  if (command !== defaultFormat) return null;
+  const program = command.trim().split(/\s+/)[0]!;
+  const env = gateEnv([opts.cwd, opts.mainRoot], opts.env);
+  if (onPath(program, env.PATH ?? '')) return null;
+  return `no formatter: ${program} is not installed and gates.format is not set; nothing to check`;
+}
+
+const skippedFormat = (why: string): GateResult => ({
+  name: 'format',
+  status: 'skipped',
+  command: why,
+  ms: 0,
+});
 
 /** `sh -c '<format> "$@"' gates <files…>`: file names are arguments, never shell text. */
 const withFiles = (command: string) => `${command} "$@"`;
@@ -16,6 +68,8 @@ export async function checkStagedFormat(
   command: string,
   opts: Pick<PipelineOptions, 'cwd' | 'mainRoot' | 'env'>,
 ): Promise<GateResult> {
+  const skip = formatSkipReason(command, opts);
+  if (skip) return skippedFormat(skip);
   const started = Date.now();
   let files: string[] = [];
   let output = '';
@@ -72,9 +126,9 @@ export async function checkFilesFormat(
   files: string[],
   opts: Pick<PipelineOptions, 'cwd' | 'mainRoot' | 'env' | 'onData'>,
 ): Promise<GateResult> {
-  if (!files.length) {
-    return { name: 'format', status: 'skipped', command: 'no changed files', ms: 0 };
-  }
+  if (!files.length) return skippedFormat('no changed files');
+  const skip = formatSkipReason(command, opts);
+  if (skip) return skippedFormat(skip);
   const started = Date.now();
   let output = '';
   let exitCode = 0;

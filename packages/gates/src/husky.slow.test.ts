@@ -2,14 +2,15 @@
  * `gates install` in a fresh husky 9 repository with `pre-commit` and `commit-msg` hooks: the
  * gates join `.husky/pre-commit`, core.hooksPath stays husky's, and from the main checkout, a
  * worktree made by hand and a pool slot, husky's hooks still run (a bad message is rejected)
- * and so do the gates (a build error is rejected). `gates uninstall` restores the script.
+ * and so do the gates (a build error is rejected). `gates uninstall` restores the script. The
+ * subject is the hooks, not the build: the quick build gate (fixtures.testutil.ts).
  */
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PROJECT_ROOT, runCli, type TempRepo } from '@wtpool/testkit';
 import type { InstallResult } from './install.js';
-import { ENV, POOL_CONFIG, gates, makeTsRepo, pool, type Lease } from './fixtures.testutil.js';
+import { ENV, POOL_CONFIG, gates, makeQuickRepo, pool, type Lease } from './fixtures.testutil.js';
 
 const HUSKY = path.join(PROJECT_ROOT, 'node_modules/husky/bin.js');
 const PRE_COMMIT =
@@ -29,7 +30,7 @@ describe('gates install with husky 9', () => {
   const places: { where: string; cwd: string }[] = [];
 
   beforeAll(async () => {
-    repo = await makeTsRepo(POOL_CONFIG);
+    repo = await makeQuickRepo(POOL_CONFIG);
     await repo.write('.gitignore', 'dist/\nnode_modules/\nhusky-ran.log\n');
     // husky 9 as its own install does it: core.hooksPath=.husky/_, `_` generated and ignored.
     const h = await runCli('node', [HUSKY], { cwd: repo.dir, env: ENV });
@@ -79,7 +80,7 @@ describe('gates install with husky 9', () => {
         repo,
         cwd,
         'src/bad.ts',
-        'export const bad: number = "one";\n',
+        'export const bad = 1; // BROKEN\n',
         'feat: bad build',
       );
       expect(badBuild.code, where).not.toBe(0);

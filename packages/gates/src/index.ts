@@ -27,6 +27,7 @@ export {
   recover,
   ensureWorktree,
   integrationDir,
+  runExitCode,
 } from './integrate.js';
 export type {
   MergeResult,

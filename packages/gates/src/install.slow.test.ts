@@ -1,13 +1,14 @@
 /**
  * `gates install` on a husky-style repository (core.hooksPath=hooks/_, absent from worktrees),
- * with a foreign pre-commit hook, then a worktree added afterwards; and the beads gate.
+ * with a foreign pre-commit hook, then a worktree added afterwards; and the beads gate. The
+ * quick build gate stands in for tsc (the subject is the hooks).
  */
 import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { TempRepo } from '@wtpool/testkit';
 import type { InstallResult } from './install.js';
-import { ENV, commit, gates, makeTsRepo } from './fixtures.testutil.js';
+import { ENV, commit, gates, makeQuickRepo } from './fixtures.testutil.js';
 
 let repo: TempRepo | undefined;
 afterEach(async () => {
@@ -17,7 +18,7 @@ afterEach(async () => {
 
 describe('gates install', () => {
   it('replaces a relative core.hooksPath, chains a foreign hook, and covers worktrees added later', async () => {
-    repo = await makeTsRepo();
+    repo = await makeQuickRepo();
     await repo.git(['config', 'core.hooksPath', 'hooks/_']);
     const foreign = path.join(repo.dir, '.git/hooks/pre-commit');
     const ran = path.join(repo.sandbox, 'foreign-ran');
@@ -44,7 +45,7 @@ describe('gates install', () => {
       wt,
     );
     expect(hook).toBe(foreign);
-    const bad = await commit(repo, wt, { 'src/x.ts': 'export const x: number = "x";\n' });
+    const bad = await commit(repo, wt, { 'src/x.ts': 'export const x = 1; // BROKEN\n' });
     expect(bad.stdout + bad.stderr).toContain('the build gate failed');
     expect(existsSync(ran)).toBe(false); // the gates stop the commit before the chained hook
     await repo.write('src/x.ts', 'export const x: number = 1;\n', wt);
@@ -54,7 +55,7 @@ describe('gates install', () => {
   });
 
   it('fails with exit 4 outside a git repository', async () => {
-    repo = await makeTsRepo();
+    repo = await makeQuickRepo();
     const r = await gates(['install'], repo.sandbox);
     expect(r.code).toBe(4);
   });
@@ -62,7 +63,7 @@ describe('gates install', () => {
 
 describe('beads gate', () => {
   it('flushes with bd and stages the issue file when .beads/ exists', async () => {
-    repo = await makeTsRepo();
+    repo = await makeQuickRepo();
     // bd itself is not installable here: a stand-in with the old CLI's `sync --flush-only`.
     const bin = path.join(repo.sandbox, 'bin');
     const calls = path.join(repo.sandbox, 'bd-calls');

@@ -13,6 +13,8 @@
  *   where husky never ran): the hook goes into git's default hooks directory
  *   `<git common dir>/hooks`, shared by every worktree; a foreign pre-commit hook there
  *   (simple-git-hooks, a hand-written one) is moved aside and chained after the gates.
+ * A pre-commit of the repository's own that fixes what is staged (lint-staged with `--write`)
+ * runs before the gates in both modes, so they check its result (hook-text.ts, D331).
  * lefthook and pre-commit (Python) write their own hooks from their config: install changes
  * nothing there and says which lines to add. What install changed is kept in
  * `<git common dir>/wtpool-gates.json`, so uninstall restores what was there.
@@ -23,8 +25,16 @@ import { fileURLToPath } from 'node:url';
 import { failure, git, gitRun, run } from '@wtpool/core';
 import type { RepoPaths } from '@wtpool/config';
 import { writeFileAtomic } from '@wtpool/lock';
+import {
+  BLOCK_START,
+  HOOK_MARKER,
+  fixerLines,
+  hookScript,
+  placeBlock,
+  removeBlock,
+} from './hook-text.js';
 
-export const HOOK_MARKER = '# wtpool-gates-hook';
+export { HOOK_BLOCK, HOOK_MARKER, hookScript } from './hook-text.js';
 
 /** The gates bin of this installation (the fallback the hook uses). */
 export const GATES_BIN = path.resolve(
@@ -33,52 +43,6 @@ export const GATES_BIN = path.resolve(
   'bin',
   'gates.js',
 );
-
-const sq = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
-
-/**
- * The hook script. It prefers the gates of the checkout being committed to (the toolkit's own
- * packages/gates when dogfooding, else the repository's node_modules), so each branch runs its
- * own version; the installing gates is the fallback. Not finding any is a failure: the gates
- * are mandatory, a missing CLI must not let a commit through.
- */
-export function hookScript(gatesBin: string): string {
-  return `#!/bin/sh
-${HOOK_MARKER} v1: written by \`gates install\`; run it again rather than editing this file.
-# Shared by every worktree of this repository (git's hooks directory is in the common dir).
-top=$(git rev-parse --show-toplevel) || exit 1
-if [ -f "$top/packages/gates/bin/gates.js" ] && [ -f "$top/packages/gates/dist/cli-gates.js" ]; then
-  gates="$top/packages/gates/bin/gates.js"
-elif [ -f "$top/node_modules/worktree-pool/bin/gates.js" ]; then
-  gates="$top/node_modules/worktree-pool/bin/gates.js"
-elif [ -f "$top/node_modules/@wtpool/gates/bin/gates.js" ]; then
-  gates="$top/node_modules/@wtpool/gates/bin/gates.js"
-elif [ -f ${sq(gatesBin)} ]; then
-  gates=${sq(gatesBin)}
-else
-  echo "gates: cannot find the gates CLI; run \\\`pnpm install\\\`, then \\\`gates install\\\`" >&2
-  exit 1
-fi
-# --repo: the worktree being committed to, even when a pnpm parent set INIT_CWD elsewhere.
-node "$gates" pre-commit --repo "$top" || exit $?
-# A pre-commit hook that was here before \`gates install\` runs after the gates.
-if [ -x "$0.pre-gates" ]; then exec "$0.pre-gates" "$@"; fi
-`;
-}
-
-const BLOCK_START = `# >>> ${HOOK_MARKER.slice(2)} (\`gates install\` added this block; \`gates uninstall\` removes it)`;
-const BLOCK_END = `# <<< ${HOOK_MARKER.slice(2)}`;
-
-/**
- * The block added to a hook directory's `pre-commit` script. It is committed with the
- * repository, so it names no absolute path: `gates` from the worktree's node_modules/.bin
- * (husky puts it on PATH), else from the main checkout's.
- */
-export const HOOK_BLOCK = `${BLOCK_START}
-command -v gates >/dev/null 2>&1 || PATH="$(git rev-parse --path-format=absolute --git-common-dir)/../node_modules/.bin:$PATH"
-gates pre-commit --repo "$(git rev-parse --show-toplevel)" || exit $?
-${BLOCK_END}
-`;
 
 export type HookManager = 'husky' | 'simple-git-hooks' | 'lefthook' | 'pre-commit' | 'plain';
 
@@ -251,28 +215,22 @@ async function readState(repo: RepoPaths): Promise<SavedState | null> {
   }
 }
 
-/** Adds the block to a hook script after its shebang; returns false when it is already there. */
-async function addBlock(script: string): Promise<{ added: boolean; created: boolean }> {
+/**
+ * Adds the block to a hook script (or moves it to its place, hook-text.ts's placeBlock: after
+ * the script's own fixer, e.g. lint-staged); `changed` false when it already is there.
+ */
+async function addBlock(
+  script: string,
+): Promise<{ changed: boolean; created: boolean; after: string | null; warning: string | null }> {
   const created = !existsSync(script);
   const text = created ? '#!/usr/bin/env sh\n' : await fs.readFile(script, 'utf8');
-  if (text.includes(BLOCK_START)) return { added: false, created: false };
-  const lines = text.split('\n');
-  const at = lines[0]?.startsWith('#!') ? 1 : 0;
-  lines.splice(at, 0, ...HOOK_BLOCK.trimEnd().split('\n'));
+  const placed = placeBlock(text);
+  const { after, warning } = placed;
+  if (placed.text === text) return { changed: false, created: false, after, warning };
   await fs.mkdir(path.dirname(script), { recursive: true });
-  await writeFileAtomic(script, lines.join('\n'));
+  await writeFileAtomic(script, placed.text);
   await fs.chmod(script, 0o755);
-  return { added: true, created };
-}
-
-function removeBlock(text: string): string {
-  const start = text.indexOf(BLOCK_START);
-  if (start === -1) return text;
-  const end = text.indexOf(BLOCK_END, start);
-  if (end === -1) return text;
-  let after = end + BLOCK_END.length;
-  if (text[after] === '\n') after++;
-  return text.slice(0, start) + text.slice(after);
+  return { changed: true, created, after, warning };
 }
 
 export async function installHooks(
@@ -309,14 +267,16 @@ export async function installHooks(
   const hook = path.join(hooksDir, 'pre-commit');
   await fs.mkdir(hooksDir, { recursive: true });
 
-  // 1. Keep a foreign pre-commit hook: move it aside, the new hook runs it after the gates.
+  // 1. Keep a foreign pre-commit hook: move it aside, the new hook runs it after the gates,
+  //    or before them when it fixes what is staged (lint-staged…: D331).
   let chained: string | null = null;
   if (existsSync(hook) && !readHead(hook).includes(HOOK_MARKER)) {
     chained = `${hook}.pre-gates`;
     if (existsSync(chained)) chained = `${hook}.pre-gates.${Date.now()}`;
     await fs.rename(hook, chained);
   }
-  await writeFileAtomic(hook, hookScript(gatesBin));
+  const chainedFixes = fixerLines(readHead(`${hook}.pre-gates`, 1 << 16)).length > 0;
+  await writeFileAtomic(hook, hookScript(gatesBin, { chainedFixes }));
   await fs.chmod(hook, 0o755);
 
   // 2. A core.hooksPath naming a directory that does not exist runs no hook at all (husky's
@@ -366,9 +326,13 @@ export async function installHooks(
   const notes =
     info.manager === 'simple-git-hooks'
       ? [
-          'simple-git-hooks rewrites .git/hooks/pre-commit when it runs: run `gates install` again after it (its hook stays chained after the gates)',
+          'simple-git-hooks rewrites .git/hooks/pre-commit when it runs: run `gates install` again after it (its hook stays chained to the gates)',
         ]
       : [];
+  if (chainedFixes)
+    notes.push(
+      `the previous pre-commit hook fixes what is staged: it runs first, then the gates check its result`,
+    );
   return {
     ...base,
     mode: 'shared',
@@ -389,7 +353,7 @@ async function installInDirectory(
   saved: SavedState | null,
 ): Promise<InstallResult> {
   const script = directoryScript(repo.mainRoot, hooksPath);
-  const { created } = await addBlock(script);
+  const { created, after, warning } = await addBlock(script);
   await writeFileAtomic(
     stateFile(repo),
     JSON.stringify({
@@ -442,6 +406,8 @@ async function installInDirectory(
           `commit ${rel} (\`git add ${rel} && git commit\`) so every branch and worktree runs the gates`,
         ]
       : [];
+  if (after) notes.push(`the gates run after \`${after}\` in ${rel}: they check what it fixed`);
+  if (warning) notes.push(warning);
   if (huskyOff && main && !main.active)
     notes.push('HUSKY=0: husky did not arm its hooks, so the gates do not run on commit here');
   return {

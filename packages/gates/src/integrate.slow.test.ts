@@ -1,6 +1,9 @@
 /**
- * The merge queue on real repositories: three candidates (good, broken build, good), promote,
- * the refusals of promote, kept pool branches, and a run interrupted by SIGTERM or killed.
+ * The merge queue end to end on real repositories: three candidates (good, broken build, good)
+ * with the real tsc, promote, the refusals of promote, kept pool branches, and a run interrupted
+ * by SIGTERM or killed. The decisions themselves (held heads, drops, what a result means, when
+ * promote refuses) are property-tested in queue/policy.test.ts; the tests here whose subject is
+ * not the build use the quick build gate (fixtures.testutil.ts).
  */
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
@@ -13,7 +16,9 @@ import type { RunReport, StatusReport } from './integrate.js';
 import {
   ENV,
   INTEGRATE_BIN,
+  branch,
   integrate,
+  makeQuickRepo,
   makeTsRepo,
   pool,
   POOL_CONFIG,
@@ -25,13 +30,6 @@ afterEach(async () => {
   await repo?.cleanup();
   repo = undefined;
 });
-
-async function branch(r: TempRepo, name: string, files: Record<string, string>): Promise<string> {
-  await r.git(['switch', '-q', '-c', name, 'main']);
-  const sha = await r.commit(files, `work on ${name}`);
-  await r.git(['switch', '-q', 'main']);
-  return sha;
-}
 
 const wtOf = (r: TempRepo) => path.join(r.sandbox, 'repo.worktrees', 'integration');
 
@@ -87,7 +85,7 @@ describe('integrate run and promote', () => {
   });
 
   it('promote refuses a head that did not pass, a dirty main checkout and a non-fast-forward', async () => {
-    repo = await makeTsRepo();
+    repo = await makeQuickRepo();
     await branch(repo, 'good', { 'src/g.ts': 'export const g: number = 1;\n' });
     expect((await integrate(['run', '--branches', 'good'], repo.dir)).code).toBe(0);
     const green = await repo.git(['rev-parse', 'integration']);
@@ -114,7 +112,7 @@ describe('integrate run and promote', () => {
   });
 
   it('--from-pool takes the branches released pool leases kept: not an empty one, not a leased one', async () => {
-    repo = await makeTsRepo(POOL_CONFIG);
+    repo = await makeQuickRepo(POOL_CONFIG);
     await pool(['init'], repo);
     const acquire = (agent: string, task: string) =>
       pool<Lease>(['acquire', agent, task, '--no-wait'], repo!);
@@ -160,7 +158,7 @@ describe('integrate run and promote', () => {
   });
 
   it('refuses a run without candidates and bad branch names', async () => {
-    repo = await makeTsRepo();
+    repo = await makeQuickRepo();
     expect((await integrate(['run'], repo.dir)).code).toBe(2);
     const bad = await integrate(['run', '--branches', '--upload-pack=x'], repo.dir);
     expect(bad.code).toBe(2);
@@ -177,7 +175,7 @@ describe('integrate run never leaves the repository mid-merge', () => {
     // then. The base check (without src/s.ts) passes at once.
     writeFileSync(
       cfg,
-      `deps:\n  strategy: none\ngates:\n  build: tsc -b\n  test: if [ -f src/s.ts ]; then touch ${marker} && sleep 60; fi\n`,
+      `deps:\n  strategy: none\ngates:\n  build: node build.mjs\n  test: if [ -f src/s.ts ]; then touch ${marker} && sleep 60; fi\n`,
     );
     await branch(r, 'slow', { 'src/s.ts': 'export const s: number = 1;\n' });
     const start = await r.git(['rev-parse', 'main']);
@@ -204,7 +202,7 @@ describe('integrate run never leaves the repository mid-merge', () => {
   }
 
   it('restores the previous head on SIGTERM', async () => {
-    repo = await makeTsRepo();
+    repo = await makeQuickRepo();
     const { child, exited, start } = await startSlowRun(repo);
     const wt = wtOf(repo);
     expect(await repo.git(['rev-parse', 'HEAD'], wt)).not.toBe(start); // merged, being checked
@@ -225,7 +223,7 @@ describe('integrate run never leaves the repository mid-merge', () => {
   });
 
   it('recovers a run killed with SIGKILL at the start of the next command', async () => {
-    repo = await makeTsRepo();
+    repo = await makeQuickRepo();
     const { child, exited, start } = await startSlowRun(repo);
     child.kill('SIGKILL');
     await exited;

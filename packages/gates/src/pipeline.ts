@@ -17,7 +17,7 @@ import {
   type Check,
 } from './checks.js';
 import { gateEnv, shell } from './exec.js';
-import { checkFilesFormat, checkStagedFormat } from './format.js';
+import { checkFilesFormat, checkStagedFormat, formatSkipReason } from './format.js';
 
 export type {
   GateName,
@@ -111,8 +111,9 @@ async function steps(mode: GateReport['mode'], opts: PipelineOptions): Promise<S
       ...checkSteps(await selectChecks(gates, changedPaths(opts.cwd, from, to)), opts),
     ];
   }
+  const noFormat = formatSkipReason(gates.format, opts);
   return [
-    commandGate('format', `${gates.format} .`, opts),
+    noFormat ? skipped('format', noFormat) : commandGate('format', `${gates.format} .`, opts),
     ...checkSteps(await selectChecks(gates, trackedPaths(opts.cwd)), opts),
   ];
 }

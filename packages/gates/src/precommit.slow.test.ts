@@ -13,6 +13,7 @@ import {
   POOL_CONFIG,
   commit,
   gates,
+  makeQuickRepo,
   makeTsRepo,
   pool,
   type Lease,
@@ -115,10 +116,11 @@ describe.each(places)('pre-commit gates from $where', ({ setup }) => {
   });
 });
 
+// The details are about staging, config and switches, not what the build checks: quick build.
 describe('pre-commit details', () => {
   let repo: TempRepo;
   beforeAll(async () => {
-    repo = await makeTsRepo();
+    repo = await makeQuickRepo();
     expect((await gates(['install'], repo.dir)).code).toBe(0);
   });
   afterAll(() => repo.cleanup());
@@ -167,7 +169,7 @@ describe('pre-commit details', () => {
     const r = await gates(['pre-commit', '--no-build'], repo.dir);
     expect(r.code).toBe(2);
     // Environment variables named like skip switches do nothing: a type error still fails.
-    await repo.write('src/skip.ts', 'export const skip: number = "x";\n');
+    await repo.write('src/skip.ts', 'export const skip = 1; // BROKEN\n');
     await repo.git(['add', 'src/skip.ts']);
     const env = { SKIP_BUILD: '1', GATES_SKIP_BUILD: '1', SKIP: 'build', HUSKY: '0' };
     const s = await gates(['pre-commit', '--json'], repo.dir, env);

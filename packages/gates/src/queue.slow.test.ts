@@ -1,8 +1,9 @@
 /**
  * The merge queue a monorepo can live with, on real repositories: base first (a red base stops
- * the run and blames nobody), held heads (a conflicted head is not retried until it changes),
- * drop and retry, per-path gates (a mapping catches what the default build does not cover), and
- * the integration worktree's dependencies (cloned the way slots get them).
+ * the run and blames nobody), held heads and drops through the state on disk, per-path gates (a
+ * mapping catches what the default build does not cover, with the real tsc), and the
+ * integration worktree's dependencies (cloned the way slots get them). The policy behind them
+ * is property-tested in queue/policy.test.ts; what is not about the build uses the quick build.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
@@ -13,9 +14,11 @@ import type { RunReport, StatusReport } from './integrate.js';
 import type { GateReport } from './pipeline.js';
 import {
   ENV,
+  branch,
+  brokenMessage,
   gates,
   integrate,
-  makeTsRepo,
+  makeQuickRepo,
   pool,
   POOL_BIN,
   POOL_CONFIG,
@@ -28,21 +31,14 @@ afterEach(async () => {
   repo = undefined;
 });
 
-async function branch(r: TempRepo, name: string, files: Record<string, string>): Promise<string> {
-  await r.git(['switch', '-q', '-c', name, 'main']);
-  const sha = await r.commit(files, `work on ${name}`);
-  await r.git(['switch', '-q', 'main']);
-  return sha;
-}
-
 const statuses = (r: RunReport) => r.results.map((x) => `${x.branch}:${x.status}`);
 
 describe('base first', () => {
-  it('a red base stops the run with one line naming the gate and its log; no candidate is blamed', async () => {
-    repo = await makeTsRepo();
+  it('a red base stops the run with one line naming the gate and its log; no candidate is blamed; a fixed base is checked once', async () => {
+    repo = await makeQuickRepo();
     await branch(repo, 'good', { 'src/g.ts': 'export const g: number = 1;\n' });
     // main itself breaks the build (a commit that bypassed the hook).
-    await repo.commit({ 'src/index.ts': 'export const one: number = "one";\n' }, 'red main');
+    await repo.commit({ 'src/index.ts': 'export const one: number = 1; // BROKEN\n' }, 'red main');
 
     const red = await integrate(['run', '--branches', 'good'], repo.dir);
     expect(red.code).toBe(1);
@@ -50,7 +46,7 @@ describe('base first', () => {
     expect(line.split('\n')).toHaveLength(1);
     expect(line).toContain('the build gate failed');
     const log = /\(log: ([^)]+)\)/.exec(line)![1]!;
-    expect(readFileSync(log, 'utf8')).toContain('TS2322');
+    expect(readFileSync(log, 'utf8')).toContain(brokenMessage('src/index.ts'));
     const json = (
       await integrate(['run', '--branches', 'good', '--json'], repo.dir)
     ).json<RunReport>();
@@ -78,17 +74,22 @@ describe('base first', () => {
   });
 });
 
-describe('held heads, drop and retry', () => {
-  it('a conflicted head is skipped on the next run and retried after a new commit', async () => {
-    repo = await makeTsRepo();
+describe('held heads, drop and retry, through the state on disk', () => {
+  it('a conflicted head is skipped until it moves; a dropped branch until retry; the branches are kept', async () => {
+    repo = await makeQuickRepo();
     await repo.commit({ 'notes.md': 'base\n' }, 'notes');
     const first = await branch(repo, 'clash', { 'notes.md': 'from the branch\n' });
+    const later = await branch(repo, 'later', { 'src/l.ts': 'export const l: number = 1;\n' });
     await repo.commit({ 'notes.md': 'from main\n' }, 'main edits notes');
+    const drop = await integrate(['drop', 'later', '--json'], repo.dir);
+    expect(drop.code, drop.stderr).toBe(0);
+    expect((await integrate(['drop', 'no-such-branch'], repo.dir)).code).toBe(4);
+    expect((await integrate(['drop', '--bad'], repo.dir)).code).toBe(2);
 
-    const r1 = (
-      await integrate(['run', '--branches', 'clash', '--json'], repo.dir)
-    ).json<RunReport>();
-    expect(statuses(r1)).toEqual(['clash:conflict']);
+    const r1 = await integrate(['run', '--branches', 'clash,later', '--json'], repo.dir);
+    expect(r1.code).toBe(1);
+    expect(statuses(r1.json<RunReport>())).toEqual(['clash:conflict', 'later:skipped']);
+    expect(r1.json<RunReport>().results[1]!.reason).toContain('dropped');
     const r2 = await integrate(['run', '--branches', 'clash', '--json'], repo.dir);
     expect(r2.code).toBe(0); // nothing new failed
     const skipped = r2.json<RunReport>().results[0]!;
@@ -96,64 +97,39 @@ describe('held heads, drop and retry', () => {
     expect(skipped.previous).toMatchObject({ status: 'conflict', head: first });
     expect(skipped.reason).toContain('integrate retry clash');
 
-    // `integrate retry` forgets the held head: the merge is tried (and conflicts) again.
-    const retry = await integrate(['retry', 'clash', '--json'], repo.dir);
-    expect(retry.code, retry.stderr).toBe(0);
-    const r3 = (
-      await integrate(['run', '--branches', 'clash', '--json'], repo.dir)
-    ).json<RunReport>();
-    expect(statuses(r3)).toEqual(['clash:conflict']);
-
-    // A new commit on the branch (it merged main and resolved): tried again, kept.
+    // A new commit on the branch (it merged main and resolved); the drop forgotten by retry.
     await repo.git(['switch', '-q', 'clash']);
     await repo.git(['merge', '-q', '-X', 'theirs', '-m', 'resolve', 'main']);
     await repo.git(['switch', '-q', 'main']);
-    const r4 = (
-      await integrate(['run', '--branches', 'clash', '--json'], repo.dir)
+    expect((await integrate(['retry', 'later'], repo.dir)).code).toBe(0);
+    const r3 = (
+      await integrate(['run', '--branches', 'clash,later', '--json'], repo.dir)
     ).json<RunReport>();
-    expect(statuses(r4)).toEqual(['clash:kept']);
+    expect(statuses(r3)).toEqual(['clash:kept', 'later:kept']);
+    expect(await repo.git(['rev-parse', 'later'])).toBe(later); // the branch is kept as it was
     const status = (await integrate(['status', '--json'], repo.dir)).json<StatusReport>();
     expect(status.held).toEqual([]);
+    expect(status.dropped).toEqual([]);
     expect((await integrate(['retry', 'clash'], repo.dir)).code).toBe(4); // nothing to retry
-  });
-
-  it('drop removes a candidate and keeps the branch; retry takes it back', async () => {
-    repo = await makeTsRepo();
-    const head = await branch(repo, 'later', { 'src/l.ts': 'export const l: number = 1;\n' });
-    const drop = await integrate(['drop', 'later', '--json'], repo.dir);
-    expect(drop.code, drop.stderr).toBe(0);
-    const run = (
-      await integrate(['run', '--branches', 'later', '--json'], repo.dir)
-    ).json<RunReport>();
-    expect(run.results[0]).toMatchObject({ status: 'skipped', branch: 'later' });
-    expect(run.results[0]!.reason).toContain('dropped');
-    expect(await repo.git(['rev-parse', 'later'])).toBe(head); // the branch is kept
-    expect((await integrate(['drop', 'no-such-branch'], repo.dir)).code).toBe(4);
-    expect((await integrate(['drop', '--bad'], repo.dir)).code).toBe(2);
-
-    expect((await integrate(['retry', 'later'], repo.dir)).code).toBe(0);
-    const again = (
-      await integrate(['run', '--branches', 'later', '--json'], repo.dir)
-    ).json<RunReport>();
-    expect(statuses(again)).toEqual(['later:kept']);
   });
 });
 
 describe('per-path gates', () => {
-  // A package with its own tsconfig: the root build (`tsc -b`, src/ only) does not cover it.
+  // A package with its own tsconfig: the root build (the quick build, src/ only) does not cover
+  // it; its mapping typechecks it with the real tsc.
   const LIB_TSCONFIG = TSCONFIG.replace('"outDir": "dist"', '"noEmit": true')
     .replace(/\s*"tsBuildInfoFile": "dist\/.tsbuildinfo"/, '')
     .replace('"incremental": true,', '"incremental": false');
   const MAPPING =
-    'deps:\n  strategy: none\ngates:\n  build: tsc -b\n  test: node --test\n  paths:\n    "packages/lib/**":\n      typecheck: tsc -p packages/lib\n';
+    'deps:\n  strategy: none\ngates:\n  build: node build.mjs\n  test: node --test\n  paths:\n    "packages/lib/**":\n      typecheck: tsc -p packages/lib\n';
 
-  async function monorepo(withMapping: boolean): Promise<TempRepo> {
-    const r = await makeTsRepo();
+  async function monorepo(): Promise<TempRepo> {
+    const r = await makeQuickRepo();
     await r.commit(
       {
         'packages/lib/tsconfig.json': LIB_TSCONFIG,
         'packages/lib/src/lib.ts': 'export const lib: number = 1;\n',
-        ...(withMapping ? { 'pool.config.yaml': MAPPING } : {}),
+        'pool.config.yaml': MAPPING,
       },
       'a package',
     );
@@ -164,15 +140,8 @@ describe('per-path gates', () => {
   }
 
   it('a mapping catches a type error in a package the default build does not cover', async () => {
-    // Without the mapping, the default build passes the broken package through.
-    repo = await monorepo(false);
-    const unmapped = (
-      await integrate(['run', '--branches', 'lib-broken', '--json'], repo.dir)
-    ).json<RunReport>();
-    expect(statuses(unmapped)).toEqual(['lib-broken:kept']);
-    await repo.cleanup();
-
-    repo = await monorepo(true);
+    // (Without the mapping the default build alone runs: checks.test.ts, planChecks.)
+    repo = await monorepo();
     await branch(repo, 'app-only', { 'src/app.ts': 'export const app: number = 2;\n' });
     const run = await integrate(['run', '--branches', 'lib-broken,app-only', '--json'], repo.dir);
     expect(run.code).toBe(1);
@@ -183,12 +152,14 @@ describe('per-path gates', () => {
   });
 
   it('pre-commit runs the checks of the staged paths; gates ci runs them all', async () => {
-    repo = await monorepo(true);
+    repo = await monorepo();
     const names = (r: GateReport) => r.gates.map((g) => `${g.name}:${g.command}`);
     await repo.write('src/x.ts', 'export const x: number = 1;\n');
     await repo.git(['add', 'src/x.ts']);
     const app = (await gates(['pre-commit', '--json'], repo.dir)).json<GateReport>();
-    expect(names(app).filter((n) => /^(build|typecheck)/.test(n))).toEqual(['build:tsc -b']);
+    expect(names(app).filter((n) => /^(build|typecheck)/.test(n))).toEqual([
+      'build:node build.mjs',
+    ]);
     await repo.git(['reset', '-q']);
     await repo.write('packages/lib/src/y.ts', 'export const y: number = "y";\n');
     await repo.git(['add', 'packages/lib/src/y.ts']);
@@ -197,7 +168,7 @@ describe('per-path gates', () => {
     const libReport = lib.json<GateReport>();
     // The mapping has no build of its own: the default build still runs (it is mandatory).
     expect(names(libReport).filter((n) => /^(build|typecheck)/.test(n))).toEqual([
-      'build:tsc -b',
+      'build:node build.mjs',
       'typecheck:tsc -p packages/lib',
     ]);
     expect(libReport.failed).toBe('typecheck');
@@ -208,11 +179,11 @@ describe('per-path gates', () => {
     const ci = (await gates(['ci', '--json'], repo.dir)).json<GateReport>();
     expect(ci.ok).toBe(true);
     expect(names(ci)).toContain('typecheck:tsc -p packages/lib');
-    expect(names(ci)).toContain('build:tsc -b');
+    expect(names(ci)).toContain('build:node build.mjs');
   });
 
   it('validates the mapping: exit 3 naming the key', async () => {
-    repo = await makeTsRepo();
+    repo = await makeQuickRepo();
     const cfg = path.join(repo.sandbox, 'bad.yaml');
     await writeFile(cfg, 'gates:\n  paths:\n    "packages/lib/**":\n      build: "true"\n');
     const noop = await gates(['ci', '--config', cfg], repo.dir);
@@ -227,9 +198,9 @@ describe('per-path gates', () => {
 
 describe('the integration worktree gets dependencies like a slot', () => {
   it('hard-links the main checkout node_modules; a changed lockfile is installed again', async () => {
-    repo = await makeTsRepo();
+    repo = await makeQuickRepo();
     const cfg =
-      'deps:\n  strategy: hardlink\ngates:\n  build: node check.mjs && tsc -b\n  test: node --test\n';
+      'deps:\n  strategy: hardlink\ngates:\n  build: node check.mjs && node build.mjs\n  test: node --test\n';
     await repo.commit(
       {
         'pool.config.yaml': cfg,
@@ -269,7 +240,7 @@ describe('the integration worktree is a protected part of the pool', () => {
     runCli(MONITOR_BIN, [...args, '--repo', r.dir], { cwd: r.dir, env: ENV });
 
   it('after integrate run, detect-leaks, pool doctor and cleanup-leaks --yes leave it in place and report no leak', async () => {
-    repo = await makeTsRepo(POOL_CONFIG);
+    repo = await makeQuickRepo(POOL_CONFIG);
     await pool(['init'], repo);
     await branch(repo, 'good', { 'src/g.ts': 'export const g: number = 1;\n' });
     const run = await integrate(['run', '--branches', 'good', '--json'], repo.dir);

@@ -140,9 +140,15 @@ export function configText(d: Detected): string {
     '',
     'gates:',
   ];
+  // A format command only for a formatter setup found (D330): without one, the default
+  // (prettier) is skipped with a note while prettier is not installed.
   if (d.formatter === 'biome') lines.push('  format: npx --no-install biome format');
-  else if (!d.formatter)
-    lines.push('  # no formatter found: the default runs prettier, if it is installed later');
+  else if (d.formatter === 'prettier') lines.push('  format: prettier --check --ignore-unknown');
+  else
+    lines.push(
+      '  # no formatter found: the format gate says so and passes; it checks with prettier once',
+      "  # prettier is installed, or set `format:` to your formatter's check command",
+    );
   lines.push(
     d.buildScript
       ? `  build: ${run} build # the mandatory build gate (keep it incremental)`
