@@ -152,6 +152,36 @@ export const SCHEMA = {
       env: 'WORKTREE_CLEANUP_ON_STARTUP',
       description: '`pool init` first prunes drift (expired leases, missing worktrees)',
     },
+    // Slot setup (issue 24): files from the main checkout and the repository's own setup.
+    include: {
+      type: 'string[]',
+      default: [],
+      description:
+        "ignored files of the main checkout copied into every slot (gitignore-style globs, like the repository's `.worktreeinclude`, which is read too); only files git ignores, never under .git, never through a symlink out of the repository",
+      check: relativePathProblem,
+    },
+    includeMode: {
+      type: 'enum',
+      default: 'copy',
+      values: ['copy', 'symlink'],
+      description:
+        'how included files reach a slot: a copy keeping the mode (re-copied when the source changes), or a symlink to the main checkout',
+    },
+    setup: {
+      type: 'string[]',
+      default: [],
+      description:
+        "the repository's own setup commands (codegen, `npx prisma generate`, …), run in order in the slot by `sh -c` after its dependencies, with the slot's env; run again only when pool.setupInputs change",
+      check: (c: string) => (/\S/.test(c) ? undefined : 'a non-empty command'),
+    },
+    setupInputs: {
+      type: 'string[]',
+      default: null,
+      nullable: true,
+      description:
+        'globs of tracked files whose content decides when pool.setup runs again (default: the lockfiles; the setup list itself always counts)',
+      check: relativePathProblem,
+    },
   },
   scale: {
     min: {
@@ -283,6 +313,16 @@ export const SCHEMA = {
       min: 1,
       max: 1000,
       description: 'ports per slot; slot n owns base + n*stride …',
+    },
+    names: {
+      type: 'string[]',
+      default: [],
+      description:
+        "named ports of each block: [web, api] gives WEB_PORT (the block's first port, = PORT) and API_PORT (the next); at most ports.stride",
+      check: (n: string) =>
+        /^[a-z][a-z0-9_]{0,31}$/.test(n)
+          ? undefined
+          : `port names of lowercase letters, digits and _ (starting with a letter, at most 32), got ${JSON.stringify(n)}`,
     },
   },
   beads: {
@@ -437,6 +477,10 @@ export interface Config {
     leaseTtl: number;
     waitTimeout: number;
     cleanupOnStartup: boolean;
+    include: string[];
+    includeMode: 'copy' | 'symlink';
+    setup: string[];
+    setupInputs: string[] | null;
   };
   scale: { min: number; max: number; step: number; idleShrinkAfter: number };
   postgres: {
@@ -455,7 +499,7 @@ export interface Config {
     confFile: string | null;
     restartCommand: string | null;
   };
-  ports: { base: number | null; stride: number };
+  ports: { base: number | null; stride: number; names: string[] };
   beads: { prefix: string | null };
   deps: {
     strategy: 'auto' | 'hardlink' | 'pnpm' | 'npm' | 'command' | 'none';

@@ -216,6 +216,15 @@ export function validateConfig(raw: unknown, source: string, env: NodeJS.Process
       hint: "set store.url to the fleet's Redis, e.g. redis://10.0.0.5:6379/0",
     });
   }
+  const portNames = cfg.ports.names;
+  if (portNames.length > cfg.ports.stride) {
+    throw configError(
+      `${source}: ports.names has ${portNames.length} names but a block has ports.stride = ${cfg.ports.stride} ports`,
+      { hint: 'raise ports.stride or name fewer ports' },
+    );
+  }
+  const dup = portNames.find((n, i) => portNames.indexOf(n) !== i);
+  if (dup) throw configError(`${source}: ports.names lists ${JSON.stringify(dup)} twice`);
   if (cfg.monitor.thresholds.DB_CONN_WARN > cfg.monitor.thresholds.DB_CONN_ERROR) {
     throw configError(`${source}: monitor.thresholds.DB_CONN_WARN is above DB_CONN_ERROR`);
   }

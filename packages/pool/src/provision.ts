@@ -7,7 +7,7 @@ import { promises as fs } from 'node:fs';
 import { conflictError, failure, isWtpoolError } from '@wtpool/core';
 import { errMessage, event, names, tx, type PoolContext } from './context.js';
 import { withGitLock } from './git.js';
-import { eachProvider } from './slot-services.js';
+import { eachProvider, slotKeep } from './slot-services.js';
 import { markBroken as markBrokenState, markReady, planIsEmpty } from './state.js';
 import type { KeptBranch } from './types.js';
 import {
@@ -77,13 +77,14 @@ export async function rescueBefore(
   refPrefix: string,
   details: { slot?: string; path?: string; reason: string },
   mode: 'reset' | 'remove',
+  keep: string[] = ctx.config.pool.keep,
 ): Promise<RescueOutcome> {
   const ahead = (await commitsAhead(dir, ctx.config.pool.base, 'HEAD')) > 0;
   const out = await rescueDeep(
     dir,
     refPrefix,
     `wtpool rescue of ${details.slot ?? dir} (${details.reason})`,
-    limitsOf(ctx.config.pool),
+    limitsOf({ ...ctx.config.pool, keep }),
     ahead,
   );
   if (out.ref || out.unsaved.length) {
@@ -126,15 +127,18 @@ async function createWorktree(ctx: PoolContext, id: string): Promise<void> {
   const n = names(ctx, id);
   const dir = n.path;
   if (worktreeExists(dir)) {
-    // A worktree is already there (registry lost, refresh): keep nothing of it unsaved.
+    // A worktree is already there (registry lost, refresh): keep nothing of it unsaved (but
+    // its caches and its own configuration nobody changed: included files, setup outputs).
+    const keep = await slotKeep(ctx, id, dir);
     const saved = await rescueBefore(
       ctx,
       dir,
       n.rescueRefPrefix,
       { slot: id, reason: 'provision' },
       'reset',
+      keep,
     );
-    await cleanToBase(dir, ctx.config.pool.base, ctx.config.pool.keep, saved.excludes);
+    await cleanToBase(dir, ctx.config.pool.base, keep, saved.excludes);
     return;
   }
   const entries = await fs.readdir(dir).catch(() => [] as string[]);

@@ -9,7 +9,7 @@ import { errMessage, event, names, tx, type PoolContext } from './context.js';
 import { withGitLock } from './git.js';
 import { procRef } from './proc.js';
 import { provision, publish, markBroken } from './provision.js';
-import { eachProvider } from './slot-services.js';
+import { eachProvider, refreshProviders, slotKeep } from './slot-services.js';
 import type { Reclaim } from './state.js';
 import type { KeptBranch, Lease, ReleaseOptions, ReleaseResult, SlotRecord } from './types.js';
 import {
@@ -97,7 +97,10 @@ export async function release(ctx: PoolContext, o: ReleaseOptions): Promise<Rele
     { shrink: true },
   );
   const background = ctx.runPlan(plan);
-  const keep = ctx.config.pool.keep;
+  // pool.keep and the slot's own configuration (included files, setup outputs) nobody changed.
+  const keep = worktreeExists(slot.path)
+    ? await slotKeep(ctx, id, slot.path)
+    : ctx.config.pool.keep;
   const st = worktreeExists(slot.path)
     ? await worktreeStatus(slot.path, keep).catch(async (e) => {
         await unreserve(ctx, id, lease);
@@ -119,7 +122,7 @@ export async function release(ctx: PoolContext, o: ReleaseOptions): Promise<Rele
   }
   if (st?.needsClean && !o.force) {
     // Ignored files the clean would delete, and nested repositories: refused like dirty files.
-    const scan = await scanRemovals(slot.path, ctx.config.pool.keep, ctx.config.pool.disposable);
+    const scan = await scanRemovals(slot.path, keep, ctx.config.pool.disposable);
     const lost = [
       ...scan.ignored.map((f) => f.path),
       ...scan.nested.map((n) => `${n}/ (nested repository)`),
@@ -140,7 +143,7 @@ export async function release(ctx: PoolContext, o: ReleaseOptions): Promise<Rele
       slot.path,
       names(ctx, id).rescueRefPrefix,
       rescueMessage(id, 'release', lease),
-      limitsOf(ctx.config.pool, o.discardNested === true),
+      limitsOf({ ...ctx.config.pool, keep }, o.discardNested === true),
     ).catch(async (e) => {
       throw await refuse(e);
     });
@@ -246,7 +249,8 @@ async function resetSlot(
 ): Promise<Reset> {
   const n = names(ctx, id);
   const dir = n.path;
-  const { base, keep } = ctx.config.pool;
+  const { base } = ctx.config.pool;
+  const keep = worktreeExists(dir) ? await slotKeep(ctx, id, dir) : ctx.config.pool.keep;
   let saved = presaved;
   let ahead: number;
   const branchRef = `refs/heads/${lease.branch}`;
@@ -265,7 +269,7 @@ async function resetSlot(
         dir,
         n.rescueRefPrefix,
         rescueMessage(id, reason, lease),
-        limitsOf(ctx.config.pool),
+        limitsOf({ ...ctx.config.pool, keep }),
         offBranch,
       );
     }
@@ -312,7 +316,22 @@ async function resetSlot(
     // The lease is over even if a service could not be reset: no lease record may outlive it.
     await ctx.store.removeLease(id, lease.token);
   }
-  return { rescueRef: saved?.ref ?? null, kept: ahead > 0, saved, pendingReset, resetError };
+  // Back on the base: dependencies, included files and setup outputs brought up to date (setup
+  // re-runs only when its inputs changed). A failure breaks the slot, not the release.
+  let setupError: unknown = null;
+  if (!pendingReset && worktreeExists(dir)) {
+    await refreshProviders(ctx, id, 'release').catch((e: unknown) => {
+      setupError = e;
+    });
+  }
+  return {
+    rescueRef: saved?.ref ?? null,
+    kept: ahead > 0,
+    saved,
+    pendingReset,
+    resetError,
+    setupError,
+  };
 }
 
 interface Reset {
@@ -322,6 +341,8 @@ interface Reset {
   /** Why the services could not be reset (queued for the next acquire or doctor), or null. */
   pendingReset: string | null;
   resetError: unknown;
+  /** The slot's refresh (dependencies, pool.setup) failed: it goes broken with this error. */
+  setupError: unknown;
 }
 
 async function publishAfterReset(
@@ -351,6 +372,11 @@ async function publishAfterReset(
       id,
       serviceUnavailableError(`service reset pending: ${r.pendingReset}`, { cause: r.resetError }),
     );
+    return;
+  }
+  if (r.setupError) {
+    await publish(ctx, [], keptRec);
+    await markBroken(ctx, id, r.setupError);
     return;
   }
   if (worktreeExists(names(ctx, id).path)) return publish(ctx, [id], keptRec);

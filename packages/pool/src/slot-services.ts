@@ -28,6 +28,7 @@ function providerCtx(ctx: PoolContext, slot: string): ProviderContext {
     event: (type, details) => event(ctx, type, { slot, ...details }),
     progress: (m) => ctx.reporter.progress(m),
     warn: (m) => ctx.reporter.warn(m),
+    slotEnv: () => envOf(ctx, slot),
   };
 }
 
@@ -46,9 +47,39 @@ export async function eachProvider(
   await run[step](providers, providerCtx(ctx, slot));
 }
 
+/**
+ * The slot's checkout moved to a new base commit (after a release's reset, or an acquire's
+ * switch to its lease branch): providers bring derived state up to date (dependencies, the
+ * included files, setup outputs; services' refresh). A failure is the caller's to report.
+ */
+export async function refreshProviders(
+  ctx: PoolContext,
+  slot: string,
+  why: 'release' | 'acquire',
+): Promise<void> {
+  const { svc, providers } = await services(ctx);
+  await svc.refreshSlot(providers, providerCtx(ctx, slot), why);
+}
+
+/**
+ * The kept paths of a slot's release, rescue and clean: `pool.keep`, plus the slot's own
+ * configuration nobody changed (files included from the main checkout, what pool.setup wrote;
+ * services' keptPaths). A changed one is not kept: it is rescued like any ignored file.
+ */
+export async function slotKeep(ctx: PoolContext, id: string, dir: string): Promise<string[]> {
+  const { keptPaths } = await import('@wtpool/services');
+  const own = await keptPaths(ctx.repo.stateDir, id, dir); // [] for a slot without any
+  return own.length ? [...ctx.config.pool.keep, ...own] : ctx.config.pool.keep;
+}
+
 /** The keys the pool itself puts in every slot's env. */
 function baseEnv(ctx: PoolContext, id: string): Record<string, string> {
-  return { WORKTREE_ID: id, POOL_STATE_DIR: ctx.repo.stateDir };
+  return {
+    WORKTREE_ID: id,
+    POOL_STATE_DIR: ctx.repo.stateDir,
+    // docker compose stacks of two slots never share containers, networks or volumes.
+    COMPOSE_PROJECT_NAME: names(ctx, id).composeProject,
+  };
 }
 
 /**

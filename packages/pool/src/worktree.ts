@@ -192,13 +192,18 @@ export async function saveRescue(
   }
 }
 
-/** Does `rel` (no trailing slash) fall under an entry of `list` (a name: any depth; a path: from the root)? */
+/**
+ * Does `rel` (no trailing slash) fall under an entry of `list` (a name: any depth; a path, or
+ * a name with a leading `/` — the slot's own configuration files — from the root)?
+ */
 export function underList(rel: string, list: string[]): boolean {
   const parts = rel.split('/');
   return list.some((raw) => {
     const e = raw.replace(/^\/+|\/+$/g, '');
     if (!e) return false;
-    return e.includes('/') ? rel === e || rel.startsWith(`${e}/`) : parts.includes(e);
+    return e.includes('/') || raw.startsWith('/')
+      ? rel === e || rel.startsWith(`${e}/`)
+      : parts.includes(e);
   });
 }
 
@@ -282,6 +287,8 @@ export async function scanRemovals(
     await walk(dir, rel, underList(rel, disposable) ? null : scan.ignored, scan.nested);
   }
   scan.nested = [...new Set(scan.nested)];
+  // Kept files inside a walked ignored directory (a setup output beside an agent's file).
+  scan.ignored = scan.ignored.filter((f) => !underList(f.path, keep));
   return scan;
 }
 
