@@ -36,6 +36,18 @@ export const hasWorktreeInclude = (mainRoot: string) =>
 export const inside = (child: string, parent: string) =>
   child === parent || child.startsWith(parent.endsWith(path.sep) ? parent : parent + path.sep);
 
+/** Does `rel` fall under an entry of `skip` (a name: at any depth; a path: from the root)? */
+export function underSkip(rel: string, skip: string[]): boolean {
+  const parts = rel.split('/');
+  return skip.some((raw) => {
+    const e = raw.replace(/^\/+|\/+$/g, '');
+    if (!e) return false;
+    return e.includes('/') || raw.startsWith('/')
+      ? rel === e || rel.startsWith(`${e}/`)
+      : parts.includes(e);
+  });
+}
+
 /**
  * Pathspecs leaving out directories a walk must not enter (pool.keep: node_modules and other
  * caches): git then never lists the hundred thousand files of a dependency tree.

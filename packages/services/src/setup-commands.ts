@@ -14,7 +14,7 @@ import path from 'node:path';
 import { ExitCode, WtpoolError, git, redact, run } from '@wtpool/core';
 import { ensurePrivateDir } from '@wtpool/lock';
 import { firstCause, LOCKFILES } from './deps.js';
-import { skipSpecs, type IncludeStamp } from './include.js';
+import { skipSpecs, underSkip, type IncludeStamp } from './include.js';
 
 /** A setup command that runs longer than this is stopped (its process group) and fails. */
 const SETUP_TIMEOUT_MS = 30 * 60_000;
@@ -148,6 +148,7 @@ export async function setupOutputs(
   const files: string[] = [];
   for (const e of out.split('\0').filter(Boolean)) {
     const rel = e.replace(/\/+$/, '');
+    if (underSkip(rel, skip)) continue; // git lists an excluded directory itself
     if (e.endsWith('/')) await walkFiles(dir, rel, files);
     else files.push(rel);
   }
