@@ -13,6 +13,7 @@
  * Build first (`pnpm -s build`): these spawn packages/pool/bin/pool.js.
  */
 import { promises as fs, statSync } from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -20,6 +21,10 @@ import { makeTempRepo, runCli, type TempRepo } from '@wtpool/testkit';
 import type { AcquireResult, PoolStatus, ReleaseResult } from './types.js';
 
 const BIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../bin/pool.js');
+const MONITOR = path.resolve(
+  path.dirname(fileURLToPath(import.meta.url)),
+  '../../monitor/bin/monitor.js',
+);
 const BASE = 42000;
 const STRIDE = 10;
 const ENV_TEXT = 'SECRET=s3cret\nAPI_KEY=k\n';
@@ -168,5 +173,30 @@ describe('slot setup: included files, setup commands, named ports', () => {
     const a = await pool(['acquire', 'a4', 't', '--timeout', '10m', '--json']);
     expect(a.code).toBe(3);
     expect(a.stderr).toContain(failing);
+  });
+
+  it("a port of a block bound by a process that is not the slot's is reported by doctor and monitor status", async () => {
+    // This test process (working in the project checkout) takes wt-1's API_PORT.
+    const port = BASE + 1 * STRIDE + 1;
+    const srv = net.createServer();
+    await new Promise<void>((resolve, reject) => {
+      srv.once('error', reject);
+      srv.listen(port, '127.0.0.1', resolve);
+    });
+    try {
+      const want = `port ${port} (API_PORT) of wt-1's block ${BASE + STRIDE}-${BASE + 2 * STRIDE - 1} is bound by pid ${process.pid}`;
+      const d = await pool(['doctor', '--json']);
+      const problems = d.json<{ problems: { slot: string; detail: string }[] }>().problems;
+      expect(problems.filter((p) => p.detail.includes('API_PORT'))).toEqual([
+        expect.objectContaining({ slot: 'wt-1', detail: expect.stringContaining(want) }),
+      ]);
+      const m = await runCli(MONITOR, ['status', '--json', '--repo', repo.dir], { cwd: repo.dir });
+      const alerts = m.json<{ alerts: { check: string; message: string }[] }>().alerts;
+      expect(alerts.filter((a) => a.check === 'ports').map((a) => a.message)).toEqual([
+        expect.stringContaining(want),
+      ]);
+    } finally {
+      srv.close();
+    }
   });
 });
