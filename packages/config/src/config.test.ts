@@ -50,6 +50,31 @@ describe('config validation', () => {
     );
   });
 
+  it('checks the slot-setup keys: port names (count ≤ stride, unique, safe), setup commands', () => {
+    const c = validateConfig({ ports: { base: 5000, stride: 3, names: ['web', 'api_2'] } }, 'f');
+    expect(c.ports.names).toEqual(['web', 'api_2']);
+    expect(c.pool).toMatchObject({
+      include: [],
+      includeMode: 'copy',
+      setup: [],
+      setupInputs: null,
+    });
+    const tooMany = { ports: { base: 5000, stride: 2, names: ['a', 'b', 'c'] } };
+    expect(err(() => validateConfig(tooMany, 'f')).message).toMatch(
+      /ports.names must name at most ports.stride \(2\) ports, got 3 names/,
+    );
+    expect(err(() => validateConfig({ ports: { names: ['web', 'web'] } }, 'f')).message).toMatch(
+      /ports.names must not list "web" twice/,
+    );
+    for (const bad of ['Web', 'a-b', '1x', 'x;rm'])
+      expect(err(() => validateConfig({ ports: { names: [bad] } }, 'f')).exitCode).toBe(3);
+    expect(err(() => validateConfig({ pool: { setup: ['  '] } }, 'f')).message).toMatch(
+      /pool.setup must be a non-empty command/,
+    );
+    expect(err(() => validateConfig({ pool: { include: ['../x'] } }, 'f')).exitCode).toBe(3);
+    expect(err(() => validateConfig({ pool: { includeMode: 'hardlink' } }, 'f')).exitCode).toBe(3);
+  });
+
   it('applies environment overrides and validates them', () => {
     const c = validateConfig({ scale: { min: 1 } }, 'f', {
       WORKTREE_POOL_SIZE: '5',
@@ -158,6 +183,11 @@ describe('the naming function', () => {
       leaseFile: '/r/app/.git/wtpool/leases/wt-2.json',
     });
     expect(n.branch('task-17')).toBe('pool/wt-2/task-17');
+    // A docker compose project name: the checkout's directory slugged, then the slot.
+    expect(n.composeProject).toBe('app-wt-2');
+    const odd = { ...repo, mainRoot: '/r/My App.Web' };
+    expect(slotNames(c, odd, 'wt-3').composeProject).toBe('my-app-web-wt-3');
+    expect(slotNames(c, { ...repo, mainRoot: '/r/__' }, 'wt-1').composeProject).toBe('wtpool-wt-1');
     expect(slotNames(c, repo, 2).database).toBe(slotNames(c, repo, 'wt-2').database);
   });
 

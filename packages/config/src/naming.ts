@@ -110,6 +110,24 @@ export interface SlotNames {
   leaseFile: string;
   /** Rescue ref namespace of the slot. */
   rescueRefPrefix: string;
+  /** COMPOSE_PROJECT_NAME of the slot: `<repository>-wt-<n>`, a valid compose project name. */
+  composeProject: string;
+}
+
+/**
+ * A docker compose project name (lowercase letters, digits, - and _, starting with a letter or
+ * digit): the main checkout's directory name slugged, then the slot id, so two slots' stacks
+ * (and another repository's) never share containers, networks or volumes.
+ */
+export function composeProjectName(repo: RepoPaths, sid: string): string {
+  const base = path
+    .basename(repo.mainRoot)
+    .toLowerCase()
+    .replace(/[^a-z0-9_-]+/g, '-')
+    .replace(/^[^a-z0-9]+/, '')
+    .slice(0, 40)
+    .replace(/[-_]+$/, '');
+  return `${base || 'wtpool'}-${sid}`;
 }
 
 const DB_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
@@ -201,6 +219,7 @@ export function slotNames(
     ports,
     leaseFile: path.join(repo.stateDir, 'leases', `${sid}.json`),
     rescueRefPrefix: `refs/wtpool/rescue/${sid}/`,
+    composeProject: composeProjectName(repo, sid),
   };
 }
 

@@ -12,7 +12,7 @@
  * `patternHint` (string), `check` (a further check of a value, or of each list entry: returns
  * what it must be, or undefined). Rules between keys are in RULES below.
  */
-import { branchNameProblem, listPathProblem, urlProblem } from './checks.js';
+import { branchNameProblem, listPathProblem, relativePathProblem, urlProblem } from './checks.js';
 import type { PathGates } from './path-gates.js';
 import type { DurationBound } from '@wtpool/core';
 
@@ -192,6 +192,36 @@ export const SCHEMA = defineSchema({
       env: 'WORKTREE_CLEANUP_ON_STARTUP',
       description: '`pool init` first prunes drift (expired leases, missing worktrees)',
     },
+    // Slot setup (issue 24): files from the main checkout and the repository's own setup.
+    include: {
+      type: 'string[]',
+      default: [],
+      description:
+        "ignored files of the main checkout copied into every slot (gitignore-style globs, like the repository's `.worktreeinclude`, which is read too); only files git ignores, never under .git, never through a symlink out of the repository",
+      check: relativePathProblem,
+    },
+    includeMode: {
+      type: 'enum',
+      default: 'copy',
+      values: ['copy', 'symlink'],
+      description:
+        'how included files reach a slot: a copy keeping the mode (re-copied when the source changes), or a symlink to the main checkout',
+    },
+    setup: {
+      type: 'string[]',
+      default: [],
+      description:
+        "the repository's own setup commands (codegen, `npx prisma generate`, …), run in order in the slot by `sh -c` after its dependencies, with the slot's env; run again only when pool.setupInputs change",
+      check: (c: string) => (/\S/.test(c) ? undefined : 'a non-empty command'),
+    },
+    setupInputs: {
+      type: 'string[]',
+      default: null,
+      nullable: true,
+      description:
+        'globs of tracked files whose content decides when pool.setup runs again (default: the lockfiles; the setup list itself always counts)',
+      check: relativePathProblem,
+    },
   },
   scale: {
     min: {
@@ -324,6 +354,16 @@ export const SCHEMA = defineSchema({
       min: 1,
       max: 1000,
       description: 'ports per slot; slot n owns base + n*stride …',
+    },
+    names: {
+      type: 'string[]',
+      default: [],
+      description:
+        "named ports of each block: [web, api] gives WEB_PORT (the block's first port, = PORT) and API_PORT (the next); at most ports.stride",
+      check: (n: string) =>
+        /^[a-z][a-z0-9_]{0,31}$/.test(n)
+          ? undefined
+          : `port names of lowercase letters, digits and _ (starting with a letter, at most 32), got ${JSON.stringify(n)}`,
     },
   },
   beads: {
@@ -505,6 +545,17 @@ export const RULES: ReadonlyArray<{
       c.deps.strategy === 'command' && !c.deps.command?.trim()
         ? 'must be set when deps.strategy is command (the install command to run in each slot)'
         : undefined,
+  },
+  {
+    key: 'ports.names',
+    says: '`ports.names` has at most `ports.stride` names, none twice',
+    problem: (c) => {
+      const names = c.ports.names;
+      if (names.length > c.ports.stride)
+        return `must name at most ports.stride (${c.ports.stride}) ports, got ${names.length} names`;
+      const dup = names.find((n, i) => names.indexOf(n) !== i);
+      return dup ? `must not list ${JSON.stringify(dup)} twice` : undefined;
+    },
   },
   {
     key: 'monitor.thresholds.DB_CONN_WARN',

@@ -52,6 +52,7 @@ export const ERROR_CODES = [
   'ERR_STORE_CORRUPT',
   // services
   'ERR_DEPS',
+  'ERR_SETUP',
   'ERR_MIGRATE',
   'ERR_HOOKS_PATH',
   'ERR_REDIS_RESTART',

@@ -6,7 +6,7 @@
 import os from 'node:os';
 import { formatDuration } from '@wtpool/core';
 import { poolRoot, slotNames, type LoadedConfig } from '@wtpool/config';
-import { redisCapacity, type Capacity } from '@wtpool/services';
+import { portSquatters, redisCapacity, squatterProblems, type Capacity } from '@wtpool/services';
 import { diskCacheFile, diskUsage, type DiskUsage } from './disk.js';
 import { processFds, systemFds, type ProcessFds, type SystemFds } from './fd.js';
 import { pgSnapshot, withPg } from './postgres.js';
@@ -69,6 +69,8 @@ export interface PoolHealth {
   stale: LeaseAlertView[];
   /** How long the pool has had no ready slot while acquires wait (null when it has not). */
   exhaustedForMs: number | null;
+  /** Ports of a slot's block bound by a process that is not the slot's (ports.base set). */
+  squatted?: string[];
 }
 
 export interface Health {
@@ -186,6 +188,19 @@ function poolHealth(
     if (v.ageMs >= leaseAlertAfter) h.old.push(v);
   }
   return h;
+}
+
+/** Ports of each slot's block held by another process (/proc; processes scanned only for a bound port). */
+async function squattedPorts(loaded: LoadedConfig, pool: PoolView | null): Promise<string[]> {
+  if (!pool || loaded.config.ports.base === null) return [];
+  const out: string[] = [];
+  for (const s of pool.slots) {
+    const n = slotNames(loaded.config, loaded.repo, s.id);
+    const block = n.ports!;
+    const found = await portSquatters(block.start, block.end, n.path).catch(() => []);
+    out.push(...squatterProblems(s.id, block, found, loaded.config.ports.names));
+  }
+  return out;
 }
 
 async function holderFds(pool: PoolView | null): Promise<HolderFds[]> {
@@ -319,6 +334,7 @@ export function judge(h: Omit<Health, 'alerts' | 'level'>, loaded: LoadedConfig)
         value: p.exhaustedForMs,
         threshold: EXHAUSTED_ALERT_AFTER_MS,
       });
+    for (const message of p.squatted ?? []) push({ level: 'warning', check: 'ports', message });
     if (p.waiters && p.size >= p.max)
       push({
         level: 'warning',
@@ -344,7 +360,7 @@ export async function collectHealth(
   const started = performance.now();
   const now = opts.now ?? Date.now();
   const pool = await readPoolView(loaded);
-  const [postgres, redis, system, holders, disk] = await Promise.all([
+  const [postgres, redis, system, holders, disk, squatted] = await Promise.all([
     postgresHealth(loaded, pool),
     redisHealth(loaded),
     systemFds(),
@@ -357,6 +373,7 @@ export async function collectHealth(
         measuredAt: new Date(now).toISOString(),
         source: 'live' as const,
       })),
+    squattedPorts(loaded, pool),
   ]);
   const partial = {
     at: new Date(now).toISOString(),
@@ -365,7 +382,10 @@ export async function collectHealth(
     fds: { system, holders },
     disk,
     redis,
-    pool: poolHealth(loaded, pool, now, opts.exhaustedSince),
+    pool: (() => {
+      const p = poolHealth(loaded, pool, now, opts.exhaustedSince);
+      return p && squatted.length ? { ...p, squatted } : p;
+    })(),
   };
   const alerts = judge(partial, loaded);
   return {

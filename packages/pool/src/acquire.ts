@@ -21,7 +21,7 @@ import { branchFor, event, names, pathOfId, tx, type PoolContext } from './conte
 import { ENV_FILE, writeEnvFile } from './envfile.js';
 import { procRef } from './proc.js';
 import { giveBack } from './release.js';
-import { leaseEnv } from './slot-services.js';
+import { leaseEnv, refreshProviders } from './slot-services.js';
 import {
   brokenForGood,
   counts,
@@ -302,6 +302,8 @@ async function claim(
       lease = { ...lease, branch };
       await ctx.store.replaceLease({ ...doc, branch });
     }
+    // On the lease branch now: a base that moved since the release may need setup again.
+    await refreshProviders(ctx, id, 'acquire');
     const marker: OwnerMarker = {
       slot: id,
       agent: lease.agent,

@@ -278,11 +278,32 @@ export const spec: CliSpec = {
           type: 'boolean',
           description: 'keep printing what is appended (Ctrl-C stops)',
         },
+        {
+          name: 'setup',
+          type: 'boolean',
+          description: "the slot's pool.setup output instead (every run, with its exit code)",
+        },
       ],
       async run(ctx) {
-        const { readLeaseLog, followLeaseLog } = await import('./lease-log.js');
+        const { readLeaseLog, followLeaseLog, leaseLogPath } = await import('./lease-log.js');
         const { stateDir } = open(ctx).repo;
         const slot = String(ctx.args.slot);
+        if (ctx.opts.setup === true) {
+          leaseLogPath(stateDir, slot); // checks the slot id
+          const { setupLogFile } = await import('@wtpool/services');
+          const file = setupLogFile(stateDir, slot);
+          const { readFile } = await import('node:fs/promises');
+          const parts = await Promise.all(
+            [`${file}.1`, file].map((f) => readFile(f, 'utf8').catch(() => null)),
+          );
+          if (parts.every((p) => p === null))
+            throw notFoundError(`no pool.setup log for ${slot}`, {
+              hint: 'setup runs when pool.setup is configured (docs/pool.md)',
+            });
+          const text = parts.map((p) => p ?? '').join('');
+          ctx.out.result({ slot, log: text }, () => text.replace(/\n$/, ''));
+          return;
+        }
         const text = await readLeaseLog(stateDir, slot);
         if (text === null && ctx.opts.follow !== true)
           throw notFoundError(`no \`pool run\` log for ${slot}`, {
@@ -536,7 +557,7 @@ export const spec: CliSpec = {
           into,
           slot,
           agent: str(ctx.opts.agent),
-          token: where ? await heldToken(ctx, where) : null,
+          token: where ? heldToken(ctx.opts.token, where) : null,
           force: ctx.opts.force === true,
         });
         ctx.out.result(r, () =>

@@ -30,7 +30,10 @@ function canonicalToken(raw: string, where: string): number {
  * the worktree would act with the new lease's token (issue 21 item 4). A token naming another
  * slot (WORKTREE_ID) is refused. Null: none known; then the agent name alone is checked.
  */
-export function heldToken(option: unknown, slotArg: string): number | null {
+export function heldToken(
+  option: string | number | boolean | string[] | undefined,
+  slotArg: string,
+): number | null {
   if (option !== undefined) return canonicalToken(String(option), '--token');
   const raw = process.env.WTPOOL_LEASE_TOKEN;
   if (raw === undefined || raw === '') return null;

@@ -64,6 +64,8 @@ describe('WorktreePool', () => {
     expect(lease.env).toEqual({
       WORKTREE_ID: 'wt-1',
       POOL_STATE_DIR: pool.repo.stateDir,
+      // The main checkout's directory name (makeTempRepo: `repo`) and the slot id.
+      COMPOSE_PROJECT_NAME: 'repo-wt-1',
       WTPOOL_LEASE_TOKEN: String(lease.token),
     });
     expect(await readEnvFile(lease.envFile)).toEqual(lease.env);

@@ -73,7 +73,8 @@ async function createWorktree(ctx: PoolContext, id: string): Promise<void> {
   const n = names(ctx, id);
   const dir = n.path;
   if (worktreeExists(dir)) {
-    // A worktree is already there (registry lost, refresh): keep nothing of it unsaved.
+    // A worktree is already there (registry lost, refresh): keep nothing of it unsaved (but
+    // its own configuration nobody changed: included files, setup outputs; rescueLimits).
     // What cannot be saved refuses: the slot goes broken with its files where they are.
     const saved = await rescueBefore(ctx, dir, n.rescueRefPrefix, {
       slot: id,

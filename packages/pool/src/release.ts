@@ -9,10 +9,11 @@ import { errMessage, event, names, tx, type PoolContext } from './context.js';
 import { withGitLock } from './git.js';
 import { procRef } from './proc.js';
 import { provision, publish, markBroken } from './provision.js';
-import { eachProvider } from './slot-services.js';
+import { eachProvider, refreshProviders } from './slot-services.js';
 import type { Reclaim } from './state.js';
 import type { KeptBranch, Lease, ReleaseOptions, ReleaseResult, SlotRecord } from './types.js';
 import {
+  exactPattern,
   lostFiles,
   rescueLimits,
   saveWork,
@@ -207,7 +208,7 @@ async function releaseHeld(ctx: PoolContext, o: ReleaseOptions): Promise<Release
       slot.path,
       names(ctx, id).rescueRefPrefix,
       rescueMessage(id, 'release', lease),
-      rescueLimits(ctx, id, o.discardNested === true),
+      await rescueLimits(ctx, id, slot.path, o.discardNested === true),
       { scan: st },
     ).catch(async (e) => {
       throw await refuse(e);
@@ -323,7 +324,7 @@ async function resetSlot(
 ): Promise<Reset> {
   const n = names(ctx, id);
   const dir = n.path;
-  const { base, keep } = ctx.config.pool;
+  const { base } = ctx.config.pool;
   let saved = presaved;
   let ahead: number;
   const branchRef = `refs/heads/${lease.branch}`;
@@ -343,7 +344,7 @@ async function resetSlot(
         dir,
         n.rescueRefPrefix,
         rescueMessage(id, reason, lease),
-        rescueLimits(ctx, id),
+        await rescueLimits(ctx, id, dir),
         { always: offBranch, scan: st },
       );
     }
@@ -366,7 +367,9 @@ async function resetSlot(
     const untouched =
       onBranch && !st.dirty && !st.needsClean && baseCommit !== null && st.head === baseCommit;
     if (!(untouched && (await detachAt(dir, baseCommit)))) {
-      await cleanToBase(dir, base, keep, saved?.excludes ?? [], st.needsClean);
+      // The slot's configuration files stay (the scan met them; a save lists them as well).
+      const excludes = saved?.excludes ?? st.configuration.map(exactPattern);
+      await cleanToBase(dir, base, ctx.config.pool.keep, excludes, st.needsClean);
     }
     await removePoolFiles(dir);
   } else {
@@ -390,7 +393,22 @@ async function resetSlot(
     // The lease is over even if a service could not be reset: no lease record may outlive it.
     await ctx.store.removeLease(id, lease.token);
   }
-  return { rescueRef: saved?.ref ?? null, kept: ahead > 0, saved, pendingReset, resetError };
+  // Back on the base: dependencies, included files and setup outputs brought up to date (setup
+  // re-runs only when its inputs changed). A failure breaks the slot, not the release.
+  let setupError: unknown = null;
+  if (!pendingReset && worktreeExists(dir)) {
+    await refreshProviders(ctx, id, 'release').catch((e: unknown) => {
+      setupError = e;
+    });
+  }
+  return {
+    rescueRef: saved?.ref ?? null,
+    kept: ahead > 0,
+    saved,
+    pendingReset,
+    resetError,
+    setupError,
+  };
 }
 
 interface Reset {
@@ -400,6 +418,8 @@ interface Reset {
   /** Why the services could not be reset (queued for the next acquire or doctor), or null. */
   pendingReset: string | null;
   resetError: unknown;
+  /** The slot's refresh (dependencies, pool.setup) failed: it goes broken with this error. */
+  setupError: unknown;
 }
 
 async function publishAfterReset(
@@ -429,6 +449,11 @@ async function publishAfterReset(
       id,
       serviceUnavailableError(`service reset pending: ${r.pendingReset}`, { cause: r.resetError }),
     );
+    return;
+  }
+  if (r.setupError) {
+    await publish(ctx, [], keptRec);
+    await markBroken(ctx, id, r.setupError);
     return;
   }
   if (worktreeExists(names(ctx, id).path)) return publish(ctx, [id], keptRec);

@@ -28,6 +28,13 @@ export interface Detected {
   buildScript: string | null;
   postgresUrl: { file: string; key: string; url: string } | null;
   redisUrl: { file: string; key: string; url: string } | null;
+  /** Slot setup (issue 24): a prisma schema (setup suggests `npx prisma generate`). */
+  prismaSchema?: string | null;
+  /** A docker compose file (each slot gets its own COMPOSE_PROJECT_NAME). */
+  composeFile?: string | null;
+  /** The .env files present (pool.include candidates), and whether `.worktreeinclude` exists. */
+  envFiles?: string[];
+  worktreeInclude?: boolean;
 }
 
 export interface SetupResult {
@@ -51,6 +58,8 @@ const LOCKFILES: [string, Detected['packageManager']][] = [
   ['npm-shrinkwrap.json', 'npm'],
   ['yarn.lock', 'yarn'],
 ];
+const PRISMA_SCHEMAS = ['prisma/schema.prisma', 'schema.prisma', 'prisma/schema'];
+const COMPOSE_FILES = ['compose.yaml', 'compose.yml', 'docker-compose.yml', 'docker-compose.yaml'];
 const ENV_FILES = ['.env', '.env.local', '.env.development', '.env.development.local', '.env.test'];
 const PG_KEYS = /^(DATABASE_URL|POSTGRES_URL|POSTGRESQL_URL|PG_URL)$/;
 const REDIS_KEYS = /^(REDIS_URL|REDIS_URI|KV_URL)$/;
@@ -104,8 +113,16 @@ export async function detect(root: string): Promise<Detected> {
       : '@biomejs/biome' in deps || has('biome.json')
         ? 'biome'
         : null;
+  const prismaField = (pkg as { prisma?: { schema?: unknown } }).prisma?.schema;
   return {
     packageManager: fromPin ?? lock?.[1] ?? (has('package.json') ? 'npm' : null),
+    prismaSchema:
+      typeof prismaField === 'string' && has(prismaField)
+        ? prismaField
+        : (PRISMA_SCHEMAS.find(has) ?? null),
+    composeFile: COMPOSE_FILES.find(has) ?? null,
+    envFiles: ENV_FILES.filter(has),
+    worktreeInclude: has('.worktreeinclude'),
     packageManagerPin: pin,
     lockfile: lock?.[0] ?? null,
     formatter,
@@ -155,6 +172,7 @@ export function configText(d: Detected): string {
       : '  build: tsc -b # the mandatory build gate: set the command that builds this repository',
   );
   lines.push(`  test: ${run} test`);
+  lines.push(...slotSetupText(d, run));
   for (const [name, found] of [
     ['postgres', d.postgresUrl],
     ['redis', d.redisUrl],
@@ -173,6 +191,40 @@ export function configText(d: Detected): string {
     }
   }
   return lines.join('\n') + '\n';
+}
+
+/** The commented slot-setup keys (issue 24), filled in with what was found. */
+function slotSetupText(d: Detected, run: string): string[] {
+  const env = d.envFiles ?? [];
+  const inputs = [d.lockfile, d.prismaSchema].filter((x): x is string => !!x);
+  return [
+    '',
+    '# Uncomment a section header with its keys (a header with nothing under it is refused).',
+    '# pool:',
+    '  # Ignored files of the main checkout every slot gets a copy of (mode kept; gitignore globs).',
+    `  # A .worktreeinclude file at the root is read too${d.worktreeInclude ? ' (this repository has one)' : ''}.`,
+    `  # include: [${env.length ? env.join(', ') : '.env'}]${env.length ? ' # found in the main checkout' : ''}`,
+    '  # includeMode: copy # or symlink (to the main checkout)',
+    "  # The repository's own setup, run in each slot after its dependencies, with the slot's env",
+    '  # (PORT, DATABASE_URL, COMPOSE_PROJECT_NAME, …); run again only when setupInputs change.',
+    '  # setup:',
+    ...(d.prismaSchema
+      ? [`  #   - npx prisma generate # prisma schema found: ${d.prismaSchema}`]
+      : [`  #   - ${run} codegen`]),
+    `  # setupInputs: [${inputs.length ? inputs.join(', ') : 'pnpm-lock.yaml'}] # default: the lockfiles`,
+    '',
+    '# ports:',
+    '  # A block of ports per slot: PORT, PORT_RANGE_START/END, and <NAME>_PORT for each name.',
+    '  # base: 20000',
+    '  # stride: 10',
+    '  # names: [web, api]',
+    ...(d.composeFile
+      ? [
+          `  # ${d.composeFile} found: every slot's .env.worktree sets its own COMPOSE_PROJECT_NAME,`,
+          '  # so `docker compose` stacks of two slots never collide; publish the named ports there.',
+        ]
+      : []),
+  ];
 }
 
 /** The gates bin of this installation: beside the code (one package) or the gates package. */
@@ -269,6 +321,16 @@ export function formatSetup(r: SetupResult): string {
     `  build script     ${d.buildScript ?? 'none'}`,
     `  PostgreSQL       ${found(d.postgresUrl)}`,
     `  Redis            ${found(d.redisUrl)}`,
+    `  slot setup       ${
+      [
+        d.prismaSchema ? `prisma schema ${d.prismaSchema}` : null,
+        d.composeFile ? `compose file ${d.composeFile}` : null,
+        d.envFiles?.length ? `env files ${d.envFiles.join(', ')}` : null,
+        d.worktreeInclude ? '.worktreeinclude' : null,
+      ]
+        .filter(Boolean)
+        .join('; ') || 'nothing found'
+    } (commented keys under pool: and ports:)`,
     `  hook manager     ${r.gates.manager ?? 'unknown'}`,
     `${r.config.action === 'kept' ? 'kept' : r.config.action === 'written' ? 'wrote' : 'overwrote'} ${r.config.file}${r.config.action === 'kept' ? ' (exists; --force rewrites it)' : ''}`,
     r.scripts.added.length

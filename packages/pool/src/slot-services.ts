@@ -28,6 +28,7 @@ function providerCtx(ctx: PoolContext, slot: string): ProviderContext {
     event: (type, details) => event(ctx, type, { slot, ...details }),
     progress: (m) => ctx.reporter.progress(m),
     warn: (m) => ctx.reporter.warn(m),
+    slotEnv: () => envOf(ctx, slot),
   };
 }
 
@@ -46,9 +47,43 @@ export async function eachProvider(
   await run[step](providers, providerCtx(ctx, slot));
 }
 
+/**
+ * The slot's checkout moved to a new base commit (after a release's reset, or an acquire's
+ * switch to its lease branch): providers bring derived state up to date (dependencies, the
+ * included files, setup outputs; services' refresh). A failure is the caller's to report.
+ */
+export async function refreshProviders(
+  ctx: PoolContext,
+  slot: string,
+  why: 'release' | 'acquire',
+): Promise<void> {
+  const { svc, providers } = await services(ctx);
+  await svc.refreshSlot(providers, providerCtx(ctx, slot), why);
+}
+
+/**
+ * The slot's own configuration nobody changed (files included from the main checkout, what
+ * pool.setup wrote; services' keptPaths), relative to the worktree: the rescue neither saves
+ * nor refuses them and the clean keeps them (rescueLimits). A changed one is not listed: it is
+ * rescued like any ignored file.
+ */
+export async function slotConfiguration(
+  ctx: PoolContext,
+  id: string,
+  dir: string,
+): Promise<string[]> {
+  const { keptPaths } = await import('@wtpool/services');
+  return (await keptPaths(ctx.repo.stateDir, id, dir)).map((p) => p.replace(/^\/+/, ''));
+}
+
 /** The keys the pool itself puts in every slot's env. */
 function baseEnv(ctx: PoolContext, id: string): Record<string, string> {
-  return { WORKTREE_ID: id, POOL_STATE_DIR: ctx.repo.stateDir };
+  return {
+    WORKTREE_ID: id,
+    POOL_STATE_DIR: ctx.repo.stateDir,
+    // docker compose stacks of two slots never share containers, networks or volumes.
+    COMPOSE_PROJECT_NAME: names(ctx, id).composeProject,
+  };
 }
 
 /**

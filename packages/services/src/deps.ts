@@ -31,7 +31,7 @@ import type { SlotProvider } from './provider.js';
 
 export { hardlinkClone };
 
-const LOCKFILES = ['pnpm-lock.yaml', 'package-lock.json', 'npm-shrinkwrap.json', 'yarn.lock'];
+export const LOCKFILES = ['pnpm-lock.yaml', 'package-lock.json', 'npm-shrinkwrap.json', 'yarn.lock'];
 const MARKER = path.join('node_modules', '.wtpool-deps.json');
 
 export interface DepsResult {
@@ -467,6 +467,10 @@ export function depsProvider(config: Config): SlotProvider {
     lease: async (ctx) => {
       await sync(ctx);
       return {};
+    },
+    // So does the base a release returns to (setup, which runs after, needs them current).
+    refresh: async (ctx, why) => {
+      if (why === 'release') await sync(ctx);
     },
   };
 }

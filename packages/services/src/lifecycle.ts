@@ -45,6 +45,15 @@ export async function releaseSlot(providers: SlotProvider[], ctx: ProviderContex
   await each([...providers].reverse(), (p) => p.release?.(ctx));
 }
 
+/** Refreshes every provider in order; the first failure stops the rest (later ones depend on it). */
+export async function refreshSlot(
+  providers: SlotProvider[],
+  ctx: ProviderContext,
+  why: 'release' | 'acquire',
+): Promise<void> {
+  for (const p of providers) await p.refresh?.(ctx, why);
+}
+
 export async function destroySlot(providers: SlotProvider[], ctx: ProviderContext): Promise<void> {
   await each([...providers].reverse(), (p) => p.destroy?.(ctx));
 }

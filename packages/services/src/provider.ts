@@ -19,6 +19,8 @@ export interface ProviderContext {
   /** Progress for humans (shown on a terminal only). */
   progress(message: string): void;
   warn(message: string): void;
+  /** The slot's env as a lease sees it (pool keys, ports, database…), for setup commands. */
+  slotEnv?(): Promise<Record<string, string>>;
 }
 
 export interface LeaseInfo {
@@ -42,6 +44,12 @@ export interface SlotProvider {
   env?(ctx: ProviderContext): Promise<Record<string, string>>;
   /** When a lease ends (release or reclaim): reset to pristine, free per-lease resources. */
   release?(ctx: ProviderContext): Promise<void>;
+  /**
+   * The slot's checkout moved to a new base commit: after a release's reset ('release', once
+   * every provider released) or after an acquire switched to its lease branch ('acquire').
+   * Bring derived state (dependencies, setup outputs) up to date; cheap when nothing changed.
+   */
+  refresh?(ctx: ProviderContext, why: 'release' | 'acquire'): Promise<void>;
   /** When a slot is retired: remove what provision created. */
   destroy?(ctx: ProviderContext): Promise<void>;
   /** Problems of this slot's service, for `pool doctor` and the monitor (empty = healthy). */

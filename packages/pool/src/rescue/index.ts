@@ -15,6 +15,7 @@ import path from 'node:path';
 import { slotId, slotNumber } from '@wtpool/config';
 import { conflictError, notFoundError } from '@wtpool/core';
 import { event, names, type PoolContext } from '../context.js';
+import { slotConfiguration } from '../slot-services.js';
 import { commitsAhead } from '../worktree.js';
 import { limitsOf, saveWork, type RescueLimits, type RescueOutcome } from './save.js';
 import { scanRemovals, type RemovalScan } from './scan.js';
@@ -33,25 +34,31 @@ export { readManifest } from './manifest.js';
 export type { Manifest, NestedEntry } from './manifest.js';
 
 /**
- * The rescue limits of one slot's worktree (null: a worktree outside the pool's slots).
- *
- * Hook point for the slot's configuration (issue 24: included files, setup outputs): pass a
- * `configuration` predicate to limitsOf here and every rescue path of the pool (release,
- * reclaim, refresh, scale in, doctor) neither saves nor refuses for those files, and the clean
- * keeps them. The predicate gets a path relative to the worktree; it must return false for a
- * file the agent changed.
+ * The rescue limits of one slot's worktree (`slot`/`dir` null: a worktree outside the pool's
+ * slots). The slot's own configuration (issue 24: included files, setup outputs nobody
+ * changed) is a `configuration` predicate: every rescue path of the pool (release, reclaim,
+ * refresh, scale in, doctor) neither saves nor refuses for those files, and the clean keeps them.
  */
-export function rescueLimits(
+export async function rescueLimits(
   ctx: PoolContext,
-  _slot: string | null,
+  slot: string | null,
+  dir: string | null,
   discardNested = false,
-): RescueLimits {
-  return limitsOf(ctx.config.pool, discardNested);
+): Promise<RescueLimits> {
+  const own = slot && dir ? await slotConfiguration(ctx, slot, dir) : [];
+  const configuration = own.length
+    ? (rel: string) => own.some((e) => rel === e || rel.startsWith(`${e}/`))
+    : undefined;
+  return limitsOf(ctx.config.pool, discardNested, configuration);
 }
 
 /** What a release needs to know about a slot's worktree (one git process when there is nothing to save). */
-export function scanWorktree(ctx: PoolContext, slot: string, dir: string): Promise<RemovalScan> {
-  return scanRemovals(dir, rescueLimits(ctx, slot));
+export async function scanWorktree(
+  ctx: PoolContext,
+  slot: string,
+  dir: string,
+): Promise<RemovalScan> {
+  return scanRemovals(dir, await rescueLimits(ctx, slot, dir));
 }
 
 /** The paths a reset would delete unsaved, for a refusal's message (ignored files, nested repositories). */
@@ -79,7 +86,7 @@ export async function rescueBefore(
     dir,
     refPrefix,
     `wtpool rescue of ${details.slot ?? dir} (${details.reason})`,
-    rescueLimits(ctx, details.slot ?? null),
+    await rescueLimits(ctx, details.slot ?? null, dir),
     { always: ahead },
   );
   if (out.ref) {
