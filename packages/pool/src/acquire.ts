@@ -73,6 +73,9 @@ export async function acquire(ctx: PoolContext, o: LeaseOptions): Promise<Acquir
       throw usageError(`--holder-pid ${o.holderPid} is not a running process`);
     holder = procRef(o.holderPid);
   }
+  if (o.signal?.aborted) {
+    throw failure('ERR_ABORTED', 'the acquire was cancelled before it started');
+  }
   const started = ctx.clock();
   const req: GrantRequest = {
     agent,
@@ -173,9 +176,12 @@ export async function acquire(ctx: PoolContext, o: LeaseOptions): Promise<Acquir
           const permanent = slotList(st).find(brokenForGood);
           if (permanent && counts(st).ready === 0) throw brokenError(ctx, st)!;
         },
+        { signal: o.signal, onQueue: o.onQueue },
       );
     } catch (e) {
-      await step(true).catch(() => undefined); // leave the queue
+      // Leave the queue; a grant that raced the error is nobody's: take it back (rescued).
+      const late = await step(true).catch(() => undefined);
+      if (late) await giveBack(ctx, late.slot, late, e);
       await Promise.allSettled(background);
       throw e;
     }

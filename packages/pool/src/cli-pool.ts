@@ -489,6 +489,17 @@ export const spec: CliSpec = {
       },
     },
     {
+      name: 'mcp',
+      summary:
+        'MCP server on stdio for agents: acquire, release, heartbeat, status, logs, rescue_list, attach (docs/agents.md)',
+      description:
+        "Tools mirror the CLI (same fields, checks and --json documents; errors carry the CLI's exit code). The server heartbeats the leases its session acquired or attached while the client is connected; when the session ends they expire after their TTL (then reclaimed with rescue) unless a new session attaches them. Only protocol on stdout; logs on stderr.",
+      async run(ctx) {
+        const { serveMcp } = await import('./mcp.js');
+        await serveMcp({ repo: ctx.repo, config: ctx.config });
+      },
+    },
+    {
       name: 'rescue list',
       summary: 'saved work refs',
       async run(ctx) {

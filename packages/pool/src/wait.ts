@@ -4,10 +4,10 @@
  * only a transaction can do (a ready slot, growth, a broken slot due for retry, housekeeping).
  * On a terminal it tells where it stands (reporter.progress: stderr, TTY only).
  */
-import { formatDuration } from '@wtpool/core';
+import { failure, formatDuration } from '@wtpool/core';
 import { needsSweep, type PoolContext } from './context.js';
 import { anyRetryDue, counts, findGrant, growthStopped, queuePosition } from './state.js';
-import type { Lease, PoolState } from './types.js';
+import type { Lease, PoolState, WaitOptions } from './types.js';
 
 /** Longest sleep of a waiter between two looks at the registry (the store's watch wakes it sooner). */
 const POLL_MS = 500;
@@ -25,9 +25,12 @@ export async function waitForGrant(
   deadline: number,
   step: (final: boolean) => Promise<Lease | undefined>,
   check: (st: PoolState) => void = () => {},
+  o: WaitOptions = {},
 ): Promise<Lease | undefined> {
   let wake: (() => void) | undefined;
   const stop = ctx.store.watch(() => wake?.());
+  const onAbort = () => wake?.();
+  o.signal?.addEventListener('abort', onAbort);
   const told = { key: '', at: 0, since: ctx.clock() };
   try {
     for (let first = true; ; first = false) {
@@ -35,8 +38,13 @@ export async function waitForGrant(
       const id = ticket();
       const g = id === null ? undefined : findGrant(st, id);
       if (g) return g.lease!;
+      if (o.signal?.aborted) {
+        throw failure('ERR_ABORTED', 'the acquire was cancelled while waiting in the queue', {
+          hint: 'its ticket left the queue; acquire again when you need a slot',
+        });
+      }
       check(st);
-      tellPosition(ctx, st, id, told);
+      tellPosition(ctx, st, id, told, o.onQueue);
       // (The caller's own transaction just ran: the first look only reads.)
       if (!first && waiterShouldAct(ctx, st, id)) {
         const lease = await step(false);
@@ -54,6 +62,7 @@ export async function waitForGrant(
       wake = undefined;
     }
   } finally {
+    o.signal?.removeEventListener('abort', onAbort);
     stop();
   }
 }
@@ -64,15 +73,17 @@ function tellPosition(
   st: PoolState,
   ticket: number | null,
   told: { key: string; at: number; since: number },
+  onQueue?: WaitOptions['onQueue'],
 ): void {
   const pos = ticket === null ? null : queuePosition(st, ticket);
-  if (!pos) return;
+  if (!pos || ticket === null) return;
   const stopped = growthStopped(st);
   const key = `${pos.position}/${pos.waiting}/${stopped?.reason ?? ''}`;
   const now = ctx.clock();
   if (key === told.key && now - told.at < REPORT_EVERY_MS) return;
   told.key = key;
   told.at = now;
+  onQueue?.({ ...pos, ticket, waitedMs: now - told.since });
   ctx.reporter.progress(
     `waiting in the queue: position ${pos.position} of ${pos.waiting}, ${formatDuration(now - told.since)} so far` +
       (stopped ? `; the pool does not grow: ${stopped.reason} (${stopped.fix})` : ''),
