@@ -4,6 +4,8 @@
  */
 import {
   ExitCode,
+  isWtpoolError,
+  redact,
   runCli,
   usageError,
   notFoundError,
@@ -500,6 +502,33 @@ export const spec: CliSpec = {
       },
     },
     {
+      name: 'hook claude-code worktree-create',
+      summary:
+        "Claude Code's WorktreeCreate hook: lease a slot for the session (JSON payload on stdin); prints only its absolute path",
+      description:
+        'Reads session_id, cwd and name (or worktree_name) from the payload. The lease has no heartbeat: its TTL is WTPOOL_HOOK_TTL (default 24h); it ends with worktree-remove, or after the TTL (reclaimed with rescue). Waits at most WTPOOL_HOOK_TIMEOUT (default 60s) for a free slot, then exits 75 with one line on stderr. docs/agents.md',
+      async run(ctx) {
+        return hookCommand(async (h, p) => {
+          const lease = await h.worktreeCreate(p, { repo: ctx.repo, config: ctx.config });
+          process.stderr.write(
+            `leased ${lease.slot} (${lease.branch}, token ${lease.token}) until ${lease.expiresAt}\n`,
+          );
+          process.stdout.write(lease.path + '\n');
+        });
+      },
+    },
+    {
+      name: 'hook claude-code worktree-remove',
+      summary:
+        "Claude Code's WorktreeRemove hook: release the session's slot at worktree_path, saving uncommitted work to a rescue ref",
+      async run(ctx) {
+        return hookCommand(async (h, p) => {
+          const r = await h.worktreeRemove(p, { repo: ctx.repo, config: ctx.config });
+          process.stderr.write(h.describeRemove(r) + '\n');
+        });
+      },
+    },
+    {
       name: 'rescue list',
       summary: 'saved work refs',
       async run(ctx) {
@@ -515,6 +544,25 @@ export const spec: CliSpec = {
     },
   ],
 };
+
+/** A Claude Code hook: payload from stdin, nothing on stdout but what the hook contract asks, any error as one line. */
+async function hookCommand(
+  fn: (
+    h: typeof import('./hook-claude-code.js'),
+    payload: import('./hook-claude-code.js').HookPayload,
+  ) => Promise<void>,
+): Promise<number> {
+  console.log = console.error;
+  try {
+    const h = await import('./hook-claude-code.js');
+    await fn(h, h.parsePayload(await h.readStdin()));
+    return ExitCode.OK;
+  } catch (e) {
+    if (!isWtpoolError(e)) throw e;
+    process.stderr.write(`error: ${redact(e.message)}${e.hint ? ` (${redact(e.hint)})` : ''}\n`);
+    return e.exitCode;
+  }
+}
 
 async function doctorCommand(ctx: CommandContext, fix: boolean): Promise<number> {
   const r = await open(ctx).doctor({ fix });

@@ -315,7 +315,7 @@ export async function serveMcp(o: McpOptions = {}): Promise<void> {
       const held = keeper.list().map((k) => k.slot);
       keeper.close();
       log(
-        `session closed${held.length ? `; ${held.join(', ')} expire after their TTL unless attached` : ''}`,
+        `session closed${held.length ? `; the leases of ${held.join(', ')} expire after their TTL unless attached` : ''}`,
       );
       resolve();
     };
