@@ -2,7 +2,16 @@
  * `pnpm bench [name…]`: runs the named benchmarks (all when none is named) and prints markdown
  * tables with ratios against baselines measured in the same run. See docs/benchmarks.md.
  */
-const SUITES = ['lock', 'pool', 'services', 'monitor', 'tracks', 'gates', 'monorepo'] as const;
+const SUITES = [
+  'lock',
+  'pool',
+  'mcp',
+  'services',
+  'monitor',
+  'tracks',
+  'gates',
+  'monorepo',
+] as const;
 
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));
 const unknown = wanted.filter((w) => !(SUITES as readonly string[]).includes(w));
