@@ -24,7 +24,7 @@ const force = process.argv.includes('--force');
 const OPTIONAL = ['pg-native', 'pg-cloudflare', 'cloudflare:sockets'];
 const CHUNK = /^chunk-[A-Z0-9]+\.js$/;
 /** Dependencies bundled even where a package declares them (they run fine inlined). */
-const INLINE = new Set(['pg']);
+const INLINE = new Set(['pg', '@modelcontextprotocol/server', 'zod']);
 // Bundled CommonJS code calls require() for Node built-ins; ESM has no require of its own.
 const BANNER =
   "import { createRequire as __wtpoolCreateRequire } from 'node:module';\n" +

@@ -56,12 +56,17 @@ describe('CLI bundles', () => {
       expect(statics.some((m) => m.startsWith(`packages/${pkg}/dist/`))).toBe(true);
     expect(statics.filter((m) => m.startsWith('packages/services/'))).toEqual([]);
     expect(statics.filter((m) => /node_modules\/.*\/(pg|yaml)\//.test(m))).toEqual([]);
+    // The MCP SDK (and its zod) load only for `pool mcp` (D340).
+    expect(
+      statics.filter((m) => /node_modules\/.*\/(@modelcontextprotocol|zod)\//.test(m)),
+    ).toEqual([]);
     // …while the lazy chunks beside it do carry them (the dynamic imports were kept).
     const lazy = readdirSync(dist)
       .filter((f) => /^chunk-.*\.js$/.test(f) && !closure.includes(f))
       .flatMap((f) => modulesIn(path.join(dist, f)));
     expect(lazy).toContain('packages/services/dist/index.js');
     expect(lazy.some((m) => /node_modules\/.*\/pg\/lib\/index\.js$/.test(m))).toBe(true);
+    expect(lazy.some((m) => m.includes('/@modelcontextprotocol/server/'))).toBe(true);
   });
 
   it('an unchanged tree is not bundled again', () => {

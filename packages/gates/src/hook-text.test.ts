@@ -77,6 +77,23 @@ describe('placeBlock', () => {
     expect(placeBlock(moved.text).text).toBe(moved.text);
   });
 
+  it("keeps an adapted block's text and place when there is no fixer to follow", () => {
+    const start = HOOK_BLOCK.split('\n')[0]!;
+    const end = HOOK_BLOCK.trimEnd().split('\n').at(-1)!;
+    const adapted = `#!/usr/bin/env sh\n# our own words\n${start}\nnode ./our-gates.js || exit $?\n${end}\n`;
+    expect(placeBlock(adapted).text).toBe(adapted);
+    const withFixer = `${adapted}npx lint-staged\n`;
+    expect(placeBlock(withFixer).text.split('\n')).toEqual([
+      '#!/usr/bin/env sh',
+      '# our own words',
+      'npx lint-staged',
+      start,
+      'node ./our-gates.js || exit $?',
+      end,
+      '',
+    ]);
+  });
+
   it('comments and look-alikes are not fixers', () => {
     expect(fixerLines('# npx lint-staged\ngrep -w foo\necho rewrite\n')).toEqual([]);
   });

@@ -109,13 +109,22 @@ export interface Placement {
   warning: string | null;
 }
 
+/** The lines of the gates block already in `text`, or null. */
+function existingBlock(text: string): string[] | null {
+  const start = text.indexOf(BLOCK_START);
+  const end = start === -1 ? -1 : text.indexOf(BLOCK_END, start);
+  return end === -1 ? null : text.slice(start, end + BLOCK_END.length).split('\n');
+}
+
 /**
  * `text` (a pre-commit script, or '' for a new one) with the gates block: right after the
  * shebang, or, when the script fixes what is staged, after the top-level statement holding its
- * last fixer command. An existing block is moved there (re-running install updates old ones).
+ * last fixer command. An existing block keeps its text (the repository may have adapted it) and
+ * its place, unless it must move to run after a fixer (or before an `exec` one).
  */
 export function placeBlock(text: string): Placement {
-  const lines = (text.includes(BLOCK_START) ? removeBlock(text) : text).split('\n');
+  const existing = existingBlock(text);
+  const lines = (existing ? removeBlock(text) : text).split('\n');
   const first = lines[0]?.startsWith('#!') ? 1 : 0;
   let at = first;
   let after: string | null = null;
@@ -136,7 +145,8 @@ export function placeBlock(text: string): Placement {
     }
   });
   if (warning && after === null) at = first;
-  const block = HOOK_BLOCK.trimEnd().split('\n');
+  if (existing && after === null && warning === null) return { text, after, warning };
+  const block = existing ?? HOOK_BLOCK.trimEnd().split('\n');
   // A script without a trailing newline: the block starts on a line of its own.
   if (at === lines.length && lines.at(-1) === '') at = lines.length - 1;
   lines.splice(at, 0, ...block);

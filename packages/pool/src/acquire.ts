@@ -181,10 +181,10 @@ export async function acquire(ctx: PoolContext, o: LeaseOptions): Promise<Acquir
           const permanent = slotList(st).find(brokenForGood);
           if (permanent && counts(st).ready === 0) throw brokenError(ctx, st)!;
         },
-        o.signal,
+        { signal: o.signal, onQueue: o.onQueue },
       );
     } catch (e) {
-      // Leave the queue; a grant that came meanwhile is given back (reclaimed, made ready).
+      // Leave the queue; a grant that raced the error is nobody's: take it back (rescued).
       const late = await step(true).catch(() => undefined);
       if (late) await giveBack(ctx, late.slot, late, e);
       await Promise.allSettled(background);

@@ -11,20 +11,14 @@ import {
   type CommandContext,
   type OptionSpec,
 } from '@wtpool/core';
-import path from 'node:path';
 import { keyOption } from '@wtpool/config';
 import { heldToken, TOKEN_OPTION } from './held-token.js';
-import { WorktreePool } from './pool.js';
 import { formatStatus } from './status.js';
 import { acquireAnyHost, fleetCommand, fleetDispatch, withHost } from './fleet-cli.js';
-
-function open(ctx: CommandContext): WorktreePool {
-  const pool = new WorktreePool({ repo: ctx.repo, config: ctx.config });
-  pool.reporter = ctx.out;
-  return pool;
-}
-
-const str = (v: unknown) => (v === undefined ? undefined : String(v));
+import { AGENT_COMMANDS } from './cli-agents.js';
+import { SETUP_COMMAND } from './cli-setup.js';
+import { RESCUE_COMMANDS } from './cli-rescue.js';
+import { open, str } from './cli-open.js';
 
 const num = (v: unknown) => (v === undefined ? undefined : Number(v));
 
@@ -90,28 +84,7 @@ export const spec: CliSpec = {
   footer:
     'Exit codes: 0 ok · 1 failure · 2 usage · 3 config invalid · 4 not found · 5 conflict (not the holder, dirty worktree) · 6 service unavailable · 7 capacity exhausted · 75 pool full / wait timed out.\nDocs: docs/pool.md',
   commands: [
-    {
-      name: 'setup',
-      summary:
-        'set up this repository: commented pool.config.yaml from what it has, root scripts, the gates',
-      description:
-        'Detects the package manager and its packageManager pin, lockfile, formatter, build script and PostgreSQL/Redis URLs in .env files (redacted when printed), writes pool.config.yaml, adds the pool/gates/monitor/tracks/integrate scripts and runs `gates install`. Idempotent: existing files and scripts are kept unless --force.',
-      options: [
-        {
-          name: 'yes',
-          short: 'y',
-          type: 'boolean',
-          description: 'do not ask (setup never asks today; kept for scripts)',
-        },
-        { name: 'force', type: 'boolean', description: 'overwrite pool.config.yaml and scripts' },
-      ],
-      async run(ctx) {
-        const { setup, formatSetup } = await import('./setup.js');
-        const r = await setup({ repo: ctx.repo, force: ctx.opts.force === true });
-        ctx.out.result(r, () => formatSetup(r));
-        return r.gates.ok ? 0 : 1;
-      },
-    },
+    SETUP_COMMAND,
     {
       name: 'init',
       summary: 'create ready slots (default scale.min); idempotent; recreates missing worktrees',
@@ -483,106 +456,10 @@ export const spec: CliSpec = {
         ctx.out.result(s, () => JSON.stringify(s, null, 2));
       },
     },
-    {
-      name: 'rescue list',
-      summary: 'saved work refs',
-      async run(ctx) {
-        const refs = await open(ctx).rescueList();
-        ctx.out.result({ rescues: refs }, () =>
-          refs.length
-            ? refs
-                .map((r) => `${r.ref}  ${r.commit.slice(0, 10)}  ${r.date}  ${r.subject}`)
-                .join('\n') +
-              '\n\nsee one with `pool rescue show <ref>`, restore it with `pool rescue restore <ref> --into DIR`'
-            : 'no rescued work',
-        );
-      },
-    },
-    {
-      name: 'rescue show',
-      summary: 'what a rescue holds: commits, dirty and ignored files, nested repositories',
-      args: [
-        {
-          name: 'ref',
-          description: 'a ref of `pool rescue list` (the part after refs/wtpool/rescue/ will do)',
-        },
-      ],
-      async run(ctx) {
-        const { formatRescue } = await import('./rescue/format.js');
-        const r = await open(ctx).rescueShow(String(ctx.args.ref));
-        ctx.out.result(r, () => formatRescue(r));
-      },
-    },
-    {
-      name: 'rescue restore',
-      summary:
-        'restore a rescue byte for byte (nested repositories included) into a directory or your slot',
-      args: [{ name: 'ref', description: 'a ref of `pool rescue list`' }],
-      options: [
-        {
-          name: 'into',
-          type: 'string',
-          value: 'DIR',
-          description: 'restore into this directory (created if missing; default: the current one)',
-        },
-        {
-          name: 'slot',
-          type: 'string',
-          value: 'SLOT',
-          description:
-            'restore into this slot: only a lease of yours (--agent, or the token of the slot you run in)',
-        },
-        {
-          name: 'agent',
-          type: 'string',
-          value: 'NAME',
-          description: 'with --slot (or --into a slot): the holder of its lease',
-        },
-        {
-          name: 'force',
-          type: 'boolean',
-          description:
-            'overwrite existing files that differ (without it: exit 5 naming them, nothing written)',
-        },
-        TOKEN_OPTION,
-      ],
-      async run(ctx) {
-        if (ctx.opts.into !== undefined && ctx.opts.slot !== undefined)
-          throw usageError('give --into DIR or --slot SLOT, not both');
-        const pool = open(ctx);
-        const slot = str(ctx.opts.slot);
-        const into = str(ctx.opts.into);
-        const where = slot ?? (await slotOfDir(pool, path.resolve(into ?? '.')));
-        const r = await pool.rescueRestore(String(ctx.args.ref), {
-          into,
-          slot,
-          agent: str(ctx.opts.agent),
-          token: where ? heldToken(ctx.opts.token, where) : null,
-          force: ctx.opts.force === true,
-        });
-        ctx.out.result(r, () =>
-          [
-            `restored ${r.ref} into ${r.into}: ${r.written.length} file(s) written, ${r.unchanged} already there`,
-            ...r.nested.map(
-              (n) =>
-                `nested repository ${n.path}${n.existed ? ' (existing: branches under refs/wtpool/restored/heads/)' : ''}: ${n.branches.length ? `branches ${n.branches.join(', ')}` : 'no branches'}`,
-            ),
-            r.overwritten.length ? `overwritten (--force): ${r.overwritten.join(', ')}` : '',
-          ]
-            .filter(Boolean)
-            .join('\n'),
-        );
-      },
-    },
+    ...AGENT_COMMANDS,
+    ...RESCUE_COMMANDS,
   ],
 };
-
-/** The slot whose worktree holds `dir`, if any (a restore there is a restore into that slot). */
-async function slotOfDir(pool: WorktreePool, dir: string): Promise<string | undefined> {
-  const st = await pool.readState();
-  return Object.values(st.slots).find((s) => dir === s.path || dir.startsWith(s.path + path.sep))
-    ?.id;
-}
 
 async function doctorCommand(ctx: CommandContext, fix: boolean): Promise<number> {
   const r = await open(ctx).doctor({ fix });

@@ -158,7 +158,17 @@ export interface AcquireResult {
   env: Record<string, string>;
 }
 
-export interface LeaseOptions {
+/** What a caller of `lease()` may pass to follow and stop its wait (LeaseOptions). */
+export interface WaitOptions {
+  /** Aborting it stops the wait; the acquire leaves the queue and rejects with ERR_ABORTED. */
+  signal?: AbortSignal | undefined;
+  /** Told where the ticket stands when that changes, and every 10 s while it waits. */
+  onQueue?:
+    | ((p: { position: number; waiting: number; ticket: number; waitedMs: number }) => void)
+    | undefined;
+}
+
+export interface LeaseOptions extends WaitOptions {
   agent: string;
   task: string;
   /** 0 (most urgent) … 4. Default 2. */
@@ -169,8 +179,6 @@ export interface LeaseOptions {
   ttlMs?: number;
   holderPid?: number;
   identity?: string;
-  /** Aborting it cancels the acquire: the ticket leaves the queue, a grant that raced it is given back. */
-  signal?: AbortSignal;
 }
 
 export interface ReleaseOptions {

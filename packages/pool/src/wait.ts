@@ -4,10 +4,10 @@
  * only a transaction can do (a ready slot, growth, a broken slot due for retry, housekeeping).
  * On a terminal it tells where it stands (reporter.progress: stderr, TTY only).
  */
-import { formatDuration } from '@wtpool/core';
+import { failure, formatDuration } from '@wtpool/core';
 import { needsSweep, type PoolContext } from './context.js';
 import { anyRetryDue, counts, findGrant, growthStopped, queuePosition } from './state.js';
-import type { Lease, PoolState } from './types.js';
+import type { Lease, PoolState, WaitOptions } from './types.js';
 
 /** Longest sleep of a waiter between two looks at the registry (the store's watch wakes it sooner). */
 const POLL_MS = 500;
@@ -25,16 +25,16 @@ export async function waitForGrant(
   deadline: number,
   step: (final: boolean) => Promise<Lease | undefined>,
   check: (st: PoolState) => void = () => {},
-  signal?: AbortSignal,
+  o: WaitOptions = {},
 ): Promise<Lease | undefined> {
   let wake: (() => void) | undefined;
   const stopWatch = ctx.store.watch(() => wake?.());
-  // An abort (a signal to `pool run`) wakes the waiter; its `check` then throws.
+  // An abort (a signal to `pool run`, a cancelled MCP request) wakes the waiter; its `check` then throws.
   const onAbort = () => wake?.();
-  signal?.addEventListener('abort', onAbort);
+  o.signal?.addEventListener('abort', onAbort);
   const stop = () => {
     stopWatch();
-    signal?.removeEventListener('abort', onAbort);
+    o.signal?.removeEventListener('abort', onAbort);
   };
   const told = { key: '', at: 0, since: ctx.clock() };
   try {
@@ -43,8 +43,15 @@ export async function waitForGrant(
       const id = ticket();
       const g = id === null ? undefined : findGrant(st, id);
       if (g) return g.lease!;
+      if (o.signal?.aborted) {
+        // The abort's own reason when it has one (`pool run`'s signal), else a cancellation.
+        if (o.signal.reason instanceof Error) throw o.signal.reason;
+        throw failure('ERR_ABORTED', 'the acquire was cancelled while waiting in the queue', {
+          hint: 'its ticket left the queue; acquire again when you need a slot',
+        });
+      }
       check(st);
-      tellPosition(ctx, st, id, told);
+      tellPosition(ctx, st, id, told, o.onQueue);
       // (The caller's own transaction just ran: the first look only reads.)
       if (!first && waiterShouldAct(ctx, st, id)) {
         const lease = await step(false);
@@ -72,15 +79,17 @@ function tellPosition(
   st: PoolState,
   ticket: number | null,
   told: { key: string; at: number; since: number },
+  onQueue?: WaitOptions['onQueue'],
 ): void {
   const pos = ticket === null ? null : queuePosition(st, ticket);
-  if (!pos) return;
+  if (!pos || ticket === null) return;
   const stopped = growthStopped(st);
   const key = `${pos.position}/${pos.waiting}/${stopped?.reason ?? ''}`;
   const now = ctx.clock();
   if (key === told.key && now - told.at < REPORT_EVERY_MS) return;
   told.key = key;
   told.at = now;
+  onQueue?.({ ...pos, ticket, waitedMs: now - told.since });
   ctx.reporter.progress(
     `waiting in the queue: position ${pos.position} of ${pos.waiting}, ${formatDuration(now - told.since)} so far` +
       (stopped ? `; the pool does not grow: ${stopped.reason} (${stopped.fix})` : ''),
