@@ -25,7 +25,8 @@ const INPUT: OptionSpec[] = [
     name: 'file',
     type: 'string',
     value: 'X.jsonl',
-    description: 'read this issue file instead of finding one',
+    description:
+      'read this issue file instead of finding one (`-`: stdin, e.g. `bd export | tracks analyze --file -`)',
   },
   {
     name: 'from-bv',

@@ -23,3 +23,43 @@ export function issue(id: string, deps: [string, string][] = [], o: Partial<Issu
 
 // Real beads files, copied into the repository (their sources and licences: test/fixtures/beads/README.md).
 export const FIXTURES: string = path.join(PROJECT_ROOT, 'packages/tracks/test/fixtures/beads');
+
+const bead = (o: Record<string, unknown>) =>
+  JSON.stringify({ title: `title ${String(o.id)}`, priority: 2, issue_type: 'task', ...o });
+
+/**
+ * A beads export with every status that must not be handed out, beside free work: custom
+ * statuses of category wip and done, pinned, hooked, tombstone and an unknown status.
+ * `free` is what a plan may assign; `held` what it must list and never assign.
+ */
+export const STATUS_FIXTURE = {
+  lines: [
+    bead({ id: 's-open', status: 'open', created_at: '2026-12-01T10:00:00Z', owner: 'ann' }),
+    bead({ id: 's-wip', status: 'coding', status_category: 'wip' }),
+    bead({ id: 's-done', status: 'shipped', status_category: 'done' }),
+    // depends on a custom-done issue only: free, since done satisfies it
+    bead({
+      id: 's-after-done',
+      status: 'open',
+      dependencies: [{ issue_id: 's-after-done', depends_on_id: 's-done', type: 'blocks' }],
+    }),
+    bead({ id: 's-active', status: 'triaged', status_category: 'active' }),
+    bead({ id: 's-frozen', status: 'icebox', status_category: 'frozen' }),
+    bead({ id: 's-pinned', status: 'pinned' }),
+    bead({ id: 's-hooked', status: 'hooked', assignee: 'polecat/1' }),
+    bead({ id: 's-tomb', status: 'tombstone', deleted_at: '2026-01-01T00:00:00Z' }),
+    bead({ id: 's-unknown', status: 'needs_vibes' }),
+    // blocked by the unknown one: an unknown status still blocks (it is not known to be done)
+    bead({
+      id: 's-after-unknown',
+      status: 'open',
+      dependencies: [{ issue_id: 's-after-unknown', depends_on_id: 's-unknown', type: 'blocks' }],
+    }),
+  ],
+  free: ['s-active', 's-after-done', 's-open'],
+  inFlight: ['s-hooked', 's-wip'],
+  notWork: ['s-pinned'],
+  unknown: ['s-unknown'],
+  /** Open, never started now: frozen, and waiting on the unknown one. */
+  waiting: ['s-after-unknown', 's-frozen'],
+};
