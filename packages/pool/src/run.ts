@@ -26,7 +26,13 @@ export interface RunResult {
 
 export async function runInSlot(
   pool: WorktreePool,
-  opts: Omit<LeaseOptions, 'holderPid'> & { command: string[]; stdout?: 'inherit' | 'stderr' },
+  opts: Omit<LeaseOptions, 'holderPid'> & {
+    command: string[];
+    /** `log`: the command's output goes to the lease log only (`pool logs`), stdin closed. */
+    stdout?: 'inherit' | 'stderr' | 'log';
+    /** Variables set over the lease's env (e.g. `tracks dispatch`'s WTPOOL_TRACK). */
+    env?: Record<string, string>;
+  },
   log: Reporter & { info(m: string): void },
 ): Promise<RunResult> {
   const [cmd, ...args] = opts.command;
@@ -43,8 +49,8 @@ export async function runInSlot(
   // A process group of its own: a lost lease stops the command and everything it started.
   const child = spawn(cmd, args, {
     cwd: lease.path,
-    env: { ...process.env, ...lease.env },
-    stdio: ['inherit', 'pipe', 'pipe'],
+    env: { ...process.env, ...lease.env, ...opts.env },
+    stdio: [opts.stdout === 'log' ? 'ignore' : 'inherit', 'pipe', 'pipe'],
     detached: true,
   });
   const stateDir = pool.repo.stateDir;
@@ -55,13 +61,14 @@ export async function runInSlot(
         log.warn(`could not record the command's process group: ${(e as Error).message}`),
       )
     : Promise.resolve();
-  const tee = (stream: NodeJS.ReadableStream | null, to: NodeJS.WriteStream) =>
+  const tee = (stream: NodeJS.ReadableStream | null, to: NodeJS.WriteStream | null) =>
     stream?.on('data', (d: Buffer) => {
-      to.write(d);
+      to?.write(d);
       leaseLog.write(d);
     });
-  tee(child.stdout, opts.stdout === 'stderr' ? process.stderr : process.stdout);
-  tee(child.stderr, process.stderr);
+  const quiet = opts.stdout === 'log';
+  tee(child.stdout, quiet ? null : opts.stdout === 'stderr' ? process.stderr : process.stdout);
+  tee(child.stderr, quiet ? null : process.stderr);
   const streamsDone = new Promise<void>((r) => child.on('close', () => r()));
   // Listened to before anything is awaited: a short command may be gone by then.
   let exitCode = 1;

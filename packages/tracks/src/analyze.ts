@@ -16,7 +16,7 @@ import {
   type FileEvidence,
   type RepoFiles,
 } from './evidence.js';
-import { findIssueFile, readIssueFile, type LineProblem } from './reader.js';
+import { findIssueFile, readIssueFile, type Issue, type LineProblem } from './reader.js';
 import {
   IN_FLIGHT_STATUSES,
   findConflicts,
@@ -40,6 +40,8 @@ export interface AnalyzeOptions extends TrackOptions {
   now?: number;
   /** Also plan the file as `bv --robot-plan` does (`analysis.bv`). */
   bv?: boolean;
+  /** Keep the issues read (`analysis.issues`, for dispatch's items files). */
+  keepIssues?: boolean;
   /** What `--file -` reads (default: process.stdin). */
   stdin?: AsyncIterable<Buffer | string>;
 }
@@ -82,6 +84,8 @@ export interface Analysis {
   warnings: Warnings;
   /** The same lines as `bv --robot-plan` plans them (with `bv: true`, not for --from-bv). */
   bv?: BvRobotPlan;
+  /** The issues read (with `keepIssues`; never printed). */
+  issues?: Issue[];
 }
 
 function evidenceStatus(
@@ -165,6 +169,7 @@ export async function analyze(opts: AnalyzeOptions): Promise<Analysis> {
     stranded: plan.stranded,
     warnings: { malformed: read.malformed, dangling: g.dangling, cycles: g.cycles },
     ...(read.bv ? { bv: bvRobotPlan(read.bv.issues, opts.now) } : {}),
+    ...(opts.keepIssues ? { issues: read.issues } : {}),
   };
 }
 
