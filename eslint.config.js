@@ -4,6 +4,9 @@ import tseslint from 'typescript-eslint';
 const BARE_ERROR =
   'no bare Error in packages/*/src: throw a WtpoolError (usageError, configError, failure(code, …) …) with a code from ERROR_CODES; an internal invariant uses ERR_INTERNAL';
 
+const FIXED_SLEEP =
+  "no fixed sleep in a test: wait for the event with testkit's until(what, fn), or use jitter() for deliberate random timing";
+
 export default tseslint.config(
   {
     ignores: ['**/dist/**', '**/node_modules/**', 'coverage/**', 'packages/worktree-pool/types/**'],
@@ -18,6 +21,25 @@ export default tseslint.config(
         { argsIgnorePattern: '^_', varsIgnorePattern: '^_' },
       ],
       'no-constant-condition': ['error', { checkLoops: false }],
+    },
+  },
+  {
+    // A test waits for an event by polling it (testkit's `until`), never by a fixed sleep: a
+    // sleep long enough on a quiet machine is too short on a loaded one (docs/architecture.md).
+    // Deliberately random timing in race tests is testkit's `jitter`.
+    files: ['**/*.test.ts', '**/*.testutil.ts'],
+    rules: {
+      'no-restricted-syntax': [
+        'error',
+        {
+          selector: "NewExpression[callee.name='Promise'] CallExpression[callee.name='setTimeout']",
+          message: FIXED_SLEEP,
+        },
+      ],
+      'no-restricted-imports': [
+        'error',
+        { paths: [{ name: 'node:timers/promises', message: FIXED_SLEEP }] },
+      ],
     },
   },
   {

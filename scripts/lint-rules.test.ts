@@ -53,3 +53,40 @@ describe('no bare Error in packages/*/src', () => {
     }
   });
 });
+
+async function findings(code: string, file: string): Promise<string[]> {
+  const [result] = await eslint.lintText(code, { filePath: path.join(root, file) });
+  return result!.messages.map((m) => `${m.line}:${m.ruleId}`);
+}
+
+describe('no fixed sleep as synchronisation in tests', () => {
+  const SLEEPS = [
+    'export async function a() { await new Promise((r) => setTimeout(r, 50)); }',
+    "import { setTimeout as sleep } from 'node:timers/promises';",
+    'export const b = () => sleep(10);',
+  ].join('\n');
+
+  it('flags a promise around setTimeout and timers/promises in a test or test helper', async () => {
+    for (const file of ['packages/pool/src/probe.test.ts', 'packages/pool/src/probe.testutil.ts']) {
+      expect(await findings(SLEEPS, file), file).toEqual([
+        '1:no-restricted-syntax',
+        '2:no-restricted-imports',
+      ]);
+    }
+  });
+
+  it("accepts testkit's until and jitter, and leaves library code alone", async () => {
+    const ok = [
+      "import { jitter, until } from '@wtpool/testkit';",
+      "export const a = () => until('x', () => true);",
+      'export const b = () => jitter(100);',
+    ].join('\n');
+    expect(await findings(ok, 'packages/pool/src/probe.test.ts')).toEqual([]);
+    expect(
+      await findings(
+        'export const c = () => new Promise((r) => setTimeout(r, 5));',
+        'packages/pool/src/probe.ts',
+      ),
+    ).toEqual([]);
+  });
+});

@@ -48,9 +48,22 @@ export interface Row {
   goal?: string;
 }
 
+/** The machine's 1-minute load average and core count: printed beside every table. */
+export function load(): { avg1: number; cores: number } {
+  return { avg1: os.loadavg()[0]!, cores: os.availableParallelism() };
+}
+
+/** Highest 1-minute load average seen at any table of this run (see index.ts's --record). */
+export let peakLoad = 0;
+
 /** Prints a table of results; a ratio is subject / baseline (lower is better unless stated). */
 export function report(title: string, rows: Row[]): void {
+  const { avg1, cores } = load();
+  peakLoad = Math.max(peakLoad, avg1);
   console.log(`\n## ${title}\n`);
+  console.log(
+    `load average ${avg1.toFixed(2)} on ${cores} cores${avg1 > cores ? ' (busy machine: these figures say little)' : ''}\n`,
+  );
   console.log('| measure | value | baseline | ratio | goal |');
   console.log('|---|---|---|---|---|');
   for (const r of rows) {

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { until } from '@wtpool/testkit';
 import { reportError } from './cli.js';
 import { failure } from './errors.js';
 import { git, lastLine, run, runOk, runSync, stopChildren } from './exec.js';
@@ -89,13 +90,14 @@ describe('run', () => {
       const st = readProcStat(grandchild);
       return st !== null && st.state !== 'Z' && st.ppid !== 0;
     };
-    while (alive()) await new Promise((res) => setTimeout(res, 50));
+    await until('the grandchild exits', () => !alive());
   });
 
   it('stopChildren signals running children', async () => {
-    const p = run(node, ['-e', 'setInterval(() => {}, 1000)']);
-    await new Promise((res) => setTimeout(res, 100));
-    stopChildren('SIGTERM');
+    // The child says when it runs; stopping it then is what is tested (not a timer of ours).
+    const p = run(node, ['-e', 'console.log("up"); setInterval(() => {}, 1000)'], {
+      onData: (d) => d.includes('up') && stopChildren('SIGTERM'),
+    });
     expect((await p).signal).toBe('SIGTERM');
   });
 

@@ -10,6 +10,9 @@
  */
 import type { ChildProcess, SpawnOptions } from 'node:child_process';
 import { createRequire } from 'node:module';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { TRACING, traceSpan } from './trace.js';
 import { failure, redact, type ErrorCode, type ErrorOptions } from './errors.js';
 
 export interface RunOptions {
@@ -79,6 +82,7 @@ export function run(
   opts: RunOptions = {},
 ): Promise<RunResult> {
   const started = Date.now();
+  const t0 = TRACING ? performance.now() : 0;
   const { spawn } = childProcess();
   const spawnOpts: SpawnOptions = {
     cwd: opts.cwd,
@@ -146,6 +150,12 @@ export function run(
     });
     child.on('close', (code, signal) => {
       done();
+      if (TRACING)
+        traceSpan(
+          path.basename(cmd) === 'git' ? 'git' : 'exec',
+          [cmd, ...args].join(' ').slice(0, 120),
+          t0,
+        );
       resolve({
         code: code ?? 128 + (signal ? (SIGNALS[signal] ?? 15) : 0),
         signal,

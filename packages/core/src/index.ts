@@ -4,3 +4,4 @@ export * from './cli.js';
 export * from './exec.js';
 export * from './prompt.js';
 export * from './procstat.js';
+export * from './trace.js';

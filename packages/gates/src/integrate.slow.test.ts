@@ -7,7 +7,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '@wtpool/config';
-import type { TempRepo } from '@wtpool/testkit';
+import { until, type TempRepo } from '@wtpool/testkit';
 import { keptBranches } from './candidates.js';
 import type { RunReport, StatusReport } from './integrate.js';
 import {
@@ -190,13 +190,16 @@ describe('integrate run never leaves the repository mid-merge', () => {
         stdio: 'ignore',
       },
     );
-    const exited = new Promise<number | null>((res) => child.on('close', (code) => res(code)));
-    while (!existsSync(marker)) {
+    let ended: number | null | undefined;
+    const exited = new Promise<number | null>((res) =>
+      child.on('close', (code) => res((ended = code))),
+    );
+    await until('the run reaches its test gate', () => {
       // The run ended before reaching the test gate: fail with its exit code, don't hang.
-      const done = await Promise.race([exited, new Promise((res) => setTimeout(res, 50, 'wait'))]);
-      if (done !== 'wait')
-        throw new Error(`integrate run exited (${String(done)}) before the test gate`);
-    }
+      if (ended !== undefined)
+        throw new Error(`integrate run exited (${String(ended)}) before the test gate`);
+      return existsSync(marker);
+    });
     return { child, exited, start, cfg };
   }
 

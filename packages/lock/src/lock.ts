@@ -1,7 +1,14 @@
 import * as fsSync from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { WtpoolError, ExitCode, errno, formatDuration } from '@wtpool/core';
+import {
+  WtpoolError,
+  ExitCode,
+  TRACING,
+  errno,
+  formatDuration,
+  traceWaitAndHold,
+} from '@wtpool/core';
 import { openPrivateSync } from './private.js';
 
 export interface LockOptions {
@@ -368,10 +375,10 @@ export async function withLock<T>(
     clearTimeout(timer);
     if (!inTime)
       throw new LockTimeoutError(target, Date.now() - started, await readLockHolder(target));
-    return await withFileLock(target, fn, {
-      ...opts,
-      timeout: Math.max(0, timeout - (Date.now() - started)),
-    });
+    const lockOpts = { ...opts, timeout: Math.max(0, timeout - (Date.now() - started)) };
+    // WTPOOL_TRACE: the wait for the lock and the time it is held are two steps of the trace.
+    const what = `${path.basename(target)}${opts.purpose ? ` (${opts.purpose})` : ''}`;
+    return await withFileLock(target, TRACING ? traceWaitAndHold(what, fn) : fn, lockOpts);
   } finally {
     done();
     if (localQueues.get(key) === tail) localQueues.delete(key);

@@ -14,9 +14,8 @@ import {
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
-import { tempDir } from '@wtpool/testkit';
+import { jitter, tempDir, until } from '@wtpool/testkit';
 
 const WORKER = path.join(
   path.dirname(fileURLToPath(import.meta.url)),
@@ -106,8 +105,11 @@ describe('crash safety (SIGKILL at random instants)', () => {
       );
       // Wait until they are really writing (process start-up varies a lot on a loaded machine),
       // then kill them at a random instant.
-      while (!existsSync(file) || readStore(file).version <= before) await sleep(5);
-      await sleep(Math.random() * 100);
+      await until('the victims write', () => existsSync(file) && readStore(file).version > before, {
+        everyMs: 5,
+        attempts: 12_000,
+      });
+      await jitter(100);
       for (const v of victims) v.child.kill('SIGKILL');
       await Promise.all(victims.map((v) => v.exited));
       // The file parses and never went backwards.
@@ -158,10 +160,13 @@ describe('createExclusive raced by 32 processes', () => {
       const racers = Array.from({ length: 32 }, (_, i) =>
         worker('exclusive', target, barrier, `p${i}`),
       );
-      await sleep(300); // let them start and spin on the barrier
+      // Every racer has started and spins on the barrier before it opens.
+      await Promise.all(racers.map((r) => r.waitLine((l) => l.ready === true)));
       writeFileSync(barrier, '');
       await Promise.all(racers.map((r) => r.exited));
-      const results = racers.map((r) => r.lines[0] as { won: boolean; id: string });
+      const results = racers.map(
+        (r) => r.lines.find((l) => 'won' in l) as { won: boolean; id: string },
+      );
       const winners = results.filter((r) => r.won);
       expect(results).toHaveLength(32);
       expect(winners).toHaveLength(1);
@@ -274,7 +279,7 @@ describe('withLock: exclusion after a dead holder (issue #11)', () => {
       const all = Promise.all(survivors.map((s) => s.exited)).then(() => (finished = true));
       let kills = 0;
       while (!finished) {
-        await sleep(20 + Math.random() * 80);
+        await jitter(100, 20);
         // Kill the holder if it is a victim: read who holds the lock from its token.
         let names: string[] = [];
         try {

@@ -1,7 +1,7 @@
 import { existsSync, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { tempDir } from '@wtpool/testkit';
+import { tempDir, until } from '@wtpool/testkit';
 import {
   JsonStore,
   StoreCorruptError,
@@ -86,17 +86,18 @@ describe('JsonStore', () => {
 describe('withLock', () => {
   it('times out naming the holder', async () => {
     const target = path.join(tempDir(), 'x');
-    let release!: () => void;
+    let release: (() => void) | undefined;
     const held = withLock(target, () => new Promise<void>((r) => (release = r)), {
       purpose: 'test holder',
     });
-    await new Promise((r) => setTimeout(r, 50));
+    // The holder is inside its critical section once `release` is set.
+    await until('the holder holds the lock', () => release !== undefined);
     const err = await withLock(target, () => 1, { timeout: 200 }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(LockTimeoutError);
     expect((err as Error).message).toMatch(
       new RegExp(`pid ${process.pid} on .* since .*test holder`),
     );
-    release();
+    release!();
     await held;
     expect(await withLock(target, () => 2)).toBe(2);
   });

@@ -1,7 +1,7 @@
 import * as fsSync from 'node:fs';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { WtpoolError, ExitCode, errno } from '@wtpool/core';
+import { WtpoolError, ExitCode, errno, traced } from '@wtpool/core';
 import { writeTempSync } from './atomic.js';
 import { ensurePrivateDir } from './private.js';
 import { withLock, type LockOptions, type LockHandle } from './lock.js';
@@ -172,7 +172,9 @@ export class JsonStore<T> {
         const cur = await this.readVersioned();
         const draft = cur.data;
         const result = await fn(draft, { version: cur.version, lock });
-        await this.commit(cur.version, cur.ino, draft, lock);
+        await traced('write', path.basename(this.file), () =>
+          this.commit(cur.version, cur.ino, draft, lock),
+        );
         return result;
       },
       this.opts,

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig, type LoadedConfig } from '@wtpool/config';
 import { WorktreePool } from '@wtpool/pool';
-import { makeTempRepo, PROJECT_ROOT, runCli, type TempRepo } from '@wtpool/testkit';
+import { makeTempRepo, PROJECT_ROOT, runCli, type TempRepo, until } from '@wtpool/testkit';
 import { collectHealth } from './health.js';
 
 const POOL = path.join(PROJECT_ROOT, 'packages/pool/bin/pool.js');
@@ -41,7 +41,7 @@ describe('pool alerts with an injected clock', () => {
       { cwd: repo.dir, stdio: 'ignore' },
     );
     // Wait for its ticket (no time limit of our own: the hook timeout bounds it).
-    while ((await pool.readState()).queue.length !== 1) await new Promise((r) => setTimeout(r, 50));
+    await until('the waiter is queued', async () => (await pool.readState()).queue.length === 1);
   }, 60_000);
 
   afterAll(async () => {

@@ -3,11 +3,12 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   makeTempRepo,
+  type PostgresServer,
   PROJECT_ROOT,
   runCli,
   startPostgres,
-  type PostgresServer,
   type TempRepo,
+  until,
 } from '@wtpool/testkit';
 import { pgConnect } from './postgres.js';
 import { pidAlive } from '@wtpool/lock';
@@ -123,14 +124,20 @@ describe('monitor daemon', () => {
     expect(second.code).toBe(5);
     expect(second.stderr).toMatch(new RegExp(`already running \\(pid ${pid}`));
 
-    let lines: Array<{ type: string; at: string }> = [];
-    for (let i = 0; i < 100 && lines.filter((l) => l.type === 'sample').length < 3; i++) {
-      await new Promise((r) => setTimeout(r, 100));
-      lines = (await fs.readFile(st.log, 'utf8'))
+    const readLog = async () =>
+      (await fs.readFile(st.log, 'utf8').catch(() => ''))
         .trim()
         .split('\n')
-        .map((l) => JSON.parse(l));
-    }
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as { type: string; at: string });
+    const lines = await until(
+      'three samples in the daemon log',
+      async () => {
+        const ls = await readLog();
+        return ls.filter((l) => l.type === 'sample').length >= 3 && ls;
+      },
+      { everyMs: 100, attempts: 100 },
+    );
     expect(lines.filter((l) => l.type === 'sample').length).toBeGreaterThanOrEqual(3);
     expect(pidAlive(pid)).toBe(true);
 

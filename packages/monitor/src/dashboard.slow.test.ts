@@ -4,7 +4,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '@wtpool/config';
 import { readLeaseLog } from '@wtpool/pool';
-import { makeTempRepo, PROJECT_ROOT, runCli, type TempRepo } from '@wtpool/testkit';
+import { makeTempRepo, PROJECT_ROOT, runCli, type TempRepo, until } from '@wtpool/testkit';
 import { Dashboard } from './dashboard.js';
 
 const POOL = path.join(PROJECT_ROOT, 'packages/pool/bin/pool.js');
@@ -37,8 +37,9 @@ describe('dashboard lease logs', () => {
       { cwd: repo.dir, stdio: 'ignore' },
     );
     const stateDir = path.join(repo.dir, '.git', 'wtpool');
-    while (!((await readLeaseLog(stateDir, 'wt-1')) ?? '').includes('live-2'))
-      await new Promise((r) => setTimeout(r, 50));
+    await until('the run log has both lines', async () =>
+      ((await readLeaseLog(stateDir, 'wt-1')) ?? '').includes('live-2'),
+    );
     const doc = await new Dashboard(loadConfig({ repo: repo.dir })).build();
     expect(doc.logs['wt-1']?.slice(-2)).toEqual(['live-1', 'live-2']);
     const gone = new Promise((r) => child.once('exit', r));

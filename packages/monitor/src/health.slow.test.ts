@@ -4,7 +4,7 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '@wtpool/config';
 import { WorktreePool } from '@wtpool/pool';
-import { makeTempRepo, type TempRepo } from '@wtpool/testkit';
+import { makeTempRepo, type TempRepo, until } from '@wtpool/testkit';
 import { collectHealth } from './health.js';
 import { buildReport } from './report.js';
 
@@ -26,7 +26,13 @@ describe('health: the pool section and holder processes', () => {
     // A holder with 150 descriptors allowed and a few open: 2–4 % of its limit ≥ FD_WARN_PCT 1.
     const holder = spawn('sh', ['-c', 'ulimit -n 150; exec sleep 600'], { stdio: 'ignore' });
     try {
-      await new Promise((r) => setTimeout(r, 100));
+      // Its limit is set once the shell has become `sleep`.
+      await until(
+        'the holder runs sleep',
+        async () =>
+          (await fs.readFile(`/proc/${holder.pid}/comm`, 'utf8').catch(() => '')).trim() ===
+          'sleep',
+      );
       const lease = await pool.lease({
         agent: 'agent-h',
         task: 'health',
@@ -34,7 +40,11 @@ describe('health: the pool section and holder processes', () => {
         wait: false,
       });
       await repo.write('big.bin', 'z'.repeat(50_000), lease.path);
-      await new Promise((r) => setTimeout(r, 5));
+      // leaseAlertAfter is 1 ms: the lease is old once a millisecond has passed since it began.
+      await until(
+        'the lease is older than leaseAlertAfter',
+        () => Date.now() > Date.parse(lease.acquiredAt) + 1,
+      );
 
       const h = await collectHealth(loaded);
       expect(h.pool).toMatchObject({ size: 2, leased: 1, ready: 1, waiters: 0, broken: [] });

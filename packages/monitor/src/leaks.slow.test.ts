@@ -9,10 +9,11 @@ import { WorktreePool, readEvents } from '@wtpool/pool';
 import {
   makeTempRepo,
   PROJECT_ROOT,
+  type RedisServer,
   runCli,
   startRedis,
-  type RedisServer,
   type TempRepo,
+  until,
 } from '@wtpool/testkit';
 import { detectLeaks, type Leak } from './leaks.js';
 import { withPg } from './postgres.js';
@@ -225,16 +226,20 @@ describe('zombie-process: defunct children of a pool holder', () => {
         holderPid: holder.pid!,
         wait: false,
       });
-      let leaks: Leak[] = [];
-      for (let i = 0; i < 50; i++) {
-        // Other children of this test process (the lease's claimer) may be defunct for an
-        // instant; the holder's is the one this test is about.
-        leaks = (await detectLeaks(loaded)).leaks.filter(
+      // Other children of this test process (the lease's claimer) may be defunct for an
+      // instant; the holder's is the one this test is about.
+      const zombies = async () =>
+        (await detectLeaks(loaded)).leaks.filter(
           (l) => l.kind === 'zombie-process' && l.evidence.parent === holder.pid,
         );
-        if (leaks.length) break;
-        await new Promise((r) => setTimeout(r, 50));
-      }
+      const leaks: Leak[] = await until(
+        "the holder's zombie child",
+        async () => {
+          const found = await zombies();
+          return found.length > 0 && found;
+        },
+        { attempts: 50 },
+      );
       expect(leaks).toHaveLength(1);
       expect(leaks[0]!.evidence).toMatchObject({ state: 'Z', parent: holder.pid, slot: 'wt-1' });
       const res = await cleanupLeaks(loaded, { leaks });

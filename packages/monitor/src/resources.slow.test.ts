@@ -2,7 +2,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, inject, it } from 'vitest';
-import { tempDir } from '@wtpool/testkit';
+import { tempDir, until } from '@wtpool/testkit';
 import { measureTree, freeSpace } from './disk.js';
 import { parseFileNr, parseOpenFilesLimit, processFds, systemFds } from './fd.js';
 import { pgSnapshot, withPg, pgConnect } from './postgres.js';
@@ -80,10 +80,10 @@ describe('file descriptors', () => {
       // Measure once the shell has become `sleep`: while sh is still setting up, its descriptor
       // count changes between two reads (the test used to compare such a moment).
       const comm = () => fs.readFile(`/proc/${child.pid}/comm`, 'utf8').catch(() => '');
-      for (let i = 0; i < 250 && (await comm()).trim() !== 'sleep'; i++) {
-        await new Promise((r) => setTimeout(r, 20));
-      }
-      expect((await comm()).trim()).toBe('sleep');
+      await until('the shell became sleep', async () => (await comm()).trim() === 'sleep', {
+        everyMs: 20,
+        attempts: 250,
+      });
       const fds = await processFds(child.pid!);
       expect(fds!.limit).toBe(200);
       expect(fds!.open).toBe((await fs.readdir(`/proc/${child.pid}/fd`)).length);

@@ -8,7 +8,7 @@ import { existsSync, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
-import { makeTempRepo, runCli, type TempRepo } from '@wtpool/testkit';
+import { makeTempRepo, runCli, until, type TempRepo } from '@wtpool/testkit';
 import { readEvents } from './events.js';
 import type { AcquireResult, PoolEvent, PoolStatus } from './types.js';
 
@@ -36,17 +36,6 @@ async function setup(yaml: string) {
     });
   };
   return { repo, pool };
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function until<T>(what: string, fn: () => Promise<T | undefined | false>): Promise<T> {
-  for (let i = 0; i < 600; i++) {
-    const v = await fn();
-    if (v) return v;
-    await sleep(50);
-  }
-  throw new Error(`gave up waiting for ${what}`);
 }
 
 async function status(pool: (...a: string[]) => ReturnType<typeof runCli>): Promise<PoolStatus> {

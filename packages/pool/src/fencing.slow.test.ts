@@ -9,7 +9,7 @@ import { existsSync, promises as fs, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
-import { makeTempRepo, runCli, type TempRepo } from '@wtpool/testkit';
+import { makeTempRepo, runCli, until, type TempRepo } from '@wtpool/testkit';
 import type { AcquireResult, PoolStatus } from './types.js';
 
 const BIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../bin/pool.js');
@@ -36,16 +36,6 @@ async function setup(yaml = 'scale:\n  min: 1\n  max: 1\n') {
     runCli(BIN, [...args, '--repo', repo.dir], { cwd: opts.cwd ?? repo.dir, env: opts.env });
   expect((await pool(['init'])).code).toBe(0);
   return { repo, pool };
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-async function until<T>(what: string, fn: () => Promise<T | undefined | false> | T): Promise<T> {
-  for (let i = 0; i < 1200; i++) {
-    const v = await fn();
-    if (v) return v;
-    await sleep(50);
-  }
-  throw new Error(`gave up waiting for ${what}`);
 }
 
 const procGone = (pid: number) => {

@@ -219,7 +219,7 @@ describe(
             : null;
           return d?.done && d;
         },
-        2400,
+        { attempts: 2400 },
       );
       expect(lost.by).toBe(a.id);
       // The bound (server times): hostTtl 6 s, plus a waiter's look every hostTtl/3 = 2 s, plus 3 s.

@@ -82,18 +82,4 @@ export async function makeFleet(o: FleetOptions): Promise<Fleet> {
   return { origin, hosts, dbPrefix, cleanup: () => origin.cleanup() };
 }
 
-export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** Polls fn until it returns something truthy (bounded by attempts, not by a clock). */
-export async function until<T>(
-  what: string,
-  fn: () => Promise<T | undefined | false>,
-  attempts = 1200,
-): Promise<T> {
-  for (let i = 0; i < attempts; i++) {
-    const v = await fn();
-    if (v) return v;
-    await sleep(50);
-  }
-  throw new Error(`gave up waiting for ${what}`);
-}
+export { until } from '@wtpool/testkit';

@@ -5,7 +5,7 @@
 import { existsSync, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { makeTempRepo, type TempRepo } from '@wtpool/testkit';
+import { makeTempRepo, until, type TempRepo } from '@wtpool/testkit';
 import { WorktreePool, doctor } from './pool.js';
 import { readEvents } from './events.js';
 import { readEnvFile } from './envfile.js';
@@ -276,11 +276,10 @@ describe('WorktreePool', () => {
     const seen = await pool.withLease({ task: 'long work', ttlMs: 3000 }, async (l) => {
       const first = (await pool.readState()).slots[l.slot]!.lease!;
       // Wait (on the registry, not on a timer of ours) until a heartbeat renewed the lease.
-      let lease = first;
-      while (lease.heartbeatAt === first.heartbeatAt) {
-        await new Promise((r) => setTimeout(r, 50));
-        lease = (await pool.readState()).slots[l.slot]!.lease!;
-      }
+      const lease = await until('a heartbeat renewed the lease', async () => {
+        const now = (await pool.readState()).slots[l.slot]!.lease!;
+        return now.heartbeatAt !== first.heartbeatAt && now;
+      });
       expect(l.signal.aborted).toBe(false);
       return { first, lease };
     });

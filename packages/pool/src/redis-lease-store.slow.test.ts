@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '@wtpool/config';
-import { makeTempRepo, startRedis, type RedisServer, type TempRepo } from '@wtpool/testkit';
+import { makeTempRepo, startRedis, until, type RedisServer, type TempRepo } from '@wtpool/testkit';
 import { RedisLeaseStore } from './redis-lease-store.js';
 import type { LeaseFile } from './types.js';
 import { promises as fs } from 'node:fs';
@@ -119,18 +119,19 @@ describe('RedisLeaseStore', () => {
     const { repo, store } = await storeOf('h1');
     const other = new RedisLeaseStore(loadConfig({ repo: repo.dir }));
     let calls = 0;
-    let woke!: () => void;
-    const wake = new Promise<void>((r) => (woke = r));
     const stop = store.watch(() => {
       calls++;
-      woke();
     });
     try {
       // Commit until the subscription is live (the first commits may precede SUBSCRIBE).
-      for (let i = 0; calls === 0 && i < 200; i++) {
-        await other.transact((d) => void d.nextTicket++);
-        await Promise.race([wake, new Promise((r) => setTimeout(r, 50))]);
-      }
+      await until(
+        'the subscription delivered a commit',
+        async () => {
+          await other.transact((d) => void d.nextTicket++);
+          return calls > 0;
+        },
+        { attempts: 200 },
+      );
       expect(calls).toBeGreaterThan(0);
     } finally {
       stop();

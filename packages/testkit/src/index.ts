@@ -4,3 +4,5 @@ export { runCli } from './cli.js';
 export type { CliResult, RunOptions } from './cli.js';
 export { startRedis, startPostgres, freePort, waitForPort } from './services.js';
 export type { RedisServer, PostgresServer } from './services.js';
+export { until, jitter } from './wait.js';
+export type { UntilOptions } from './wait.js';
