@@ -2,7 +2,7 @@
  * `tracks dispatch` as a command: the plan, signals, progress on stderr, the summary, and
  * `--then integrate`. The work itself is dispatch.ts.
  */
-import { ExitCode, formatDuration, usageError, type CommandContext } from '@wtpool/core';
+import { ExitCode, formatDuration, redact, usageError, type CommandContext } from '@wtpool/core';
 import { WorktreePool } from '@wtpool/pool';
 import type { Analysis } from './analyze.js';
 import {
@@ -159,8 +159,8 @@ export async function runDispatch(ctx: CommandContext, deps: DispatchDeps): Prom
         onEnd: (r) => {
           running.delete(r.track);
           done++;
-          if (tty) process.stderr.write('\r\x1b[K');
-          ctx.out.info(runLine(r));
+          // A log line, also with --json: the document only comes at the end.
+          process.stderr.write(`${tty ? '\r\x1b[K' : ''}${redact(runLine(r))}\n`);
           draw();
         },
         warn: (m) => {

@@ -30,7 +30,7 @@ const bead = (o: Record<string, unknown>) =>
 /**
  * A beads export with every status that must not be handed out, beside free work: custom
  * statuses of category wip and done, pinned, hooked, tombstone and an unknown status.
- * `free` is what a plan may assign; `held` what it must list and never assign.
+ * `free` is what a plan may assign: four independent items, so four tracks of one item.
  */
 export const STATUS_FIXTURE = {
   lines: [
@@ -44,6 +44,7 @@ export const STATUS_FIXTURE = {
       dependencies: [{ issue_id: 's-after-done', depends_on_id: 's-done', type: 'blocks' }],
     }),
     bead({ id: 's-active', status: 'triaged', status_category: 'active' }),
+    bead({ id: 's-open-2', status: 'open', priority: 1 }),
     bead({ id: 's-frozen', status: 'icebox', status_category: 'frozen' }),
     bead({ id: 's-pinned', status: 'pinned' }),
     bead({ id: 's-hooked', status: 'hooked', assignee: 'polecat/1' }),
@@ -56,7 +57,7 @@ export const STATUS_FIXTURE = {
       dependencies: [{ issue_id: 's-after-unknown', depends_on_id: 's-unknown', type: 'blocks' }],
     }),
   ],
-  free: ['s-active', 's-after-done', 's-open'],
+  free: ['s-active', 's-after-done', 's-open', 's-open-2'],
   inFlight: ['s-hooked', 's-wip'],
   notWork: ['s-pinned'],
   unknown: ['s-unknown'],
