@@ -122,6 +122,15 @@ describe('tracks dispatch (real pool, scale.max 2)', () => {
     expect(doc.max).toBe(2);
     expect(doc.tracks.flatMap((t) => t.items).sort()).toEqual(F.free);
     expect(existsSync(path.join(repo.dir, '.git/wtpool/state.json'))).toBe(false);
+    // no command is a usage error; --help lists the contract's options
+    const none = await tracks(['dispatch']);
+    expect([none.code, none.stderr.split('\n')[0]]).toEqual([
+      2,
+      'error: tracks dispatch needs a command',
+    ]);
+    const help = await tracks(['dispatch', '--help']);
+    for (const o of ['--command CMD', '--max N', '--dry-run', '--then STEP', '--file X.jsonl'])
+      expect(help.stdout).toContain(o);
   });
 
   it('4 tracks, never more than 2 at once, each in a leased slot, 4 kept branches, all 4 merged by --then integrate', async () => {

@@ -1,4 +1,5 @@
 /** Test helpers (not compiled into dist, not a test file). */
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { PROJECT_ROOT } from '@wtpool/testkit';
 import type { Issue } from '@wtpool/tracks';
@@ -64,3 +65,71 @@ export const STATUS_FIXTURE = {
   /** Open, never started now: frozen, and waiting on the unknown one. */
   waiting: ['s-after-unknown', 's-frozen'],
 };
+
+/**
+ * bv's plan counts for an issue file, derived here from the rules as docs/tracks.md states them
+ * (not through the code under test): the last line of an id wins; done is `closed` or
+ * `tombstone`; `blocks` and untyped dependencies on ids in the file block; actionable = not
+ * done and no such dependency on an issue that is not done; tracks = the groups of issues
+ * linked by those dependencies (either way, closed issues included) that hold actionable ones.
+ * Only for files whose every line bv's loader keeps (the fixtures used with it).
+ */
+export function bvCounts(file: string): {
+  actionable: number;
+  blocked: number;
+  tracks: number;
+  single: number;
+} {
+  const byId = new Map<string, { status: string; deps: { to: string; type: string }[] }>();
+  for (const l of readFileSync(file, 'utf8').split('\n')) {
+    if (!l.trim()) continue;
+    const o = JSON.parse(l) as {
+      id: string;
+      status: string;
+      dependencies?: { depends_on_id: string; type?: string }[] | null;
+    };
+    byId.set(o.id, {
+      status: o.status.trim().toLowerCase(),
+      deps: (o.dependencies ?? []).map((d) => ({ to: d.depends_on_id, type: d.type ?? '' })),
+    });
+  }
+  const done = (id: string) => ['closed', 'tombstone'].includes(byId.get(id)!.status);
+  const links = (id: string) =>
+    byId.get(id)!.deps.filter((d) => (d.type === '' || d.type === 'blocks') && byId.has(d.to));
+  const neighbours = new Map<string, string[]>([...byId.keys()].map((id) => [id, []]));
+  for (const id of byId.keys()) {
+    for (const d of links(id)) {
+      neighbours.get(id)!.push(d.to);
+      neighbours.get(d.to)!.push(id);
+    }
+  }
+  const actionable = new Set(
+    [...byId.keys()].filter((id) => !done(id) && links(id).every((d) => done(d.to))),
+  );
+  const open = [...byId.keys()].filter((id) => !done(id)).length;
+  // groups by breadth-first search; count the actionable members of each
+  const seen = new Set<string>();
+  const perGroup: number[] = [];
+  for (const start of byId.keys()) {
+    if (seen.has(start)) continue;
+    seen.add(start);
+    let n = 0;
+    for (const queue = [start]; queue.length;) {
+      const id = queue.pop()!;
+      if (actionable.has(id)) n++;
+      for (const next of neighbours.get(id)!) {
+        if (!seen.has(next)) {
+          seen.add(next);
+          queue.push(next);
+        }
+      }
+    }
+    if (n) perGroup.push(n);
+  }
+  return {
+    actionable: actionable.size,
+    blocked: open - actionable.size,
+    tracks: perGroup.length,
+    single: perGroup.filter((n) => n === 1).length,
+  };
+}
