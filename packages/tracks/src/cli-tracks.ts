@@ -27,7 +27,7 @@ const INPUT: OptionSpec[] = [
     type: 'string',
     value: 'X.jsonl',
     description:
-      'read this issue file instead of finding one (`-`: stdin, e.g. `bd export | tracks analyze --file -`)',
+      'read this issue file instead of finding one (`-`: stdin, e.g. piped from `bd export`)',
   },
   {
     name: 'from-bv',
