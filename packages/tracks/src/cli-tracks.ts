@@ -216,7 +216,7 @@ const spec: CliSpec = {
   bin: 'tracks',
   summary: 'Beads track analyzer: parallel tracks of work, file conflicts, slot recommendations',
   footer:
-    'Exit codes: 0 ok · 1 failure (not a beads file, malformed line with --strict) · 2 usage · 4 not found · 6 pool unavailable · 75 pool full. Docs: docs/tracks.md',
+    'Exit codes: 0 ok · 1 failure (not a beads file, malformed line with --strict, a dispatched track failed) · 2 usage · 4 not found · 6 pool unavailable · 75 pool full · 130/143 dispatch stopped by SIGINT/SIGTERM. Docs: docs/tracks.md',
   commands: [
     {
       name: 'analyze',
