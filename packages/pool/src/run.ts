@@ -58,34 +58,59 @@ interface EarlySignals {
   dispose?: () => void;
 }
 
-/** The signal handlers of one `pool run`, in place before anything is leased. */
+/** The runs of this process (one for `pool run`, one per track for `tracks dispatch`). */
+const active = new Set<Signals>();
+let installed = false;
+
+/** One handler per signal for the whole process, telling every active run. */
+function installHandlers(): void {
+  if (installed) return;
+  installed = true;
+  for (const sig of SIGNALS) process.on(sig, () => active.forEach((s) => s.on(sig)));
+}
+
+/** The signal handling of one run, in place before anything is leased. */
 class Signals {
   caught: NodeJS.Signals | null = null;
   readonly aborter = new AbortController();
   forward: (sig: NodeJS.Signals) => void = () => {};
-  readonly #handlers = SIGNALS.map((sig) => [sig, () => this.#on(sig)] as const);
-  readonly #early: EarlySignals | undefined;
 
   constructor() {
-    for (const [sig, h] of this.#handlers) process.on(sig, h);
-    this.#early = (globalThis as Record<symbol, EarlySignals | undefined>)[EARLY];
+    installHandlers();
+    active.add(this);
+    const early = (globalThis as Record<symbol, EarlySignals | undefined>)[EARLY];
     // The bin's recorder hands over: a signal it caught counts as ours.
-    this.#early?.dispose?.();
-    const first = this.#early?.signals?.[0];
-    if (first) this.#on(first);
+    early?.dispose?.();
+    const first = early?.signals?.[0];
+    if (first) this.on(first);
   }
 
-  #on(sig: NodeJS.Signals): void {
+  on(sig: NodeJS.Signals): void {
     this.caught ??= sig;
     if (!this.aborter.signal.aborted)
       this.aborter.abort(new RunInterrupted(sig, 'the acquire was cancelled; nothing is leased'));
     this.forward(sig);
   }
+
+  /** The run is over: nothing is forwarded any more (the process's handlers stay, see below). */
+  done(): void {
+    this.forward = () => {};
+    active.delete(this);
+  }
 }
+
+/** What a run takes: a lease's options, the command, where its output goes, extra env. */
+export type RunOptions = Omit<LeaseOptions, 'holderPid'> & {
+  command: string[];
+  /** `log`: the command's output goes to the lease log only (`pool logs`), stdin closed. */
+  stdout?: 'inherit' | 'stderr' | 'log';
+  /** Variables set over the lease's env (e.g. `tracks dispatch`'s WTPOOL_TRACK). */
+  env?: Record<string, string>;
+};
 
 export async function runInSlot(
   pool: WorktreePool,
-  opts: Omit<LeaseOptions, 'holderPid'> & { command: string[]; stdout?: 'inherit' | 'stderr' },
+  opts: RunOptions,
   log: Reporter & { info(m: string): void },
 ): Promise<RunResult> {
   const [cmd, ...args] = opts.command;
@@ -94,15 +119,15 @@ export async function runInSlot(
   try {
     return await run(pool, opts, log, signals, cmd, args);
   } finally {
-    // The handlers stay until the process exits: a signal after the release (while the result
+    // The process's handlers stay until it exits: a signal after the release (while the result
     // is printed) must not kill it with no exit code. Nothing is forwarded any more.
-    signals.forward = () => {};
+    signals.done();
   }
 }
 
 async function run(
   pool: WorktreePool,
-  opts: Omit<LeaseOptions, 'holderPid'> & { command: string[]; stdout?: 'inherit' | 'stderr' },
+  opts: RunOptions,
   log: Reporter & { info(m: string): void },
   signals: Signals,
   cmd: string,
@@ -134,8 +159,8 @@ async function run(
   // A process group of its own: a lost lease stops the command and everything it started.
   const child = spawn(cmd, args, {
     cwd: lease.path,
-    env: { ...process.env, ...lease.env },
-    stdio: ['inherit', 'pipe', 'pipe'],
+    env: { ...process.env, ...lease.env, ...opts.env },
+    stdio: [opts.stdout === 'log' ? 'ignore' : 'inherit', 'pipe', 'pipe'],
     detached: true,
   });
   const pgid = child.pid ?? 0;
@@ -165,13 +190,14 @@ async function run(
     }
   };
   if (signals.caught) signals.forward(signals.caught);
-  const tee = (stream: NodeJS.ReadableStream | null, to: NodeJS.WriteStream) =>
+  const tee = (stream: NodeJS.ReadableStream | null, to: NodeJS.WriteStream | null) =>
     stream?.on('data', (d: Buffer) => {
-      to.write(d);
+      to?.write(d);
       leaseLog.write(d);
     });
-  tee(child.stdout, opts.stdout === 'stderr' ? process.stderr : process.stdout);
-  tee(child.stderr, process.stderr);
+  const quiet = opts.stdout === 'log';
+  tee(child.stdout, quiet ? null : opts.stdout === 'stderr' ? process.stderr : process.stdout);
+  tee(child.stderr, quiet ? null : process.stderr);
   const streamsDone = new Promise<void>((r) => child.on('close', () => r()));
   if (pgid) {
     await recordLeaseCommand(stateDir, lease.slot, lease.token, pgid, lease.path).catch(

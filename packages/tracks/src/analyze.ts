@@ -16,7 +16,7 @@ import {
   type FileEvidence,
   type RepoFiles,
 } from './evidence.js';
-import { findIssueFile, readIssueFile, type LineProblem } from './reader.js';
+import { findIssueFile, readIssueFile, type Issue, type LineProblem } from './reader.js';
 import {
   IN_FLIGHT_STATUSES,
   findConflicts,
@@ -40,6 +40,10 @@ export interface AnalyzeOptions extends TrackOptions {
   now?: number;
   /** Also plan the file as `bv --robot-plan` does (`analysis.bv`). */
   bv?: boolean;
+  /** Keep the issues read (`analysis.issues`, for dispatch's items files). */
+  keepIssues?: boolean;
+  /** What `--file -` reads (default: process.stdin). */
+  stdin?: AsyncIterable<Buffer | string>;
 }
 
 /** What the plan knows about the files each issue touches. */
@@ -71,6 +75,8 @@ export interface Analysis {
   in_flight: HeldItem[];
   /** Open issues that are not work (types, wisps, pinned): never assigned. */
   not_work: HeldItem[];
+  /** Open issues whose status is unknown (no meaning, no category): never assigned. */
+  unknown_status: HeldItem[];
   evidence: EvidenceStatus;
   conflicts: Conflict[];
   /** Open work in no track (its group has nothing free: a cycle, deferred, or held work). */
@@ -78,6 +84,8 @@ export interface Analysis {
   warnings: Warnings;
   /** The same lines as `bv --robot-plan` plans them (with `bv: true`, not for --from-bv). */
   bv?: BvRobotPlan;
+  /** The issues read (with `keepIssues`; never printed). */
+  issues?: Issue[];
 }
 
 function evidenceStatus(
@@ -132,7 +140,11 @@ export async function analyze(opts: AnalyzeOptions): Promise<Analysis> {
   const evidenceP = repoEvidence(opts.repo, opts.commits ?? DEFAULT_COMMITS);
   if (opts.fromBv) return fromBv(opts.fromBv, opts.repo, await evidenceP);
   const file = opts.file ?? findIssueFile(resolveBeadsDir(opts));
-  const read = await readIssueFile(file, { strict: opts.strict ?? false, bv: opts.bv === true });
+  const read = await readIssueFile(file, {
+    strict: opts.strict ?? false,
+    bv: opts.bv === true,
+    ...(opts.stdin ? { stdin: opts.stdin } : {}),
+  });
   const g = buildGraph(read.issues, opts.now);
   const { files, commits } = await evidenceP;
   const open = read.issues.filter((_, i) => g.open[i]);
@@ -141,7 +153,7 @@ export async function analyze(opts: AnalyzeOptions): Promise<Analysis> {
   return {
     source: {
       kind: 'beads',
-      file,
+      file: read.file,
       issues: read.issues.length,
       open: open.length,
       tombstones: read.tombstones,
@@ -151,11 +163,13 @@ export async function analyze(opts: AnalyzeOptions): Promise<Analysis> {
     total_blocked: plan.waiting,
     in_flight: plan.in_flight,
     not_work: plan.not_work,
+    unknown_status: plan.unknown_status,
     evidence: evidenceStatus(opts.repo, files, plan.tracks),
     conflicts: plan.conflicts,
     stranded: plan.stranded,
     warnings: { malformed: read.malformed, dangling: g.dangling, cycles: g.cycles },
     ...(read.bv ? { bv: bvRobotPlan(read.bv.issues, opts.now) } : {}),
+    ...(opts.keepIssues ? { issues: read.issues } : {}),
   };
 }
 
@@ -279,6 +293,7 @@ function fromBv(
     total_blocked: typeof plan.total_blocked === 'number' ? plan.total_blocked : 0,
     in_flight: inFlight,
     not_work: [],
+    unknown_status: [],
     evidence: evidenceStatus(repoDir, repo.files, kept),
     conflicts: findConflicts(
       kept.map((t) => ({ track: t.track_id, issues: t.items.map((i) => i.id) })),

@@ -10,6 +10,7 @@ import {
 import { loadConfig, resolveRepo, targetDir } from '@wtpool/config';
 import { analyze, DEFAULT_COMMITS, type Analysis } from './analyze.js';
 import { toBvPlan } from './bv.js';
+import { runDispatch } from './dispatch-cli.js';
 import { analysisText, bvText, conflictsText, recommendationText, warningLines } from './format.js';
 import { acquireAssignments, cliPoolPort, recommend, type Recommendation } from './recommend.js';
 import { DEFAULT_HOT_FILE, DEFAULT_MAX_TRACKS, DEFAULT_NON_WORK_TYPES } from './tracks.js';
@@ -25,7 +26,8 @@ const INPUT: OptionSpec[] = [
     name: 'file',
     type: 'string',
     value: 'X.jsonl',
-    description: 'read this issue file instead of finding one',
+    description:
+      'read this issue file instead of finding one (`-`: stdin, e.g. piped from `bd export`)',
   },
   {
     name: 'from-bv',
@@ -96,6 +98,44 @@ const RECOMMEND: OptionSpec[] = [
   },
 ];
 
+export const DISPATCH: OptionSpec[] = [
+  {
+    name: 'command',
+    type: 'string',
+    value: 'CMD',
+    description: 'the command to run in each slot, by `sh -c` (or give an argv after --)',
+  },
+  {
+    name: 'max',
+    type: 'int',
+    value: 'N',
+    min: 1,
+    max: 1000,
+    description: "at most N commands at once (default: the pool's free capacity)",
+  },
+  { name: 'dry-run', type: 'boolean', description: 'print the plan; lease nothing, run nothing' },
+  {
+    name: 'then',
+    type: 'string',
+    value: 'STEP',
+    choices: ['integrate'],
+    description: 'afterwards: `integrate run --from-pool` on the branches the releases kept',
+  },
+  {
+    name: 'agent-prefix',
+    type: 'string',
+    value: 'P',
+    description: 'agents are named P-<track id>',
+    default: 'dispatch',
+  },
+  {
+    name: 'timeout',
+    type: 'duration',
+    value: 'DUR',
+    description: 'how long each track may wait for a slot (default: pool.waitTimeout)',
+  },
+];
+
 function repoOf(ctx: CommandContext): string | null {
   try {
     return resolveRepo(targetDir(ctx.repo)).worktree;
@@ -113,6 +153,7 @@ function nonWorkTypes(ctx: CommandContext, repo: string | null): readonly string
 async function load(
   ctx: CommandContext,
   bv = false,
+  keepIssues = false,
 ): Promise<{ analysis: Analysis; repo: string | null }> {
   const repo = repoOf(ctx);
   const o = ctx.opts;
@@ -127,6 +168,7 @@ async function load(
     maxTracks: o['max-tracks'] as number,
     hotFile: o['hot-file'] as number,
     commits: o.commits as number,
+    keepIssues,
   });
   for (const w of warningLines(analysis)) ctx.out.warn(w);
   return { analysis, repo };
@@ -174,7 +216,7 @@ const spec: CliSpec = {
   bin: 'tracks',
   summary: 'Beads track analyzer: parallel tracks of work, file conflicts, slot recommendations',
   footer:
-    'Exit codes: 0 ok · 1 failure (not a beads file, malformed line with --strict) · 2 usage · 4 not found · 6 pool unavailable · 75 pool full. Docs: docs/tracks.md',
+    'Exit codes: 0 ok · 1 failure (not a beads file, malformed line with --strict, a dispatched track failed) · 2 usage · 4 not found · 6 pool unavailable · 75 pool full · 130/143 dispatch stopped by SIGINT/SIGTERM. Docs: docs/tracks.md',
   commands: [
     {
       name: 'analyze',
@@ -213,6 +255,25 @@ const spec: CliSpec = {
           conflictsText(analysis.conflicts, analysis.evidence),
         );
       },
+    },
+    {
+      name: 'dispatch',
+      summary:
+        'run CMD once per ready track, each in a leased slot (env WTPOOL_TRACK, WTPOOL_ITEMS, WTPOOL_ITEMS_FILE); --then integrate merges what was kept',
+      args: [
+        {
+          name: 'argv',
+          rest: true,
+          optional: true,
+          description: 'the command as an argv, after -- (instead of --command)',
+        },
+      ],
+      options: [...INPUT.filter((o) => o.name !== 'from-bv'), ...DISPATCH],
+      run: (ctx) =>
+        runDispatch(ctx, {
+          load: async (c) => (await load(c, false, true)).analysis,
+          nonWorkTypes: (c) => nonWorkTypes(c, repoOf(c)),
+        }),
     },
     {
       name: 'full',

@@ -90,13 +90,17 @@ export function warningLines(a: Analysis): string[] {
 
 export function analysisText(a: Analysis, o: TextOptions = {}): string {
   const lines = [
-    `${a.total_actionable} actionable and ${a.total_blocked} waiting work item(s) in ${a.tracks.length} independent track(s); ${a.in_flight.length} in flight, ${a.not_work.length} not work  (${a.source.file})`,
+    `${a.total_actionable} actionable and ${a.total_blocked} waiting work item(s) in ${a.tracks.length} independent track(s); ${a.in_flight.length} in flight, ${a.not_work.length} not work${a.unknown_status.length ? `, ${a.unknown_status.length} of unknown status` : ''}  (${a.source.file})`,
     `Evidence: ${a.evidence.note}.`,
     '',
   ];
   for (const t of a.tracks) lines.push(...trackText(t, o), '');
   if (!a.tracks.length) lines.push('Nothing to hand out: no open, free, unblocked work.', '');
-  for (const part of [heldText('In flight', a.in_flight, o), heldText('Not work', a.not_work, o)]) {
+  for (const part of [
+    heldText('In flight', a.in_flight, o),
+    heldText('Not work', a.not_work, o),
+    heldText('Unknown status', a.unknown_status, o),
+  ]) {
     if (part.length) lines.push(...part, '');
   }
   if (a.conflicts.length)

@@ -3,6 +3,7 @@
  * linear (arrays, union-find, iterative DFS — no recursion that overflows on 50k issues).
  */
 import type { Issue } from './reader.js';
+import { statusMeaning } from './status.js';
 
 /** Dependency types that hold work back (beads' `AffectsReadyWork`), besides parent-child. */
 export const BLOCKING_TYPES: ReadonlySet<string> = new Set([
@@ -14,7 +15,9 @@ export const BLOCKING_TYPES: ReadonlySet<string> = new Set([
 ]);
 export const PARENT_CHILD = 'parent-child';
 
-export const isClosedStatus = (status: string) => status === 'closed' || status === 'tombstone';
+/** Done: closed, tombstone, or a custom status of category `done`. */
+export const isClosed = (is: Pick<Issue, 'status' | 'statusCategory'>): boolean =>
+  statusMeaning(is.status, is.statusCategory) === 'done';
 
 export interface Dangling {
   issue: string;
@@ -46,7 +49,7 @@ export function buildGraph(issues: Issue[], now = Date.now()): Graph {
   const n = issues.length;
   const index = new Map<string, number>();
   issues.forEach((is, i) => index.set(is.id, i));
-  const open = issues.map((is) => !isClosedStatus(is.status));
+  const open = issues.map((is) => !isClosed(is));
   const blockers: number[][] = Array.from({ length: n }, () => []);
   const dependents: number[][] = Array.from({ length: n }, () => []);
   const parents: number[][] = Array.from({ length: n }, () => []);
@@ -100,8 +103,9 @@ export function buildGraph(issues: Issue[], now = Date.now()): Graph {
   return g;
 }
 
+/** Not to be started now: deferred (also by `defer_until`), blocked by hand, or frozen. */
 function isDeferred(is: Issue, now: number): boolean {
-  if (is.status === 'deferred') return true;
+  if (statusMeaning(is.status, is.statusCategory) === 'waiting') return true;
   if (!is.deferUntil) return false;
   const t = Date.parse(is.deferUntil);
   return Number.isFinite(t) && t > now;

@@ -1,5 +1,6 @@
 // Public surface of @wtpool/tracks.
 export * from './reader.js';
+export * from './status.js';
 export * from './graph.js';
 export * from './bv.js';
 export * from './bv-loader.js';

@@ -95,7 +95,10 @@ describe('finding the issue file', () => {
   it('metadata.json jsonl_export first, then issues.jsonl, then beads.jsonl', () => {
     const b = path.join(dir, '.beads');
     mkdirSync(b);
-    expect(() => findIssueFile(b)).toThrow(/no beads issue file/);
+    // one line naming the export command; tracks never runs bd itself
+    expect(() => findIssueFile(b)).toThrow(
+      /^no beads export in .*\.beads \(issues\.jsonl, beads\.jsonl\): write one with `bd export -o \.beads\/issues\.jsonl`[^\n]*$/,
+    );
     writeFileSync(path.join(b, 'beads.jsonl'), '');
     expect(findIssueFile(b)).toBe(path.join(b, 'beads.jsonl'));
     writeFileSync(path.join(b, 'issues.jsonl'), '');

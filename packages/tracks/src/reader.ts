@@ -36,6 +36,10 @@ export interface Issue {
   assignee: string;
   /** `wisp_type` of an ephemeral wisp (heartbeat, patrol, …), empty otherwise. */
   wispType: string;
+  /** The category of a custom status (`status_category`: active, wip, done, frozen), if given. */
+  statusCategory?: string;
+  /** The line's fields this reader does not read (kept for `--json` and dispatch). */
+  extra?: Record<string, unknown>;
 }
 
 export interface LineProblem {
@@ -65,6 +69,32 @@ export const MAX_LINE_BYTES = BV_MAX_LINE_BYTES;
 
 const TEXT_FIELDS = ['description', 'design', 'acceptance_criteria', 'notes'] as const;
 
+/** The fields toIssue reads; every other field of a line is kept in `extra`. */
+const READ_FIELDS: ReadonlySet<string> = new Set([
+  'id',
+  'title',
+  'status',
+  'status_category',
+  'priority',
+  'issue_type',
+  'labels',
+  'dependencies',
+  'parent',
+  ...TEXT_FIELDS,
+  'metadata',
+  'ephemeral',
+  'assignee',
+  'wisp_type',
+  'defer_until',
+]);
+
+/** Where a missing export comes from (beads ≥ 1.0 keeps issues in its database). */
+export const EXPORT_HINT =
+  'write one with `bd export -o .beads/issues.jsonl` (once: `bd config set export.auto true`; beads_rust: `br sync --flush-only`), or pipe it in: `bd export | tracks analyze --file -`';
+
+/** `--file -`: read the issues from stdin. */
+export const STDIN_FILE = '-';
+
 /**
  * Where beads tools find the issue file: `metadata.json` key `jsonl_export`, then `issues.jsonl`,
  * then `beads.jsonl`, all inside the beads directory.
@@ -86,9 +116,8 @@ export function findIssueFile(beadsDir: string): string {
     const f = path.join(beadsDir, name);
     if (existsSync(f)) return f;
   }
-  throw notFoundError(`no beads issue file in ${beadsDir}`, {
-    hint: 'run `bd export` (or `bd sync`) first, or pass --file X.jsonl or --beads-dir DIR',
-  });
+  // One line: the export is the user's to make (tracks never runs bd: it may migrate the store).
+  throw notFoundError(`no beads export in ${beadsDir} (issues.jsonl, beads.jsonl): ${EXPORT_HINT}`);
 }
 
 type Shape = { issue: Issue } | { tombstone: true } | { foreign: string } | { bad: string };
@@ -157,6 +186,14 @@ function toIssue(o: Record<string, unknown>): Shape {
   };
   const defer = str(o.defer_until);
   if (defer) issue.deferUntil = defer;
+  const category = str(o.status_category);
+  if (category) issue.statusCategory = category;
+  let extra: Record<string, unknown> | undefined;
+  for (const k in o) {
+    if (READ_FIELDS.has(k) || !Object.prototype.hasOwnProperty.call(o, k)) continue;
+    (extra ??= {})[k] = o[k];
+  }
+  if (extra) issue.extra = extra;
   return { issue };
 }
 
@@ -165,8 +202,22 @@ const isDirectory = (file: string) =>
     hint: 'use --beads-dir DIR for a beads directory',
   });
 
-/** Reads a beads issue file (streamed). Throws a clear error for a file that holds no issues. */
-export async function readIssueFile(file: string, opts: ReadOptions = {}): Promise<ReadResult> {
+/**
+ * Reads a beads issue file (streamed), or stdin for `-` (`bd export | tracks … --file -`).
+ * Throws a clear error for a file that holds no issues.
+ */
+export async function readIssueFile(
+  file: string,
+  opts: ReadOptions & { stdin?: AsyncIterable<Buffer | string> } = {},
+): Promise<ReadResult> {
+  if (file === STDIN_FILE) {
+    if (!opts.stdin && process.stdin.isTTY) {
+      throw usageError('--file - reads the issues from stdin, which is a terminal', {
+        hint: 'pipe an export in: `bd export | tracks analyze --file -`',
+      });
+    }
+    return readIssueLines(splitLines(opts.stdin ?? process.stdin), '<stdin>', opts);
+  }
   // Opening a directory succeeds on Linux (only the read fails), so it is told apart here.
   if (statSync(file, { throwIfNoEntry: false })?.isDirectory()) throw isDirectory(file);
   const stream = createReadStream(file, { highWaterMark: 1 << 20 });
@@ -194,7 +245,7 @@ export interface LongLine {
  * time. A line of MAX_LINE_BYTES or more is not assembled: its bytes are counted and dropped.
  */
 export async function* splitLines(
-  stream: AsyncIterable<Buffer>,
+  stream: AsyncIterable<Buffer | string>,
 ): AsyncGenerator<string | LongLine> {
   let parts: Buffer[] = [];
   let size = 0;
@@ -205,7 +256,9 @@ export async function* splitLines(
     size = 0;
     return typeof out === 'string' && out.endsWith('\r') ? out.slice(0, -1) : out;
   };
-  for await (const chunk of stream) {
+  for await (const c of stream) {
+    // a stream with an encoding set yields strings
+    const chunk = typeof c === 'string' ? Buffer.from(c) : c;
     let from = 0;
     for (let nl = chunk.indexOf(10); nl !== -1; nl = chunk.indexOf(10, from)) {
       if (size < MAX_LINE_BYTES) parts.push(chunk.subarray(from, nl));

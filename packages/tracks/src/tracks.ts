@@ -12,6 +12,7 @@ import { UnionFind, unblocks, type Graph } from './graph.js';
 import type { Evidence, FileEvidence } from './evidence.js';
 import type { Issue } from './reader.js';
 import { trackName } from './bv.js';
+import { KNOWN_STATUSES, statusMeaning } from './status.js';
 
 /** What every listed item shows: who it is, how urgent, its status and assignee. */
 export interface ItemBase {
@@ -22,6 +23,8 @@ export interface ItemBase {
   type: string;
   /** Who has it; always empty for a track item (an assigned issue is in flight, never handed out). */
   assignee: string;
+  /** The issue's fields this tool does not read, as the export has them (`created_at`, `owner`…). */
+  extra?: Record<string, unknown>;
 }
 
 export interface TrackItem extends ItemBase {
@@ -84,11 +87,14 @@ export interface TrackOptions {
 /** beads' types that are not work to hand out (the default of config `tracks.nonWorkTypes`). */
 export const DEFAULT_NON_WORK_TYPES: readonly string[] = NON_WORK_TYPES;
 
-/** Statuses of work someone is doing (or reviewing): never handed out again. */
-export const IN_FLIGHT_STATUSES: ReadonlySet<string> = new Set(['hooked', 'in_progress', 'review']);
+/** beads' statuses of work someone is doing (or reviewing): never handed out again. */
+export const IN_FLIGHT_STATUSES: ReadonlySet<string> = new Set(
+  Object.keys(KNOWN_STATUSES).filter((s) => KNOWN_STATUSES[s] === 'in_flight'),
+);
 
 export interface Hold {
-  kind: 'not_work' | 'in_flight';
+  /** `unknown_status`: a status without a known meaning or category (listed, never assigned). */
+  kind: 'not_work' | 'in_flight' | 'unknown_status';
   reason: string;
 }
 
@@ -96,11 +102,19 @@ export interface Hold {
 export function holdOf(is: Issue, nonWork: ReadonlySet<string>): Hold | null {
   if (nonWork.has(is.issueType)) return { kind: 'not_work', reason: `type ${is.issueType}` };
   if (is.ephemeral || is.wispType) return { kind: 'not_work', reason: 'ephemeral (wisp)' };
-  if (is.status === 'pinned') return { kind: 'not_work', reason: 'pinned' };
-  if (IN_FLIGHT_STATUSES.has(is.status)) {
+  const meaning = statusMeaning(is.status, is.statusCategory);
+  const custom = KNOWN_STATUSES[is.status] === undefined;
+  const status = custom ? `${is.status} (${is.statusCategory})` : is.status;
+  if (meaning === 'not_work') return { kind: 'not_work', reason: status };
+  if (meaning === 'in_flight') {
+    return { kind: 'in_flight', reason: is.assignee ? `${status}, ${is.assignee}` : status };
+  }
+  if (meaning === 'unknown') {
     return {
-      kind: 'in_flight',
-      reason: is.assignee ? `${is.status}, ${is.assignee}` : is.status,
+      kind: 'unknown_status',
+      reason: is.statusCategory
+        ? `unknown status ${is.status} (category ${is.statusCategory})`
+        : `unknown status ${is.status}`,
     };
   }
   if (is.assignee) return { kind: 'in_flight', reason: `assigned to ${is.assignee}` };
@@ -435,6 +449,8 @@ export interface TrackPlanResult {
   in_flight: HeldItem[];
   /** Open issues that are not work: non-work types, wisps, pinned beads. Never assigned. */
   not_work: HeldItem[];
+  /** Open issues whose status has no known meaning nor category. Never assigned. */
+  unknown_status: HeldItem[];
   /** Free work: actionable now (in a track) and waiting (later or stranded). */
   actionable: number;
   waiting: number;
@@ -541,6 +557,7 @@ export function trackPlan(g: Graph, ev: FileEvidence, opts: TrackOptions = {}): 
       status: is.status,
       type: is.issueType,
       assignee: is.assignee,
+      ...(is.extra ? { extra: is.extra } : {}),
     };
   };
   const heldItem = (i: number): HeldItem => ({ ...itemBase(i), reason: holds[i]!.reason });
@@ -606,6 +623,7 @@ export function trackPlan(g: Graph, ev: FileEvidence, opts: TrackOptions = {}): 
     stranded: orderIssues(g, strandedIdx).map(laterItem),
     in_flight: held('in_flight'),
     not_work: held('not_work'),
+    unknown_status: held('unknown_status'),
     actionable,
     waiting: openWork - actionable,
   };
