@@ -10,7 +10,7 @@ import { fleetHost, fleetKeys, type Config, type RepoPaths } from '@wtpool/confi
 import { redact, serviceUnavailableError } from '@wtpool/core';
 import path from 'node:path';
 import { JsonStore, StoreConflictError } from '@wtpool/lock';
-import { bandStore, type BandState } from './redis.js';
+import { bandStore, type BandState } from './band-store.js';
 import { redisPipeline, RedisReplyError, type Reply } from './resp.js';
 
 /** The two methods of the band's store (the file backend is a JsonStore). */

@@ -9,8 +9,9 @@ import { hasWorktreeInclude } from './include.js';
 import { slotConfigProvider } from './slot-config.js';
 
 export type { SlotProvider, ProviderContext, LeaseInfo } from './provider.js';
-export type { Capacity, BandState, BandEvent } from './redis.js';
-export { redisCapacity, bandStore, flushIndex } from './redis.js';
+export type { Capacity, BandEvent } from './redis.js';
+export { redisCapacity, flushIndex } from './redis.js';
+export { bandStore, type BandState } from './band-store.js';
 export { RedisBandStore, bandFor, bandOwner } from './fleet-band.js';
 export type { BandStore } from './fleet-band.js';
 export { provisionRedis, withDatabases } from './provision-redis.js';

@@ -19,7 +19,7 @@ import {
 import type { LoadedConfig } from '@wtpool/config';
 import { ensurePrivateDir, withLock, writeFileAtomic } from '@wtpool/lock';
 import { physicalDatabases, redisInfo } from './resp.js';
-import { bandStore } from './redis.js';
+import { bandStore } from './band-store.js';
 
 export interface ProvisionRedisOptions {
   /** Target `databases` (default redis.provisionTarget). */

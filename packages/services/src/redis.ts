@@ -5,23 +5,13 @@
  * top step is empty, never below the floor, never past the physical ceiling, never restarting
  * Redis. Allocations live in their own JsonStore (`redis-band.json` in the state dir).
  */
-import path from 'node:path';
 import { capacityError, serviceUnavailableError } from '@wtpool/core';
-import type { Config, LoadedConfig, RepoPaths } from '@wtpool/config';
+import type { Config, LoadedConfig } from '@wtpool/config';
 import { urlWithPath } from '@wtpool/config';
-import { JsonStore } from '@wtpool/lock';
+import { bandStore, type BandState } from './band-store.js';
 import { bandFor, bandOwner } from './fleet-band.js';
 import type { ProviderContext, SlotProvider } from './provider.js';
 import { physicalDatabases, redisPipeline, RedisReplyError, type Reply } from './resp.js';
-
-export interface BandState {
-  /** Band size (number of allocatable DBs above bandStart); 0 until first used. */
-  current: number;
-  /** Last `databases` read from Redis. */
-  physical: number | null;
-  /** DB index → slot id. */
-  alloc: Record<string, string>;
-}
 
 export interface Capacity {
   floor: number;
@@ -39,11 +29,6 @@ export interface Capacity {
 
 export type BandEvent = { type: 'band-grow' | 'band-shrink'; from: number; to: number };
 
-export function bandStore(repo: RepoPaths): JsonStore<BandState> {
-  return new JsonStore<BandState>(path.join(repo.stateDir, 'redis-band.json'), {
-    initial: { current: 0, physical: null, alloc: {} },
-  });
-}
 
 type RedisConfig = Config['redis'];
 

@@ -7,7 +7,7 @@ import { afterEach, describe, expect, inject, it } from 'vitest';
 import { GIT_ENV, freePort } from '@wtpool/testkit';
 import { slotNames } from '@wtpool/config';
 import { armHooks, createProviders, leaseSlot, releaseSlot, provisionSlot } from './index.js';
-import { bandStore } from './redis.js';
+import { bandStore } from './band-store.js';
 import { fixture, type Fixture } from './fixtures.testutil.js';
 
 const execFileP = promisify(execFile);
