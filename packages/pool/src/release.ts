@@ -4,7 +4,7 @@
  * would be lost first: uncommitted work to a rescue ref, a branch with commits kept.
  */
 import { checkName, slotId, slotNumber } from '@wtpool/config';
-import { conflictError, notFoundError, serviceUnavailableError } from '@wtpool/core';
+import { conflictError, serviceUnavailableError } from '@wtpool/core';
 import { errMessage, event, names, tx, type PoolContext } from './context.js';
 import { withGitLock } from './git.js';
 import { procRef } from './proc.js';
@@ -32,52 +32,10 @@ import {
   worktreeExists,
 } from './worktree.js';
 import { readEnded, recordEnded, withLeaseLock } from './lease-serial.js';
+import { holderCheck } from './holder.js';
+export { heartbeat } from './holder.js';
 import { HOST } from './proc.js';
 import { readLeaseCommand, runnerAlive, stopLeaseCommand } from './run-fence.js';
-
-/**
- * Checks that `agent` holds `slot` (registry and lease record agree on the token). With a
- * `token`, the lease must be that one: a stale token is refused (exit 5) whatever the agent.
- */
-async function holderCheck(
-  ctx: PoolContext,
-  slotArg: string,
-  agentArg: string,
-  token?: number | null,
-): Promise<{ id: string; slot: SlotRecord; lease: Lease }> {
-  const id = slotId(slotNumber(slotArg));
-  const agent = checkName(agentArg, 'agent');
-  const slot = (await ctx.store.read()).slots[id];
-  if (!slot)
-    throw notFoundError(`there is no slot ${id} in the pool`, { hint: 'see `pool status`' });
-  const lease = slot.lease;
-  if (token !== undefined && token !== null && lease?.token !== token) {
-    throw conflictError(
-      `lease token ${token} of ${id} is stale (${lease ? `the lease now has token ${lease.token}` : `the slot is ${slot.state}: the lease was released or taken back`}); nothing was changed`,
-      { hint: 'this lease is over; acquire a new slot' },
-    );
-  }
-  if (slot.state !== 'leased' || !lease) {
-    throw notFoundError(`${id} is not leased (state: ${slot.state})`, {
-      hint: 'see `pool status`',
-    });
-  }
-  if (lease.agent !== agent) {
-    throw conflictError(`${id} is held by ${lease.agent}, not ${agent}`, {
-      hint: 'only the holder can release or renew it; an expired lease is reclaimed automatically',
-    });
-  }
-  const lf = await ctx.store.readLease(id);
-  if (!lf || lf.token !== lease.token || lf.agent !== agent) {
-    throw conflictError(
-      `the lease file of ${id} does not match the registry (token ${lf?.token ?? 'none'} vs ${lease.token})`,
-      {
-        hint: 'the acquire may still be completing; otherwise run `pool doctor --fix`',
-      },
-    );
-  }
-  return { id, slot, lease };
-}
 
 /**
  * Releases a lease: refuses a dirty worktree (exit 5) unless `force`, which first saves the
@@ -269,41 +227,6 @@ async function unreserve(ctx: PoolContext, id: string, lease: Lease): Promise<vo
       s.owner = null;
     }
   });
-}
-
-/** Renews a lease's TTL (heartbeat). */
-export async function heartbeat(
-  ctx: PoolContext,
-  o: { slot: string; agent: string; token?: number | null },
-): Promise<{ slot: string; agent: string; token: number; heartbeatAt: string; expiresAt: string }> {
-  const id = slotId(slotNumber(o.slot));
-  // Serialised with the lease's releases: a heartbeat never renews a lease half released.
-  return withLeaseLock(ctx.repo.stateDir, id, `heartbeat ${id}`, () => renew(ctx, o));
-}
-
-async function renew(
-  ctx: PoolContext,
-  o: { slot: string; agent: string; token?: number | null },
-): Promise<{ slot: string; agent: string; token: number; heartbeatAt: string; expiresAt: string }> {
-  const { id, lease } = await holderCheck(ctx, o.slot, o.agent, o.token);
-  const { result } = await tx(ctx, (draft, _plan, now) => {
-    const s = draft.slots[id];
-    if (!s?.lease || s.state !== 'leased' || s.lease.token !== lease.token) {
-      throw conflictError(`the lease of ${id} is gone (expired and reclaimed?)`, {
-        hint: 'acquire a new slot',
-      });
-    }
-    s.lease.heartbeatAt = new Date(now).toISOString();
-    s.lease.expiresAt = new Date(now + s.lease.ttlMs).toISOString();
-    return s.lease;
-  });
-  return {
-    slot: id,
-    agent: result.agent,
-    token: result.token,
-    heartbeatAt: result.heartbeatAt,
-    expiresAt: result.expiresAt,
-  };
 }
 
 /**

@@ -8,7 +8,7 @@
 import { capacityError, serviceUnavailableError } from '@wtpool/core';
 import type { Config, LoadedConfig } from '@wtpool/config';
 import { urlWithPath } from '@wtpool/config';
-import { bandStore, type BandState } from './band-store.js';
+import type { BandState } from './band-store.js';
 import { bandFor, bandOwner } from './fleet-band.js';
 import type { ProviderContext, SlotProvider } from './provider.js';
 import { physicalDatabases, redisPipeline, RedisReplyError, type Reply } from './resp.js';
@@ -28,7 +28,6 @@ export interface Capacity {
 }
 
 export type BandEvent = { type: 'band-grow' | 'band-shrink'; from: number; to: number };
-
 
 type RedisConfig = Config['redis'];
 

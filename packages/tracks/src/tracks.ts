@@ -13,6 +13,10 @@ import type { Evidence, FileEvidence } from './evidence.js';
 import type { Issue } from './reader.js';
 import { trackName } from './bv.js';
 import { KNOWN_STATUSES, statusMeaning } from './status.js';
+import { mostCommon, unitShape } from './unit-shape.js';
+import { binReason, packUnits, unitOrder, type Unit } from './pack.js';
+export type { UnitShape } from './unit-shape.js';
+export { packUnits, type Unit } from './pack.js';
 
 /** What every listed item shows: who it is, how urgent, its status and assignee. */
 export interface ItemBase {
@@ -124,16 +128,6 @@ export function holdOf(is: Issue, nonWork: ReadonlySet<string>): Hold | null {
 export const DEFAULT_MAX_TRACKS = 10;
 export const DEFAULT_HOT_FILE = 6;
 
-export interface Unit {
-  /** Issue indexes of the component (open issues). */
-  members: number[];
-  actionable: number[];
-  priority: number;
-  minId: string;
-  affinity: string;
-  shape: UnitShape;
-}
-
 const cmp = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 
 /** Min-heap of issue indexes by (priority, id): Kahn's order with priority tie-breaks. */
@@ -219,126 +213,6 @@ export function orderIssues(g: Graph, members: number[]): number[] {
   return out;
 }
 
-function mostCommon(values: string[]): string | null {
-  const counts = new Map<string, number>();
-  let best: string | null = null;
-  let bestN = 0;
-  for (const v of values) {
-    const c = (counts.get(v) ?? 0) + 1;
-    counts.set(v, c);
-    if (c > bestN || (c === bestN && best !== null && v < best)) {
-      best = v;
-      bestN = c;
-    }
-  }
-  return best;
-}
-
-/** What holds a unit together: the material of its track's reason. */
-export interface UnitShape {
-  /** The unit's epic and how many open children it has. */
-  epic?: { id: string; children: number };
-  /** Open issues of the unit that wait on dependencies (a dependency chain when > 0). */
-  waiting: number;
-  /** Issues joined because they name the same files, and those files (most shared first). */
-  shared?: { issues: string[]; files: string[] };
-  /** The smallest id of a unit joined only by hierarchical ids (`bd-x` for `bd-x.1`). */
-  family?: string;
-  /** The id of a unit's only actionable issue. */
-  single: string | null;
-}
-
-function unitShape(
-  g: Graph,
-  members: number[],
-  actionable: number[],
-  fileJoined: Set<number>,
-  ev: FileEvidence,
-): UnitShape {
-  const inUnit = new Set(members);
-  const shape: UnitShape = {
-    waiting: members.length - actionable.length,
-    single: actionable.length === 1 ? g.issues[actionable[0]!]!.id : null,
-  };
-  const e = members.find((m) => g.children[m]!.some((c) => inUnit.has(c)));
-  if (e !== undefined) {
-    shape.epic = { id: g.issues[e]!.id, children: g.children[e]!.filter((c) => g.open[c]).length };
-  }
-  if (fileJoined.size) {
-    const shared = new Map<string, number>();
-    for (const m of fileJoined)
-      for (const f of ev.get(g.issues[m]!.id)?.keys() ?? [])
-        shared.set(f, (shared.get(f) ?? 0) + 1);
-    const files = [...shared]
-      .filter(([, c]) => c > 1)
-      .sort((x, y) => y[1] - x[1] || cmp(x[0], y[0]))
-      .map(([f]) => f);
-    shape.shared = { issues: [...fileJoined].map((m) => g.issues[m]!.id).sort(cmp), files };
-  }
-  if (!shape.epic && !shape.shared && actionable.length > 1) {
-    shape.family = members.map((m) => g.issues[m]!.id).sort((x, y) => x.length - y.length)[0];
-  }
-  return shape;
-}
-
-const plural = (n: number, one: string, many = `${one}s`) => `${n} ${n === 1 ? one : many}`;
-const fileList = (files: string[]) =>
-  `(${files.slice(0, 3).join(', ')}${files.length > 3 ? ', …' : ''})`;
-
-/** The reason of a track made of one unit: every part of its shape. */
-function shapeText(u: UnitShape): string {
-  const parts: string[] = [];
-  if (u.epic) {
-    parts.push(`epic ${u.epic.id} with ${plural(u.epic.children, 'open child', 'open children')}`);
-  }
-  if (u.waiting)
-    parts.push(u.epic ? `${u.waiting} waiting` : `a dependency chain (${u.waiting} waiting)`);
-  if (u.shared) {
-    const who = u.shared.issues;
-    parts.push(
-      who.length <= 3
-        ? `${who.join(who.length === 2 ? ' and ' : ', ')} share ${u.shared.files.slice(0, 3).join(', ')}${u.shared.files.length > 3 ? ', …' : ''}`
-        : `${who.length} issues sharing files ${fileList(u.shared.files)}`,
-    );
-  }
-  if (u.family) parts.push(`${u.family} and its sub-issues (hierarchical ids)`);
-  if (!parts.length && u.single) parts.push(`independent item ${u.single}`);
-  return parts.join(', ');
-}
-
-type ShapeKind = 'epic' | 'chain' | 'files' | 'family' | 'single';
-
-const kindOf = (u: UnitShape): ShapeKind =>
-  u.epic ? 'epic' : u.waiting ? 'chain' : u.shared ? 'files' : u.family ? 'family' : 'single';
-
-/** Several units of one kind in one phrase: "8 dependency chains (up to 9 waiting)". */
-function kindText(kind: ShapeKind, us: UnitShape[]): string {
-  if (us.length === 1 && kind !== 'single') return shapeText(us[0]!);
-  const most = (f: (u: UnitShape) => number) => Math.max(...us.map(f));
-  switch (kind) {
-    case 'epic':
-      return `${us.length} epics (up to ${most((u) => u.epic!.children)} open children each)`;
-    case 'chain':
-      return `${us.length} dependency chains (up to ${most((u) => u.waiting)} waiting)`;
-    case 'files': {
-      const files = mostFrequent(us.flatMap((u) => u.shared!.files));
-      return `${us.length} groups of issues touching the same files ${fileList(files)}`;
-    }
-    case 'family':
-      return `${us.length} issues with sub-issues (hierarchical ids)`;
-    case 'single':
-      return us.length === 1
-        ? `independent item ${us[0]!.single}`
-        : `${us.length} independent items`;
-  }
-}
-
-function mostFrequent(values: string[]): string[] {
-  const counts = new Map<string, number>();
-  for (const v of values) counts.set(v, (counts.get(v) ?? 0) + 1);
-  return [...counts].sort((x, y) => y[1] - x[1] || cmp(x[0], y[0])).map(([v]) => v);
-}
-
 const WORK_TYPES = new Set(['task', 'bug', 'feature', 'chore', 'epic', 'story', 'spike', 'docs']);
 
 /**
@@ -355,89 +229,6 @@ export function affinityOf(is: Issue, ev: FileEvidence): string {
   if (is.labels[0]) return `label ${is.labels[0]}`;
   const base = is.id.replace(/(\.\d+)+$/, '');
   return `prefix ${base.includes('-') ? base.slice(0, base.lastIndexOf('-')) : base}`;
-}
-
-interface Bin {
-  units: Unit[];
-  size: number;
-  affinity: string;
-}
-
-/**
- * Packs independent components into at most `maxTracks` tracks: components of one kind
- * (affinity) start in one bin; a bin larger than half again the even share is split (its units
- * dealt in priority order, so each half gets urgent work); while there are too many bins the
- * two smallest merge; while there are too few, the largest bin with several units splits.
- */
-export function packUnits(units: Unit[], maxTracks: number): Bin[] {
-  const total = units.reduce((s, u) => s + u.actionable.length, 0);
-  const cap = Math.ceil((total / maxTracks) * 1.5);
-  const byKind = new Map<string, Unit[]>();
-  for (const u of units) {
-    const list = byKind.get(u.affinity);
-    if (list) list.push(u);
-    else byKind.set(u.affinity, [u]);
-  }
-  const make = (us: Unit[], affinity: string): Bin => ({
-    units: us,
-    size: us.reduce((s, u) => s + u.actionable.length, 0),
-    affinity,
-  });
-  const split = (bin: Bin): Bin[] => {
-    const halves: Unit[][] = [[], []];
-    const sizes = [0, 0];
-    for (const u of bin.units) {
-      const k = sizes[0]! <= sizes[1]! ? 0 : 1;
-      halves[k]!.push(u);
-      sizes[k]! += u.actionable.length;
-    }
-    return halves.filter((h) => h.length).map((h) => make(h, bin.affinity));
-  };
-  let bins: Bin[] = [];
-  for (const [kind, us] of byKind) {
-    const todo = [make(us, kind)];
-    while (todo.length) {
-      const b = todo.pop()!;
-      if (b.size > cap && b.units.length > 1) todo.push(...split(b));
-      else bins.push(b);
-    }
-  }
-  const bySize = (a: Bin, b: Bin) => a.size - b.size || a.affinity.localeCompare(b.affinity);
-  while (bins.length > maxTracks) {
-    bins.sort(bySize);
-    const [x, y] = bins.splice(0, 2) as [Bin, Bin];
-    const merged = make([...x.units, ...y.units], x.affinity === y.affinity ? x.affinity : 'mixed');
-    merged.units.sort(unitOrder);
-    bins.push(merged);
-  }
-  for (;;) {
-    if (bins.length >= maxTracks) break;
-    const big = bins.filter((b) => b.units.length > 1).sort((a, b) => b.size - a.size)[0];
-    if (!big) break;
-    bins = [...bins.filter((b) => b !== big), ...split(big)];
-  }
-  return bins;
-}
-
-const unitOrder = (a: Unit, b: Unit) =>
-  a.priority - b.priority || b.actionable.length - a.actionable.length || cmp(a.minId, b.minId);
-
-const KIND_ORDER: ShapeKind[] = ['epic', 'chain', 'files', 'family', 'single'];
-
-/**
- * A track's reason: what kind of work it is, then its units aggregated by shape, so a track of
- * many similar units reads "8 dependency chains (up to 9 waiting); 2 independent items".
- */
-function binReason(bin: Bin): string {
-  if (bin.units.length === 1) return shapeText(bin.units[0]!.shape);
-  const byKind = new Map<ShapeKind, UnitShape[]>();
-  for (const u of bin.units) {
-    const k = kindOf(u.shape);
-    byKind.set(k, [...(byKind.get(k) ?? []), u.shape]);
-  }
-  const parts = KIND_ORDER.filter((k) => byKind.has(k)).map((k) => kindText(k, byKind.get(k)!));
-  const kind = bin.affinity === 'mixed' ? 'mixed kinds' : bin.affinity;
-  return `${kind}: ${parts.join('; ')}`;
 }
 
 export interface TrackPlanResult {
