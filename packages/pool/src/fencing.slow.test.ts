@@ -5,7 +5,8 @@
  * Build first (`pnpm -s build`): these spawn packages/pool/bin/pool.js.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, promises as fs, readFileSync } from 'node:fs';
+import { readProcStat } from '@wtpool/core';
+import { existsSync, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -38,13 +39,7 @@ async function setup(yaml = 'scale:\n  min: 1\n  max: 1\n') {
   return { repo, pool };
 }
 
-const procGone = (pid: number) => {
-  try {
-    return readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.startsWith('Z');
-  } catch {
-    return true;
-  }
-};
+const procGone = (pid: number) => ['Z', undefined].includes(readProcStat(pid)?.state);
 
 describe('lease fencing by token (real processes)', () => {
   it('a stale token is refused (exit 5) for heartbeat and release --force, the live lease untouched', async () => {

@@ -12,7 +12,8 @@
  * WTPOOL_STRESS_RUNS raises the repetitions of the last two. Build first (`pnpm -s build`).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, promises as fs, readFileSync } from 'node:fs';
+import { readProcStat } from '@wtpool/core';
+import { existsSync, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -59,13 +60,7 @@ async function setup(size = 1) {
 }
 
 /** Dead, or a zombie nobody reaped yet (it cannot write). */
-const procGone = (pid: number) => {
-  try {
-    return readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.startsWith('Z');
-  } catch {
-    return true;
-  }
-};
+const procGone = (pid: number) => ['Z', undefined].includes(readProcStat(pid)?.state);
 
 function startRun(repoDir: string, agent: string, task: string, command: string[]) {
   const child = spawn(
