@@ -34,7 +34,7 @@ import {
   type GrantRequest,
 } from './state.js';
 import type { AcquireResult, Lease, LeaseFile, LeaseOptions, PoolState, Ticket } from './types.js';
-import { waitForGrant } from './wait.js';
+import { throughOutage, waitForGrant } from './wait.js';
 import { OWNER_MARKER, switchToNewBranch, type OwnerMarker } from './worktree.js';
 
 function assertEnabled(ctx: PoolContext): void {
@@ -146,7 +146,10 @@ export async function acquire(ctx: PoolContext, o: LeaseOptions): Promise<Acquir
     );
   };
 
-  let lease = await step(false);
+  // Waiting, the store may be away for a while (a Redis restart): try until the deadline.
+  let lease = wait
+    ? await throughOutage(ctx, started + timeoutMs, () => step(false), o.signal)
+    : await step(false);
   if (ticket !== null) await event(ctx, 'enqueue', { agent, task, priority, ticket });
   if (!lease && !wait && background.length) {
     // Expired leases were just reclaimed: one more look before giving up.

@@ -17,26 +17,30 @@ import {
   bandFor,
   dropDatabase,
   flushIndex,
+  RedisBandStore,
   redisPipeline,
   RedisReplyError,
   withAdmin,
   type Reply,
 } from '@wtpool/services';
-import type { RedisLeaseStore } from './redis-lease-store.js';
+import { CLOCK, servicesGone, type RedisLeaseStore } from './redis-lease-store.js';
 import type { PoolState, SlotState } from './types.js';
 
 /** How long a claimed but unfinished reclaim (its reclaimer died) waits before another host retries it. */
 export const RECLAIM_RETRY_MS = 60_000;
 
 /**
- * KEYS hosts lost; ARGV me ttlMs retryMs → the hosts this caller now reclaims: stale ones not
- * yet lost, or lost ones whose reclaim was left unfinished for retryMs.
+ * KEYS hosts lost clock; ARGV me ttlMs retryMs gapMs → the hosts this caller now reclaims: stale
+ * ones not yet lost, or lost ones whose reclaim was left unfinished for retryMs. A host's last
+ * beat counts from no earlier than when Redis was last reached again after a gap (CLOCK).
  */
 const MARK_LOST = `local t = redis.call('TIME'); local now = t[1] * 1000 + math.floor(t[2] / 1000)
+${CLOCK(3, 4)}
+local up = tonumber(redis.call('HGET', KEYS[3], 'up') or '0')
 local h = redis.call('HGETALL', KEYS[1])
 local out = {}
 for i = 1, #h, 2 do
-  local host, seen = h[i], tonumber(h[i + 1])
+  local host, seen = h[i], math.max(tonumber(h[i + 1]), up)
   if host ~= ARGV[1] and now - seen > tonumber(ARGV[2]) then
     local cur = redis.call('HGET', KEYS[2], host)
     local d = cur and cjson.decode(cur)
@@ -90,12 +94,14 @@ export async function reclaimLostHosts(
     url,
     'EVAL',
     MARK_LOST,
-    2,
+    3,
     `${k.fleet}:hosts`,
     `${k.fleet}:lost`,
+    `${k.fleet}:clock`,
     k.hostId,
     config.store.hostTtl,
     RECLAIM_RETRY_MS,
+    beatGap(config),
   )) as string[];
   const out: Reclaimed[] = [];
   for (const host of claimed) {
@@ -136,6 +142,32 @@ export async function reclaimLostHosts(
   return out;
 }
 
+/** The longest silence of the whole fleet the clock takes for Redis being away (CLOCK). */
+export const beatGap = (config: Config): number =>
+  Math.max(500, Math.floor(config.store.hostTtl / 3));
+
+/**
+ * After Redis lost its state: registers this host's Redis DBs in the fleet band again, and marks
+ * broken the slots whose DB another host registered first (they get fresh services; their work
+ * is rescued before, docs/fleet.md).
+ */
+export async function registerBand(loaded: LoadedConfig, store: RedisLeaseStore): Promise<void> {
+  const { config, repo } = loaded;
+  if (!config.redis.url) return;
+  const band = new RedisBandStore(config.store.url!, config, repo);
+  const taken = await band.register();
+  if (!taken.length) return;
+  const prefix = `${store.hostId}/`;
+  const slots = new Map(taken.map((t) => [t.owner.slice(prefix.length), t.index]));
+  await store.transact((draft) => {
+    for (const s of Object.values(draft.slots)) {
+      const i = slots.get(s.id);
+      if (i !== undefined)
+        servicesGone(s, `its Redis DB ${i} went to another host while the fleet's Redis was away`);
+    }
+  });
+}
+
 export interface FleetSlot {
   id: string;
   state: SlotState | 'lost';
@@ -171,10 +203,11 @@ export async function fleetStatus(
   const { config } = loaded;
   const url = config.store.url!;
   const k = fleetKeys(config, loaded.repo);
-  const [hostsR, lostR, timeR] = await redisPipeline(url, [
+  const [hostsR, lostR, timeR, upR] = await redisPipeline(url, [
     ['HGETALL', `${k.fleet}:hosts`],
     ['HGETALL', `${k.fleet}:lost`],
     ['TIME'],
+    ['HGET', `${k.fleet}:clock`, 'up'],
   ]);
   if (hostsR instanceof RedisReplyError) throw serviceUnavailableError(hostsR.message);
   const pairs = (r: Reply) => {
@@ -195,8 +228,10 @@ export async function fleetStatus(
   const waiters = new Map<string, number>();
   const hosts: FleetHost[] = ids.map((id, i) => {
     const last = seen.has(id) ? Number(seen.get(id)) : null;
+    const counted = last === null ? null : Math.max(last, Number(upR ?? 0));
     const gone =
-      lost.has(id) || (id !== store.hostId && last !== null && now - last > config.store.hostTtl);
+      lost.has(id) ||
+      (id !== store.hostId && counted !== null && now - counted > config.store.hostTtl);
     const doc = typeof docs[i] === 'string' ? (JSON.parse(docs[i] as string) as PoolState) : null;
     if (!gone) waiters.set(id, doc?.queue.length ?? 0);
     const slots = Object.values(doc?.slots ?? {})

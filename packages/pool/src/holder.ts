@@ -30,6 +30,14 @@ export async function holderCheck(
       { hint: 'this lease is over; acquire a new slot' },
     );
   }
+  if (lease?.ended) {
+    throw conflictError(
+      `the lease of ${id} (token ${lease.token}) is over: ${lease.ended}; nothing was changed`,
+      {
+        hint: 'its work is saved when the slot is reclaimed (`pool rescue list`); acquire a new slot',
+      },
+    );
+  }
   if (slot.state !== 'leased' || !lease) {
     throw notFoundError(`${id} is not leased (state: ${slot.state})`, {
       hint: 'see `pool status`',

@@ -30,24 +30,38 @@ import { createHash } from 'node:crypto';
 import { FileLeaseStore } from './file-lease-store.js';
 import type { LeaseStore } from './lease-store.js';
 import { initialState } from './state.js';
-import type { LeaseFile, PoolState } from './types.js';
+import type { LeaseFile, PoolState, SlotRecord } from './types.js';
 
 /** Server time in ms, inside a script (Redis 7 replicates script effects, so TIME is allowed). */
 const NOW = `local t = redis.call('TIME'); local now = t[1] * 1000 + math.floor(t[2] / 1000)`;
 
+/**
+ * Lua that keeps the fleet's clock (hash at KEYS[key]: `last` = the last time any host reached
+ * Redis, `up` = since when Redis has been reached without a gap longer than ARGV[gap] ms). After
+ * an outage or a restart nobody could beat through, `up` moves to now, and every host's TTL
+ * counts from it (fleet.ts): a host is never lost for the time Redis itself was away.
+ */
+export const CLOCK = (key: number, gap: number) =>
+  `local lastAny = tonumber(redis.call('HGET', KEYS[${key}], 'last') or '0')
+if now - lastAny > tonumber(ARGV[${gap}]) then redis.call('HSET', KEYS[${key}], 'up', now) end
+redis.call('HSET', KEYS[${key}], 'last', now)`;
+
 export const SCRIPTS = {
-  /** KEYS reg leases token epoch hosts lost; ARGV host → [v, doc, leases, token, epoch, lost]. */
+  /** KEYS reg leases token epoch hosts lost clock; ARGV host gapMs → [v, doc, leases, token, epoch, lost]. */
   read: `${NOW}
+${CLOCK(7, 2)}
 redis.call('HSET', KEYS[5], ARGV[1], now)
 local r = redis.call('HMGET', KEYS[1], 'v', 'doc')
 return {r[1], r[2], redis.call('HGETALL', KEYS[2]), redis.call('GET', KEYS[3]),
   redis.call('GET', KEYS[4]), redis.call('HGET', KEYS[6], ARGV[1])}`,
   /**
-   * KEYS reg token epoch hosts lost; ARGV expectedV doc baseToken newToken epoch host channel
-   * clearLost → new version, -1 (someone committed first), -2 (Redis lost its state since the read).
+   * KEYS reg token epoch hosts lost clock; ARGV expectedV doc baseToken newToken epoch host
+   * channel clearLost gapMs → new version, -1 (someone committed first), -2 (Redis lost its state
+   * since the read).
    */
   commit: `${NOW}
 if (redis.call('GET', KEYS[3]) or '') ~= ARGV[5] then return -2 end
+${CLOCK(6, 9)}
 local v = tonumber(redis.call('HGET', KEYS[1], 'v') or '0')
 if v ~= tonumber(ARGV[1]) then return -1 end
 if tonumber(ARGV[4]) > tonumber(ARGV[3]) then
@@ -60,25 +74,31 @@ if ARGV[8] == '1' then redis.call('HDEL', KEYS[5], ARGV[6]) end
 redis.call('PUBLISH', ARGV[7], v + 1)
 return v + 1`,
   /**
-   * KEYS reg leases token epoch; ARGV doc version seenToken newEpoch lease… → the counter.
-   * Re-registers the registry and lease records only where Redis has none, and when the
-   * counter's epoch is gone, re-seeds it above the tokens seen and the server clock in ms.
+   * KEYS token epoch floor; ARGV seenToken newEpoch → the floor. When the counter's epoch is
+   * gone (Redis lost its state, or the fleet's first start), re-seeds the counter above the
+   * tokens seen and the server clock in ms, and records that seed as the floor: every token
+   * below it was issued before the loss.
    */
-  restore: `${NOW}
-if ARGV[1] ~= '' and redis.call('EXISTS', KEYS[1]) == 0 then
-  redis.call('HSET', KEYS[1], 'v', ARGV[2], 'doc', ARGV[1])
-  for i = 5, #ARGV do
-    local l = cjson.decode(ARGV[i])
-    redis.call('HSETNX', KEYS[2], l.slot, ARGV[i])
-  end
+  seed: `${NOW}
+if redis.call('EXISTS', KEYS[2]) == 0 then
+  local seed = math.max(tonumber(ARGV[1]) + 1, now)
+  local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
+  if seed > cur then redis.call('SET', KEYS[1], string.format('%d', seed)) end
+  redis.call('SET', KEYS[3], redis.call('GET', KEYS[1]))
+  redis.call('SET', KEYS[2], ARGV[2])
 end
-if redis.call('EXISTS', KEYS[4]) == 0 then
-  local seed = math.max(tonumber(ARGV[3]) + 1, now)
-  local cur = tonumber(redis.call('GET', KEYS[3]) or '0')
-  if seed > cur then redis.call('SET', KEYS[3], string.format('%d', seed)) end
-  redis.call('SET', KEYS[4], ARGV[4])
+return redis.call('GET', KEYS[3]) or '0'`,
+  /**
+   * KEYS reg leases; ARGV doc version lease… → 1 when it re-registered the registry and lease
+   * records (only where Redis has none), 0 when another process of the host did first.
+   */
+  restore: `if ARGV[1] == '' or redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], 'v', ARGV[2], 'doc', ARGV[1])
+for i = 3, #ARGV do
+  local l = cjson.decode(ARGV[i])
+  redis.call('HSETNX', KEYS[2], l.slot, ARGV[i])
 end
-return redis.call('GET', KEYS[3])`,
+return 1`,
   /** KEYS leases; ARGV slot token doc → 1 replaced, 0 not (absent or another token). */
   replace: `local cur = redis.call('HGET', KEYS[1], ARGV[1])
 if not cur or cjson.decode(cur).token ~= tonumber(ARGV[2]) then return 0 end
@@ -146,7 +166,16 @@ export class RedisLeaseStore implements LeaseStore {
   private readonly local: FileLeaseStore;
   private readonly mirrorFile: string;
   private readonly k: Record<
-    'reg' | 'leases' | 'aside' | 'token' | 'epoch' | 'hosts' | 'lost' | 'changed',
+    | 'reg'
+    | 'leases'
+    | 'aside'
+    | 'token'
+    | 'epoch'
+    | 'floor'
+    | 'hosts'
+    | 'lost'
+    | 'clock'
+    | 'changed',
     string
   >;
   /** Lease tokens read with the registry version being changed (answers leaseToken). */
@@ -172,8 +201,10 @@ export class RedisLeaseStore implements LeaseStore {
       aside: `${h}:leases-aside`,
       token: `${f}:token`,
       epoch: `${f}:epoch`,
+      floor: `${f}:floor`,
       hosts: `${f}:hosts`,
       lost: `${f}:lost`,
+      clock: `${f}:clock`,
       changed: `${h}:changed`,
     };
   }
@@ -190,21 +221,18 @@ export class RedisLeaseStore implements LeaseStore {
     lost: boolean;
   }> {
     const k = this.k;
-    let r = (await evalScript(
-      this.url,
-      'read',
-      [k.reg, k.leases, k.token, k.epoch, k.hosts, k.lost],
-      [this.keys.hostId],
-    )) as Reply[];
+    const read = async () =>
+      (await evalScript(
+        this.url,
+        'read',
+        [k.reg, k.leases, k.token, k.epoch, k.hosts, k.lost, k.clock],
+        [this.keys.hostId, this.tick],
+      )) as Reply[];
+    let r = await read();
     if (r[0] === null || r[4] === null) {
       // Redis has no registry of this host, or lost the fleet counter: re-register first.
       await this.restore();
-      r = (await evalScript(
-        this.url,
-        'read',
-        [k.reg, k.leases, k.token, k.epoch, k.hosts, k.lost],
-        [this.keys.hostId],
-      )) as Reply[];
+      r = await read();
     }
     const doc = typeof r[1] === 'string' ? (JSON.parse(r[1]) as PoolState) : initialState();
     const flat = (r[2] as string[]) ?? [];
@@ -225,11 +253,16 @@ export class RedisLeaseStore implements LeaseStore {
     };
   }
 
-  /** Re-registers this host's registry and lease records from its local files (docs/fleet.md). */
+  /**
+   * Re-registers this host's registry and lease records from its local files, and its Redis
+   * DBs in the fleet band (docs/fleet.md). A lease granted before Redis lost its state (token
+   * below the floor) comes back ended: nobody can prove it was not released or taken back
+   * since this host's last copy, so its holder is refused and the slot is reclaimed with
+   * rescue. A Redis DB another host registered first marks the slot that held it broken.
+   */
   private async restore(): Promise<void> {
     const mirror = await readJsonFile<Mirror>(this.mirrorFile).catch(() => undefined);
     const leases = mirror ? await this.local.listLeases() : [];
-    const docs = leases.flatMap((l) => (l.lease ? [JSON.stringify(l.lease)] : []));
     const seen = Math.max(
       this.seenToken,
       mirror?.seenToken ?? 0,
@@ -237,19 +270,34 @@ export class RedisLeaseStore implements LeaseStore {
       ...leases.map((l) => l.lease?.token ?? 0),
     );
     const k = this.k;
-    await evalScript(
-      this.url,
-      'restore',
-      [k.reg, k.leases, k.token, k.epoch],
-      [
-        mirror ? JSON.stringify(mirror.doc) : '',
-        mirror ? mirror.version : 0,
-        seen,
-        `${Date.now().toString(36)}-${process.pid}`,
-        ...docs,
-      ],
+    const floor = Number(
+      await evalScript(
+        this.url,
+        'seed',
+        [k.token, k.epoch, k.floor],
+        [seen, `${Date.now().toString(36)}-${process.pid}`],
+      ),
     );
+    const why = `the fleet's Redis lost its state (restarted empty) after this lease was granted`;
+    const doc = mirror ? structuredClone(mirror.doc) : undefined;
+    for (const s of Object.values(doc?.slots ?? {}))
+      if (s.lease && s.lease.token < floor) s.lease.ended ??= why;
+    const docs = leases.flatMap((l) => (l.lease ? [JSON.stringify(l.lease)] : []));
+    const restored =
+      (await evalScript(
+        this.url,
+        'restore',
+        [k.reg, k.leases],
+        [doc ? JSON.stringify(doc) : '', mirror ? mirror.version : 0, ...docs],
+      )) === 1;
+    if (restored && doc && this.registerBand) await this.registerBand();
   }
+
+  /**
+   * Registers this host's Redis DBs in the fleet band after Redis lost them (set by store.ts
+   * when the pool has a Redis band), returning the slots whose DB another host holds now.
+   */
+  registerBand?: () => Promise<void>;
 
   private async writeMirror(version: number, doc: PoolState): Promise<void> {
     const cur = await readJsonFile<Mirror>(this.mirrorFile).catch(() => undefined);
@@ -294,7 +342,7 @@ export class RedisLeaseStore implements LeaseStore {
         await evalScript(
           this.url,
           'commit',
-          [k.reg, k.token, k.epoch, k.hosts, k.lost],
+          [k.reg, k.token, k.epoch, k.hosts, k.lost, k.clock],
           [
             base.version,
             doc,
@@ -304,6 +352,7 @@ export class RedisLeaseStore implements LeaseStore {
             this.keys.hostId,
             k.changed,
             base.lost ? '1' : '0',
+            this.tick,
           ],
         ),
       );
@@ -430,17 +479,8 @@ const slotKey = (slot: string): string => {
  * stay, and `doctor` rescues any work in them.
  */
 export function returnFromLost(draft: PoolState): void {
-  const now = new Date().toISOString();
-  for (const s of Object.values(draft.slots)) {
-    s.state = 'broken';
-    s.error = 'this host was lost to the fleet; its services were reclaimed';
-    s.errorCode = 'ERR_SERVICE_UNAVAILABLE';
-    s.owner = null;
-    s.lease = null;
-    s.branch = null;
-    s.failures = Math.max(1, s.failures ?? 0);
-    s.retryAt = now;
-  }
+  for (const s of Object.values(draft.slots))
+    servicesGone(s, 'this host was lost to the fleet; its services were reclaimed');
   draft.queue = [];
 }
 
@@ -490,4 +530,16 @@ export function subscribe(url: string, channels: string[], onChange: () => void)
     if (timer) clearTimeout(timer);
     socket?.destroy();
   };
+}
+
+/** A slot whose services are gone: broken, re-provisioned on its retry (its work rescued first). */
+export function servicesGone(s: SlotRecord, error: string): void {
+  s.state = 'broken';
+  s.error = error;
+  s.errorCode = 'ERR_SERVICE_UNAVAILABLE';
+  s.owner = null;
+  s.lease = null;
+  s.branch = null;
+  s.failures = Math.max(1, s.failures ?? 0);
+  s.retryAt = new Date().toISOString();
 }

@@ -248,11 +248,13 @@ async function run(
       .readState()
       .then((st) => {
         const s = st.slots[lease.slot];
-        if (!s || s.state !== 'leased' || s.lease?.token !== lease.token)
+        if (!s || s.state !== 'leased' || s.lease?.token !== lease.token || s.lease.ended)
           loseLease(
-            s?.lease && s.lease.token !== lease.token
-              ? `the slot has a new lease, token ${s.lease.token}`
-              : `the lease was ended by someone else (the slot is ${s?.state ?? 'gone'})`,
+            s?.lease?.ended
+              ? `the lease is over: ${s.lease.ended}`
+              : s?.lease && s.lease.token !== lease.token
+                ? `the slot has a new lease, token ${s.lease.token}`
+                : `the lease was ended by someone else (the slot is ${s?.state ?? 'gone'})`,
           );
       })
       .catch(() => {}) // the store is down: the heartbeat says so

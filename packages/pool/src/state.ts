@@ -91,13 +91,15 @@ export function counts(s: PoolState) {
 export const byPriority = (a: Ticket, b: Ticket) => a.priority - b.priority || a.id - b.id;
 
 /**
- * Why a lease is over, or null while it is alive: heartbeat older than the TTL, holder process
+ * Why a lease is over, or null while it is alive: ended (its record outlived the store's state,
+ * Lease.ended), heartbeat older than the TTL, holder process
  * dead (pid + start time, this host), or the grant was never claimed and its claimer died.
  */
 export function leaseOver(
   lease: Lease,
   f: Pick<Facts, 'now' | 'alive' | 'leaseToken'>,
 ): string | null {
+  if (lease.ended) return 'ended';
   if (f.now - Date.parse(lease.heartbeatAt) > lease.ttlMs) return 'expired';
   if (lease.holder && !f.alive(lease.holder)) return 'holder-dead';
   // No lease record with this token: the claim never completed.

@@ -13,5 +13,6 @@ export function createStore(loaded: LoadedConfig): LeaseStore {
   const store = new RedisLeaseStore(loaded);
   store.housekeeping = () =>
     import('./fleet.js').then((m) => m.reclaimLostHosts(loaded, store)).then(() => undefined);
+  store.registerBand = () => import('./fleet.js').then((m) => m.registerBand(loaded, store));
   return store;
 }

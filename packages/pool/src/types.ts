@@ -42,6 +42,12 @@ export interface Lease {
   ticket: number | null;
   /** When the acquire started (to report waitedMs). */
   requestedAt: string;
+  /**
+   * Why this lease ended although its record stays (the fleet's Redis lost its state, so the
+   * lease cannot be proven still the holder's): its holder is refused (exit 5) and the next
+   * sweep reclaims the slot, rescuing its work (docs/fleet.md).
+   */
+  ended?: string;
 }
 
 export interface SlotRecord {

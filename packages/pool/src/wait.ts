@@ -4,8 +4,8 @@
  * only a transaction can do (a ready slot, growth, a broken slot due for retry, housekeeping).
  * On a terminal it tells where it stands (reporter.progress: stderr, TTY only).
  */
-import { failure, formatDuration } from '@wtpool/core';
-import { needsSweep, type PoolContext } from './context.js';
+import { failure, formatDuration, isWtpoolError } from '@wtpool/core';
+import { errMessage, needsSweep, type PoolContext } from './context.js';
 import { anyRetryDue, counts, findGrant, growthStopped, queuePosition } from './state.js';
 import type { Lease, PoolState, WaitOptions } from './types.js';
 
@@ -39,7 +39,7 @@ export async function waitForGrant(
   const told = { key: '', at: 0, since: ctx.clock() };
   try {
     for (let first = true; ; first = false) {
-      const st = await ctx.store.read();
+      const st = await throughOutage(ctx, deadline, () => ctx.store.read(), o.signal);
       const id = ticket();
       const g = id === null ? undefined : findGrant(st, id);
       if (g) return g.lease!;
@@ -54,7 +54,7 @@ export async function waitForGrant(
       tellPosition(ctx, st, id, told, o.onQueue);
       // (The caller's own transaction just ran: the first look only reads.)
       if (!first && waiterShouldAct(ctx, st, id)) {
-        const lease = await step(false);
+        const lease = await throughOutage(ctx, deadline, () => step(false), o.signal);
         if (lease) return lease;
       }
       const left = deadline - ctx.clock();
@@ -105,4 +105,33 @@ function waiterShouldAct(ctx: PoolContext, st: PoolState, ticket: number | null)
   if (c.ready > 0) return true;
   if (st.queue.length > c.provisioning && anyRetryDue(st, ctx.clock())) return true;
   return needsSweep(ctx, st, false);
+}
+
+/**
+ * Runs `fn`, and while the lease store is unreachable (exit 6) and the deadline is ahead, tries
+ * again every POLL_MS, saying so: a waiting acquire waits through a short Redis outage (a
+ * commit is one script, so a failed try changed nothing). At the deadline the outage's error
+ * is thrown.
+ */
+export async function throughOutage<T>(
+  ctx: PoolContext,
+  deadline: number,
+  fn: () => Promise<T>,
+  signal?: AbortSignal,
+): Promise<T> {
+  let since: number | undefined;
+  for (;;) {
+    try {
+      return await fn();
+    } catch (e) {
+      const down = isWtpoolError(e) && e.code === 'ERR_SERVICE_UNAVAILABLE';
+      if (!down || signal?.aborted || ctx.clock() + POLL_MS > deadline) throw e;
+      const now = ctx.clock();
+      if (since === undefined || now - since >= REPORT_EVERY_MS) {
+        ctx.reporter.progress(`the lease store is unreachable, still waiting: ${errMessage(e)}`);
+        since = now;
+      }
+      await new Promise((r) => setTimeout(r, POLL_MS));
+    }
+  }
 }

@@ -26,10 +26,13 @@ redis.call('HSET', KEYS[1], 'v', v + 1, 'doc', ARGV[2])
 return v + 1`;
 
 /**
- * KEYS band; ARGV mirror host ttlMs → registers `host` in the band. When Redis has no band
- * (restarted empty) the whole band as this host last saw it comes back, and allocations wait
- * (`expect`, `until`) until every host it knew has registered or hostTtl passed. A registering
- * host then sets its own entries exactly as its mirror has them (it knows its own best).
+ * KEYS band; ARGV mirror host ttlMs → registers `host` in the band, returning the indexes of its
+ * mirror it could not have back. When Redis has no band (restarted empty) the whole band as this
+ * host last saw it comes back as placeholders, and allocations wait (`expect`, `until`) until
+ * every host it knew has registered or hostTtl passed. A registering host then sets its own
+ * entries exactly as its mirror has them (it knows its own best), over placeholders of hosts not
+ * registered yet; an index a registered host holds is that host's: it is returned (`i=owner`),
+ * and the caller marks the slot that held it broken.
  */
 const REGISTER = `local t = redis.call('TIME'); local now = t[1] * 1000 + math.floor(t[2] / 1000)
 local host = ARGV[2]
@@ -46,19 +49,28 @@ else
   d['until'] = now + tonumber(ARGV[3])
 end
 d.alloc = d.alloc or {}
+d.hosts = d.hosts or {}
 local prefix = host .. '/'
 for i, owner in pairs(d.alloc) do
   if string.sub(owner, 1, #prefix) == prefix and (m.alloc == nil or m.alloc[i] ~= owner) then d.alloc[i] = nil end
 end
+local lost = {}
 for i, owner in pairs(m.alloc or {}) do
-  if string.sub(owner, 1, #prefix) == prefix and d.alloc[i] == nil then d.alloc[i] = owner end
+  if string.sub(owner, 1, #prefix) == prefix and d.alloc[i] ~= owner then
+    local other = d.alloc[i]
+    local otherHost = other and string.match(other, '^([^/]*)/')
+    if other == nil or not d.hosts[otherHost] then
+      d.alloc[i] = owner
+    else
+      table.insert(lost, i .. '=' .. owner)
+    end
+  end
 end
 if next(d.alloc) == nil then d.alloc = cjson.decode('{}') end
-d.hosts = d.hosts or {}
 d.hosts[host] = true
 local v = tonumber(redis.call('HGET', KEYS[1], 'v') or '0')
 redis.call('HSET', KEYS[1], 'v', v + 1, 'doc', cjson.encode(d))
-return v + 1`;
+return lost`;
 
 /** The fleet-only fields of the band document in Redis. */
 interface FleetBand extends BandState {
@@ -114,16 +126,7 @@ export class RedisBandStore implements BandStore {
     let got = await get();
     if (!got.data?.hosts?.[this.host]) {
       // First contact since Redis started: register (and re-fill a band Redis lost).
-      const mirror = await this.mirrorStore().read().catch(empty);
-      await call(this.url, [
-        'EVAL',
-        REGISTER,
-        1,
-        this.key,
-        JSON.stringify(mirror),
-        this.host,
-        this.config.store.hostTtl,
-      ]);
+      await this.register();
       got = await get();
     }
     const doc = got.data ?? empty();
@@ -132,6 +135,29 @@ export class RedisBandStore implements BandStore {
       data: { ...empty(), ...doc, alloc: doc.alloc ?? {} },
       now: got.now,
     };
+  }
+
+  /**
+   * Registers this host in the band (re-filling a band Redis lost from the local mirror) and
+   * returns the allocations of its mirror another host holds now (index → `<host>/<slot>`).
+   * The lease store calls it on its own first contact after Redis lost its state, so every
+   * live host registers within its first beat (docs/fleet.md).
+   */
+  async register(): Promise<{ index: number; owner: string }[]> {
+    const mirror = await this.mirrorStore().read().catch(empty);
+    const r = await call(this.url, [
+      'EVAL',
+      REGISTER,
+      1,
+      this.key,
+      JSON.stringify(mirror),
+      this.host,
+      this.config.store.hostTtl,
+    ]);
+    return (Array.isArray(r) ? (r as string[]) : []).map((x) => {
+      const eq = x.indexOf('=');
+      return { index: Number(x.slice(0, eq)), owner: x.slice(eq + 1) };
+    });
   }
 
   async read(): Promise<BandState> {
