@@ -2,9 +2,9 @@
  * The Redis band of a fleet (store.backend redis, docs/fleet.md): the allocations live in the
  * fleet's Redis under `<fleet>:band`, shared by every host, so no two hosts ever hold the same
  * logical DB. An allocation is owned by `<host>/<slot>`. Commits are compare-and-set by version
- * in one Lua script; each host mirrors its own allocations into its local `redis-band.json`,
- * from which a Redis restarted empty is re-filled (the indexes were fleet-unique before, so
- * the hosts' mirrors never disagree).
+ * in one Lua script; each host mirrors the band into its local `fleet-band.json`, from which a
+ * Redis restarted empty is re-filled: each host's own entries from its own copy (REGISTER,
+ * docs/fleet.md, D377).
  */
 import { fleetHost, fleetKeys, type Config, type RepoPaths } from '@wtpool/config';
 import { redact, serviceUnavailableError } from '@wtpool/core';
