@@ -288,6 +288,15 @@ export const SCHEMA = defineSchema({
       max: 10000,
       description: 'CONNECTION LIMIT of each slot database',
     },
+    connectionBudget: {
+      type: 'int',
+      default: null,
+      nullable: true,
+      min: 1,
+      max: 1000000,
+      description:
+        "backend redis: the fleet's connections to the PostgreSQL server; a lease takes connectionLimit of it, and an acquire that would exceed it waits in the queue (default: the server's max_connections minus superuser_reserved_connections minus 5)",
+    },
   },
   redis: {
     url: {

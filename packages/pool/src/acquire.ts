@@ -30,11 +30,12 @@ import {
   growthStopped,
   pickReady,
   planIsEmpty,
+  roomForLease,
   slotList,
   type GrantRequest,
 } from './state.js';
 import type { AcquireResult, Lease, LeaseFile, LeaseOptions, PoolState, Ticket } from './types.js';
-import { throughOutage, waitForGrant } from './wait.js';
+import { budgetFull, throughOutage, waitForGrant } from './wait.js';
 import { OWNER_MARKER, switchToNewBranch, type OwnerMarker } from './worktree.js';
 
 function assertEnabled(ctx: PoolContext): void {
@@ -114,7 +115,7 @@ export async function acquire(ctx: PoolContext, o: LeaseOptions): Promise<Acquir
           if (queued) return { ticket: mine };
           // our ticket vanished (should not happen): queue again
         }
-        if (!draft.queue.length) {
+        if (!draft.queue.length && roomForLease(draft, f)) {
           const slot = pickReady(draft, identity, plan, pathOfId(ctx), f);
           if (slot) return { lease: grant(draft, slot, req, branchFor(ctx), f), ticket: null };
         }
@@ -160,6 +161,12 @@ export async function acquire(ctx: PoolContext, o: LeaseOptions): Promise<Acquir
     await Promise.allSettled(background);
     const st = await ctx.store.read();
     const c = counts(st);
+    const budget = budgetFull(ctx, st);
+    if (budget) {
+      throw poolFullError(`no lease now: ${budget}`, {
+        hint: 'wait in the queue (without --no-wait): a lease released on any host makes room; or raise postgres.connectionBudget',
+      });
+    }
     throw (
       brokenError(ctx, st) ??
       poolFullError(`no free slot: ${c.leased} of ${c.size} leased (max ${ctx.config.scale.max})`, {

@@ -79,6 +79,7 @@ export function liveFacts(ctx: PoolContext, now = ctx.clock()): Facts {
     worktreeExists,
     me: procRef(),
     host: HOST,
+    maxLeases: ctx.store.maxLeases?.(),
   };
 }
 

@@ -40,6 +40,8 @@ export interface FleetOptions {
   hostTtl?: string;
   /** scale: YAML block (default min 2, max 3, step 1). */
   scale?: string;
+  /** More keys of the postgres block (YAML lines, indented two spaces). */
+  postgres?: string;
 }
 
 export async function makeFleet(o: FleetOptions): Promise<Fleet> {
@@ -60,7 +62,9 @@ export async function makeFleet(o: FleetOptions): Promise<Fleet> {
       `store:\n  backend: redis\n  url: ${o.storeUrl}\n  hostTtl: ${o.hostTtl ?? '3s'}`,
       `fleet:\n  host: ${id}`,
       o.redisUrl ? `redis:\n  url: ${o.redisUrl}\n  bandStart: 1\n  floor: 4\n  step: 4` : '',
-      o.pgUrl ? `postgres:\n  url: ${o.pgUrl}\n  dbPrefix: ${dbPrefix}` : '',
+      o.pgUrl
+        ? `postgres:\n  url: ${o.pgUrl}\n  dbPrefix: ${dbPrefix}${o.postgres ? `\n${o.postgres}` : ''}`
+        : '',
       o.yaml ?? '',
     ]
       .filter(Boolean)

@@ -109,6 +109,8 @@ export async function reclaimLostHosts(
     // Its leases expire: no token of it can be checked valid any more.
     const leases = Number(await cmd(url, 'HLEN', `${hk}:leases`));
     if (leases) await cmd(url, 'RENAME', `${hk}:leases`, `${hk}:leases-lost`);
+    // Its leases no longer take connections of the budget.
+    await cmd(url, 'HDEL', `${k.fleet}:conn`, host);
     const r: Reclaimed = { host, redisDbs: [], databases: [], leases };
     if (config.redis.url) {
       const band = bandFor(config, repo);
@@ -140,6 +142,29 @@ export async function reclaimLostHosts(
     out.push(r);
   }
   return out;
+}
+
+/** Connections of the server kept out of the fleet's default budget (admin, the pool, monitor). */
+export const BUDGET_RESERVE = 5;
+
+/**
+ * The default `postgres.connectionBudget`: the server's max_connections minus its superuser
+ * reserve minus BUDGET_RESERVE, asked once per 10 minutes for the whole fleet (cached in Redis).
+ */
+export async function serverConnectionBudget(loaded: LoadedConfig): Promise<number> {
+  const { config, repo } = loaded;
+  const url = config.store.url!;
+  const key = `${fleetKeys(config, repo).fleet}:pg-budget`;
+  const cached = await cmd(url, 'GET', key);
+  if (typeof cached === 'string' && Number(cached) > 0) return Number(cached);
+  const n = await withAdmin(config.postgres.url!, async (c) => {
+    const r = await c.query<{ n: number }>(
+      "SELECT current_setting('max_connections')::int - current_setting('superuser_reserved_connections')::int AS n",
+    );
+    return Math.max(1, Number(r.rows[0]!.n) - BUDGET_RESERVE);
+  });
+  await cmd(url, 'SET', key, n, 'EX', 600);
+  return n;
 }
 
 /** The longest silence of the whole fleet the clock takes for Redis being away (CLOCK). */
@@ -190,8 +215,13 @@ export interface FleetStatus {
     ready: number;
     leased: number;
     waiters: number;
-    /** Fleet-wide PostgreSQL budget: every slot database's CONNECTION LIMIT, summed. */
+    /** Every live slot database's CONNECTION LIMIT, summed (what the slots could take at most). */
     dbConnections: number | null;
+    /**
+     * The enforced budget (`postgres.connectionBudget`, docs/fleet.md): what the leases of all
+     * hosts take of it now (connectionLimit per lease) and its size (null until a host asked).
+     */
+    connectionBudget: { used: number; budget: number | null } | null;
   };
 }
 
@@ -203,11 +233,13 @@ export async function fleetStatus(
   const { config } = loaded;
   const url = config.store.url!;
   const k = fleetKeys(config, loaded.repo);
-  const [hostsR, lostR, timeR, upR] = await redisPipeline(url, [
+  const [hostsR, lostR, timeR, upR, connR, budgetR] = await redisPipeline(url, [
     ['HGETALL', `${k.fleet}:hosts`],
     ['HGETALL', `${k.fleet}:lost`],
     ['TIME'],
     ['HGET', `${k.fleet}:clock`, 'up'],
+    ['HGETALL', `${k.fleet}:conn`],
+    ['GET', `${k.fleet}:pg-budget`],
   ]);
   if (hostsR instanceof RedisReplyError) throw serviceUnavailableError(hostsR.message);
   const pairs = (r: Reply) => {
@@ -267,6 +299,14 @@ export async function fleetStatus(
     leased: all.filter((s) => s.state === 'leased').length,
     waiters: [...waiters.values()].reduce((n, w) => n + w, 0),
     dbConnections: config.postgres.url ? all.length * config.postgres.connectionLimit : null,
+    connectionBudget: config.postgres.url
+      ? {
+          used: [...pairs(connR!).values()].reduce((n, v) => n + Number(v), 0),
+          budget:
+            config.postgres.connectionBudget ??
+            (typeof budgetR === 'string' ? Number(budgetR) : null),
+        }
+      : null,
   };
   return { hosts, capacity };
 }
@@ -276,7 +316,9 @@ export function formatFleet(f: FleetStatus, me: string): string {
   const c = f.capacity;
   const lines = [
     `fleet: ${c.live}/${c.hosts} hosts live · ${c.slots} slots (${c.ready} ready, ${c.leased} leased) · ${c.waiters} waiting` +
-      (c.dbConnections === null ? '' : ` · ${c.dbConnections} database connections budgeted`),
+      (c.connectionBudget === null
+        ? ''
+        : ` · database connections: ${c.connectionBudget.used} of ${c.connectionBudget.budget ?? '?'} in use by leases`),
   ];
   for (const h of f.hosts) {
     lines.push(

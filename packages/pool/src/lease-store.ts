@@ -45,6 +45,13 @@ export interface LeaseStore {
   readLease(slot: string): Promise<LeaseFile | undefined>;
   /** The token of the stored lease record of a slot, or null (synchronous, see contract). */
   leaseToken(slot: string): number | null;
+  /**
+   * How many leases this host may hold in the transaction running now (a fleet's PostgreSQL
+   * connection budget: docs/fleet.md); absent or Infinity: no limit. Synchronous, like leaseToken.
+   */
+  maxLeases?(): number;
+  /** The connection budget and what other hosts' leases take of it, for messages; null: none. */
+  connections?(): { budget: number; others: number } | null;
   /** Creates the lease record of a slot if it has none; false when one exists. */
   createLease(doc: LeaseFile): Promise<boolean>;
   /** Overwrites the lease record of `doc.slot` if the stored one has the same token. */

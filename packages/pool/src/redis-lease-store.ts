@@ -47,16 +47,23 @@ if now - lastAny > tonumber(ARGV[${gap}]) then redis.call('HSET', KEYS[${key}], 
 redis.call('HSET', KEYS[${key}], 'last', now)`;
 
 export const SCRIPTS = {
-  /** KEYS reg leases token epoch hosts lost clock; ARGV host gapMs → [v, doc, leases, token, epoch, lost]. */
+  /**
+   * KEYS reg leases token epoch hosts lost clock conn; ARGV host gapMs → [v, doc, leases, token,
+   * epoch, lost, connections the other hosts' leases take].
+   */
   read: `${NOW}
 ${CLOCK(7, 2)}
 redis.call('HSET', KEYS[5], ARGV[1], now)
 local r = redis.call('HMGET', KEYS[1], 'v', 'doc')
+local c = redis.call('HGETALL', KEYS[8])
+local others = 0
+for i = 1, #c, 2 do if c[i] ~= ARGV[1] then others = others + tonumber(c[i + 1]) end end
 return {r[1], r[2], redis.call('HGETALL', KEYS[2]), redis.call('GET', KEYS[3]),
-  redis.call('GET', KEYS[4]), redis.call('HGET', KEYS[6], ARGV[1])}`,
+  redis.call('GET', KEYS[4]), redis.call('HGET', KEYS[6], ARGV[1]), others}`,
   /**
-   * KEYS reg token epoch hosts lost clock; ARGV expectedV doc baseToken newToken epoch host
-   * channel clearLost gapMs → new version, -1 (someone committed first), -2 (Redis lost its state
+   * KEYS reg token epoch hosts lost clock conn; ARGV expectedV doc baseToken newToken epoch host
+   * channel clearLost gapMs conn budget → new version, -1 (someone committed first, or the
+   * connection budget no longer has room for this host's new leases), -2 (Redis lost its state
    * since the read).
    */
   commit: `${NOW}
@@ -64,6 +71,14 @@ if (redis.call('GET', KEYS[3]) or '') ~= ARGV[5] then return -2 end
 ${CLOCK(6, 9)}
 local v = tonumber(redis.call('HGET', KEYS[1], 'v') or '0')
 if v ~= tonumber(ARGV[1]) then return -1 end
+local mine = tonumber(ARGV[10])
+if ARGV[11] ~= '' and mine > tonumber(redis.call('HGET', KEYS[7], ARGV[6]) or '0') then
+  local c = redis.call('HGETALL', KEYS[7])
+  local others = 0
+  for i = 1, #c, 2 do if c[i] ~= ARGV[6] then others = others + tonumber(c[i + 1]) end end
+  if others + mine > tonumber(ARGV[11]) then return -1 end
+end
+redis.call('HSET', KEYS[7], ARGV[6], mine)
 if tonumber(ARGV[4]) > tonumber(ARGV[3]) then
   if tonumber(redis.call('GET', KEYS[2]) or '0') ~= tonumber(ARGV[3]) then return -1 end
   redis.call('SET', KEYS[2], ARGV[4])
@@ -175,9 +190,15 @@ export class RedisLeaseStore implements LeaseStore {
     | 'hosts'
     | 'lost'
     | 'clock'
+    | 'conn'
     | 'changed',
     string
   >;
+  /** The fleet's PostgreSQL connection budget (store.ts sets it when slots have databases). */
+  connBudget?: () => Promise<number | null>;
+  private budgetNow: number | null = null;
+  private othersConn = 0;
+  private readonly connLimit: number;
   /** Lease tokens read with the registry version being changed (answers leaseToken). */
   private tokens = new Map<string, number>();
   private seenToken = 0;
@@ -188,6 +209,7 @@ export class RedisLeaseStore implements LeaseStore {
 
   constructor(loaded: LoadedConfig, keys: FleetKeys = fleetKeys(loaded.config, loaded.repo)) {
     this.url = loaded.config.store.url!;
+    this.connLimit = loaded.config.postgres.url ? loaded.config.postgres.connectionLimit : 0;
     this.tick = Math.max(500, Math.floor(loaded.config.store.hostTtl / 3));
     this.keys = keys;
     this.location = `${redact(this.url)} ${keys.host}`;
@@ -205,6 +227,7 @@ export class RedisLeaseStore implements LeaseStore {
       hosts: `${f}:hosts`,
       lost: `${f}:lost`,
       clock: `${f}:clock`,
+      conn: `${f}:conn`,
       changed: `${h}:changed`,
     };
   }
@@ -225,7 +248,7 @@ export class RedisLeaseStore implements LeaseStore {
       (await evalScript(
         this.url,
         'read',
-        [k.reg, k.leases, k.token, k.epoch, k.hosts, k.lost, k.clock],
+        [k.reg, k.leases, k.token, k.epoch, k.hosts, k.lost, k.clock, k.conn],
         [this.keys.hostId, this.tick],
       )) as Reply[];
     let r = await read();
@@ -244,6 +267,7 @@ export class RedisLeaseStore implements LeaseStore {
     this.tokens = tokens;
     const token = Number(r[3] ?? 0);
     if (token > this.seenToken) this.seenToken = token;
+    this.othersConn = Number(r[6] ?? 0);
     return {
       version: Number(r[0] ?? 0),
       data: { ...initialState(), ...doc },
@@ -323,9 +347,31 @@ export class RedisLeaseStore implements LeaseStore {
     await this.housekeeping();
   }
 
+  /** The connections this host's leases take (connectionLimit each, when slots have databases). */
+  private connOf(st: PoolState): number {
+    if (!this.connLimit) return 0;
+    return Object.values(st.slots).filter((s) => s.lease).length * this.connLimit;
+  }
+
+  /**
+   * How many leases this host may hold in the transaction running now: the fleet's PostgreSQL
+   * connection budget left by the other hosts' leases, in leases (Infinity without a budget).
+   */
+  maxLeases(): number {
+    if (this.budgetNow === null || !this.connLimit) return Infinity;
+    return Math.max(0, Math.floor((this.budgetNow - this.othersConn) / this.connLimit));
+  }
+
+  /** The budget and what the other hosts use, for a waiter's message (null without a budget). */
+  connections(): { budget: number; others: number } | null {
+    return this.budgetNow === null ? null : { budget: this.budgetNow, others: this.othersConn };
+  }
+
   async transact<R>(fn: (draft: PoolState) => R): Promise<R> {
     const k = this.k;
     await this.housekeep();
+    const budget = this.connLimit && this.connBudget ? await this.connBudget() : null;
+    this.budgetNow = budget;
     for (let attempt = 0; ; attempt++) {
       const base = await this.readRaw();
       const draft = structuredClone(base.data);
@@ -342,7 +388,7 @@ export class RedisLeaseStore implements LeaseStore {
         await evalScript(
           this.url,
           'commit',
-          [k.reg, k.token, k.epoch, k.hosts, k.lost, k.clock],
+          [k.reg, k.token, k.epoch, k.hosts, k.lost, k.clock, k.conn],
           [
             base.version,
             doc,
@@ -353,6 +399,8 @@ export class RedisLeaseStore implements LeaseStore {
             k.changed,
             base.lost ? '1' : '0',
             this.tick,
+            this.connOf(draft),
+            budget ?? '',
           ],
         ),
       );

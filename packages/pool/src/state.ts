@@ -23,7 +23,16 @@ export interface Facts {
   me: ProcRef;
   /** This host's name (recorded in leases). */
   host: string;
+  /**
+   * How many leases this host may hold now (the fleet's PostgreSQL connection budget,
+   * LeaseStore.maxLeases); no limit when absent.
+   */
+  maxLeases?: number;
 }
+
+/** May one more lease be granted now (the connection budget, Facts.maxLeases)? */
+export const roomForLease = (s: PoolState, f: Pick<Facts, 'maxLeases'>): boolean =>
+  f.maxLeases === undefined || counts(s).leased < f.maxLeases;
 
 export const initialState = (): PoolState => ({
   slots: {},
@@ -417,7 +426,7 @@ export function dispatch(
   f: Facts,
 ): void {
   draft.queue.sort(byPriority);
-  while (draft.queue.length) {
+  while (draft.queue.length && roomForLease(draft, f)) {
     const head = draft.queue[0]!;
     const slot = pickReady(draft, head.identity, plan, pathOf, f);
     if (!slot) return;

@@ -14,5 +14,11 @@ export function createStore(loaded: LoadedConfig): LeaseStore {
   store.housekeeping = () =>
     import('./fleet.js').then((m) => m.reclaimLostHosts(loaded, store)).then(() => undefined);
   store.registerBand = () => import('./fleet.js').then((m) => m.registerBand(loaded, store));
+  const { postgres } = loaded.config;
+  if (postgres.url) {
+    store.connBudget = async () =>
+      postgres.connectionBudget ??
+      (await import('./fleet.js').then((m) => m.serverConnectionBudget(loaded)));
+  }
   return store;
 }

@@ -90,8 +90,10 @@ function tellPosition(
   told.key = key;
   told.at = now;
   onQueue?.({ ...pos, ticket, waitedMs: now - told.since });
+  const budget = budgetFull(ctx, st);
   ctx.reporter.progress(
     `waiting in the queue: position ${pos.position} of ${pos.waiting}, ${formatDuration(now - told.since)} so far` +
+      (budget ? `; ${budget}` : '') +
       (stopped ? `; the pool does not grow: ${stopped.reason} (${stopped.fix})` : ''),
   );
 }
@@ -134,4 +136,16 @@ export async function throughOutage<T>(
       await new Promise((r) => setTimeout(r, POLL_MS));
     }
   }
+}
+
+/**
+ * Why a ready slot is not granted: the fleet's PostgreSQL connection budget has no room for
+ * another lease of this host (docs/fleet.md), or undefined.
+ */
+export function budgetFull(ctx: PoolContext, st: PoolState): string | undefined {
+  const b = ctx.store.connections?.();
+  const max = ctx.store.maxLeases?.() ?? Infinity;
+  if (!b || counts(st).leased < max) return undefined;
+  const mine = counts(st).leased * ctx.config.postgres.connectionLimit;
+  return `the fleet's PostgreSQL connection budget is in use (${b.others + mine} of ${b.budget} connections: ${ctx.config.postgres.connectionLimit} per lease)`;
 }
