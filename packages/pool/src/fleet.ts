@@ -23,7 +23,8 @@ import {
   withAdmin,
   type Reply,
 } from '@wtpool/services';
-import { CLOCK, servicesGone, type RedisLeaseStore } from './redis-lease-store.js';
+import { servicesGone, type RedisLeaseStore } from './redis-lease-store.js';
+import { CLOCK } from './redis-scripts.js';
 import type { PoolState, SlotState } from './types.js';
 
 /** How long a claimed but unfinished reclaim (its reclaimer died) waits before another host retries it. */
