@@ -462,6 +462,21 @@ export const SCHEMA = defineSchema({
       description:
         'backend redis: a host none of whose pool processes (commands, waiters, `monitor daemon`) reached Redis for this long is lost: its leases expire, its services are reclaimed',
     },
+    replicas: {
+      type: 'int',
+      default: 0,
+      min: 0,
+      max: 16,
+      description:
+        'backend redis: Redis replicas that must acknowledge every lease write (WAIT) before it counts; a grant they do not acknowledge in replicaTimeout is refused with exit 6 (docs/fleet.md)',
+    },
+    replicaTimeout: {
+      type: 'duration',
+      default: '2s',
+      min: '10ms',
+      max: '1m',
+      description: 'backend redis: how long a lease write waits for store.replicas acknowledgements',
+    },
   },
   fleet: {
     host: {

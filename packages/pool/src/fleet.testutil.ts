@@ -42,6 +42,8 @@ export interface FleetOptions {
   scale?: string;
   /** More keys of the postgres block (YAML lines, indented two spaces). */
   postgres?: string;
+  /** More keys of the store block (YAML lines, indented two spaces). */
+  store?: string;
 }
 
 export async function makeFleet(o: FleetOptions): Promise<Fleet> {
@@ -59,7 +61,7 @@ export async function makeFleet(o: FleetOptions): Promise<Fleet> {
     const yaml = [
       `scale:\n${o.scale ?? '  min: 2\n  max: 3\n  step: 1'}`,
       'deps:\n  strategy: none',
-      `store:\n  backend: redis\n  url: ${o.storeUrl}\n  hostTtl: ${o.hostTtl ?? '3s'}`,
+      `store:\n  backend: redis\n  url: ${o.storeUrl}\n  hostTtl: ${o.hostTtl ?? '3s'}${o.store ? `\n${o.store}` : ''}`,
       `fleet:\n  host: ${id}`,
       o.redisUrl ? `redis:\n  url: ${o.redisUrl}\n  bandStart: 1\n  floor: 4\n  step: 4` : '',
       o.pgUrl

@@ -26,7 +26,7 @@ import { fleetKeys, type FleetKeys, type LoadedConfig } from '@wtpool/config';
 import { redact, serviceUnavailableError, usageError } from '@wtpool/core';
 import { readJsonFile, StoreConflictError, writeFileAtomic } from '@wtpool/lock';
 import { isReplyError, redisPipeline, type Reply } from './resp-lazy.js';
-import { evalScript } from './redis-scripts.js';
+import { acked, evalScript, type Ack } from './redis-scripts.js';
 import { FileLeaseStore } from './file-lease-store.js';
 import type { LeaseStore } from './lease-store.js';
 import { initialState } from './state.js';
@@ -68,6 +68,8 @@ export class RedisLeaseStore implements LeaseStore {
   private budgetNow: number | null = null;
   private othersConn = 0;
   private readonly connLimit: number;
+  /** Replica acknowledgement of every lease write (store.replicas; none when 0). */
+  private readonly ack: Ack | undefined;
   /** Lease tokens read with the registry version being changed (answers leaseToken). */
   private tokens = new Map<string, number>();
   private seenToken = 0;
@@ -79,6 +81,8 @@ export class RedisLeaseStore implements LeaseStore {
   constructor(loaded: LoadedConfig, keys: FleetKeys = fleetKeys(loaded.config, loaded.repo)) {
     this.url = loaded.config.store.url!;
     this.connLimit = loaded.config.postgres.url ? loaded.config.postgres.connectionLimit : 0;
+    const { replicas, replicaTimeout } = loaded.config.store;
+    this.ack = replicas > 0 ? { replicas, timeoutMs: replicaTimeout } : undefined;
     this.tick = Math.max(500, Math.floor(loaded.config.store.hostTtl / 3));
     this.keys = keys;
     this.location = `${redact(this.url)} ${keys.host}`;
@@ -169,6 +173,7 @@ export class RedisLeaseStore implements LeaseStore {
         'seed',
         [k.token, k.epoch, k.floor],
         [seen, `${Date.now().toString(36)}-${process.pid}`],
+        this.ack,
       ),
     );
     const why = `the fleet's Redis lost its state (restarted empty) after this lease was granted`;
@@ -182,6 +187,7 @@ export class RedisLeaseStore implements LeaseStore {
         'restore',
         [k.reg, k.leases],
         [doc ? JSON.stringify(doc) : '', mirror ? mirror.version : 0, ...docs],
+        this.ack,
       )) === 1;
     if (restored && doc && this.registerBand) await this.registerBand();
   }
@@ -271,6 +277,7 @@ export class RedisLeaseStore implements LeaseStore {
             this.connOf(draft),
             budget ?? '',
           ],
+          this.ack,
         ),
       );
       if (v > 0) {
@@ -304,10 +311,12 @@ export class RedisLeaseStore implements LeaseStore {
   }
 
   async createLease(doc: LeaseFile): Promise<boolean> {
-    const r = await redisPipeline(this.url, [
+    const r = await acked(
+      this.url,
       ['HSETNX', this.k.leases, slotKey(doc.slot), JSON.stringify(doc)],
-    ]);
-    if (r[0] !== 1) return false;
+      this.ack,
+    );
+    if (r !== 1) return false;
     await this.mirrorLease(doc);
     return true;
   }
@@ -319,18 +328,25 @@ export class RedisLeaseStore implements LeaseStore {
         'replace',
         [this.k.leases],
         [slotKey(doc.slot), doc.token, JSON.stringify(doc)],
+        this.ack,
       )) === 1;
     if (ok) await this.mirrorLease(doc);
     return ok;
   }
 
   async removeLease(slot: string, token: number | null): Promise<void> {
-    await evalScript(this.url, 'remove', [this.k.leases], [slotKey(slot), token ?? '']);
+    await evalScript(this.url, 'remove', [this.k.leases], [slotKey(slot), token ?? ''], this.ack);
     await this.local.removeLease(slot, token);
   }
 
   async moveAsideLease(slot: string, tag: string): Promise<void> {
-    await evalScript(this.url, 'moveAside', [this.k.leases, this.k.aside], [slotKey(slot), tag]);
+    await evalScript(
+      this.url,
+      'moveAside',
+      [this.k.leases, this.k.aside],
+      [slotKey(slot), tag],
+      this.ack,
+    );
     await this.local.moveAsideLease(slot, tag);
   }
 
