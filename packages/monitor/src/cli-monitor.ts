@@ -54,7 +54,7 @@ export const spec: CliSpec = {
     {
       name: 'detect-leaks',
       summary:
-        'list leaks: orphan-db, orphan-redis-db, orphan-worktree, missing-worktree, orphan-branch, stale-lock, expired-lease, zombie-process (exit 20 when any)',
+        'list leaks: orphan-db, orphan-redis-db, orphan-worktree, missing-worktree, orphan-branch, stale-lock, expired-lease, zombie-process (exit 20 when any); with store.backend redis, databases and Redis DBs of every host of the fleet',
       async run(ctx) {
         const [{ detectLeaks }, { formatLeaks }] = await Promise.all([
           import('./leaks.js'),
@@ -68,7 +68,8 @@ export const spec: CliSpec = {
     },
     {
       name: 'cleanup-leaks',
-      summary: 'fix what detect-leaks lists; never deletes unrescued work',
+      summary:
+        "fix what detect-leaks lists (in a fleet, other hosts' databases and Redis DBs too, each re-checked first); never deletes unrescued work",
       options: [
         { name: 'dry-run', type: 'boolean', description: 'only say what would be done' },
         {
@@ -130,7 +131,8 @@ export const spec: CliSpec = {
     },
     {
       name: 'serve',
-      summary: 'the live dashboard: / page, /api/status, /api/events, /api/history, /metrics',
+      summary:
+        'the live dashboard: / page, /api/status, /api/events, /api/history, /metrics (with store.backend redis: every host of the fleet, host="…" labels, a host filter)',
       options: [
         {
           name: 'port',
