@@ -150,3 +150,57 @@ describe.skipIf(!HAVE_CHROMIUM)('monitor serve of a two-host fleet in headless c
     expect(families.get('wtpool_pool_slots')!.metrics.every((m) => m.labels?.host)).toBe(true);
   }, 60_000);
 });
+
+describe.skipIf(!HAVE_CHROMIUM)('monitor serve of a fleet: a silent host turns lost', () => {
+  let redis: RedisServer;
+  let fleet: Fleet;
+  let browser: BrowserContext;
+  let served: Started | undefined;
+
+  beforeAll(async () => {
+    redis = await startRedis({ databases: 32 });
+    fleet = await makeFleet({
+      hosts: 2,
+      storeUrl: `${redis.url}/0`,
+      redisUrl: redis.url,
+      hostTtl: '3s',
+      scale: '  min: 1\n  max: 1\n  step: 1',
+    });
+    for (const h of fleet.hosts) expect((await h.pool(['init', '--json'])).code).toBe(0);
+    const r = await fleet.hosts[1]!.pool(['acquire', 'agent-away', 'task-x', '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    browser = await launchChromium();
+    served = await startServe(fleet.hosts[0]!.dir, ['--port', '0']);
+  }, 180_000);
+
+  afterAll(async () => {
+    await browser?.close();
+    await stopServe(served);
+    await fleet?.cleanup();
+    await redis?.stop();
+  });
+
+  it('host-2 runs nothing: the page and /metrics show it lost, its slots lost, its lease gone', async () => {
+    const page = browser.pages()[0] ?? (await browser.newPage());
+    await page.goto(`${served!.url}?token=${encodeURIComponent(served!.token)}`);
+    await expect.poll(() => page.locator('#conn').textContent()).toBe('live');
+    // host-2 beats no more (nothing runs there); host-1's dashboard keeps host-1 alive.
+    await expect
+      .poll(() => page.locator('#hosts tr[data-host="host-2"]').getAttribute('data-state'), {
+        timeout: 60_000,
+      })
+      .toBe('lost');
+    expect(await page.locator('#hosts tr[data-host="host-1"]').getAttribute('data-state')).toBe(
+      'live',
+    );
+    const row = page.locator('#slots tr[data-host="host-2"][data-slot="wt-1"]');
+    expect(await row.getAttribute('data-state')).toBe('lost');
+    expect(await row.textContent()).not.toContain('agent-away');
+    const metrics = await fetch(new URL('/metrics', served!.url), {
+      headers: { Authorization: `Bearer ${served!.token}` },
+    }).then((r) => r.text());
+    expect(metrics).toContain('wtpool_host_up{host="host-2"} 0');
+    expect(metrics).toContain('wtpool_host_up{host="host-1"} 1');
+    expect(metrics).toContain('wtpool_pool_slots{host="host-2",state="lost"} 1');
+  }, 120_000);
+});
