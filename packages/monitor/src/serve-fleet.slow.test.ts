@@ -107,13 +107,24 @@ describe.skipIf(!HAVE_CHROMIUM)('monitor serve of a two-host fleet in headless c
     expect(await page.locator('#slots').textContent()).not.toContain('agent-host-1');
     expect(new URL(page.url()).hash).toBe('#host=host-2');
     // A live push keeps the filter: a new lease on host-1 stays hidden, one on host-2 shows.
-    const more = await fleet.hosts[1]!.pool(['acquire', 'agent-late', 'task-3', '--json']);
+    // Its task holds a secret: another host's data is served redacted like this host's.
+    const more = await fleet.hosts[1]!.pool([
+      'acquire',
+      'agent-late',
+      'deploy PGPASSWORD=fleet-pw-s3cr3t',
+      '--json',
+    ]);
     expect(more.code, more.stderr).toBe(0);
     const late = more.json<Lease>();
     await expect
       .poll(() => row('host-2', late.slot).textContent(), { timeout: 20_000 })
       .toContain('agent-late');
     expect(await page.locator('#slots tr[data-host="host-1"]').count()).toBe(0);
+    expect(await row('host-2', late.slot).textContent()).toContain('PGPASSWORD=***');
+    expect(await page.content()).not.toContain('fleet-pw-s3cr3t');
+    const raw = await page.evaluate(() => fetch('/api/status').then((r) => r.text()));
+    expect(raw).toContain('"fleet"');
+    expect(raw).not.toContain('fleet-pw-s3cr3t');
     // The address with #host= opens filtered; "all hosts" shows both again.
     await page.goto(`${served!.url}#host=host-1`);
     await expect.poll(() => page.locator('#slots tr[data-host="host-1"]').count()).toBe(2);
