@@ -207,10 +207,24 @@ const ORDER: LeakKind[] = [
   'orphan-redis-db',
 ];
 
+/**
+ * In a fleet, before a cleanup's detection: the hosts silent past hostTtl are marked lost and
+ * reclaimed by the pool (its own rule, as any pool command does); what the reclaim leaves is
+ * then judged (fleet-leaks.ts judges only marked hosts). A no-op with the file store.
+ */
+export async function reclaimLostHosts(
+  loaded: LoadedConfig,
+  ops: PoolOps = poolOps(loaded),
+): Promise<void> {
+  if (isFleet(loaded.config)) await ops.reclaimLostHosts();
+}
+
 export async function cleanupLeaks(
   loaded: LoadedConfig,
   opts: { dryRun?: boolean; leaks?: Leak[]; ops?: PoolOps } = {},
 ): Promise<CleanupResult> {
+  const ops = opts.ops ?? poolOps(loaded);
+  if (!opts.leaks && !opts.dryRun) await reclaimLostHosts(loaded, ops);
   const detected = opts.leaks ? { leaks: opts.leaks, skipped: [] } : await detectLeaks(loaded);
   const leaks = [...detected.leaks].sort((a, b) => ORDER.indexOf(a.kind) - ORDER.indexOf(b.kind));
   const result: CleanupResult = { dryRun: !!opts.dryRun, actions: [], skipped: detected.skipped };
@@ -223,7 +237,6 @@ export async function cleanupLeaks(
     }));
     return result;
   }
-  const ops = opts.ops ?? poolOps(loaded);
   for (const leak of leaks) {
     let a: CleanupAction;
     try {

@@ -80,14 +80,19 @@ export const spec: CliSpec = {
       ],
       async run(ctx) {
         const loaded = load(ctx);
-        const [{ detectLeaks }, { cleanupLeaks }, { formatCleanup }, { confirm }] =
-          await Promise.all([
-            import('./leaks.js'),
-            import('./cleanup.js'),
-            import('./format.js'),
-            import('./confirm.js'),
-          ]);
+        const [
+          { detectLeaks },
+          { cleanupLeaks, reclaimLostHosts },
+          { formatCleanup },
+          { confirm },
+        ] = await Promise.all([
+          import('./leaks.js'),
+          import('./cleanup.js'),
+          import('./format.js'),
+          import('./confirm.js'),
+        ]);
         const dryRun = ctx.opts['dry-run'] === true;
+        if (!dryRun) await reclaimLostHosts(loaded); // a fleet's silent hosts (cleanup.ts)
         const report = await detectLeaks(loaded);
         for (const s of report.skipped) ctx.out.warn(`${s.check} not checked: ${s.reason}`);
         if (!dryRun && report.leaks.length && ctx.opts.yes !== true) {

@@ -5,7 +5,8 @@
  * (`<dbPrefix>_<host>_wt<n>`, `<dbPrefix>_<host>_tpl_<hash>`) and the fleet band's owners
  * (`<host>/<slot>`); hosts and their registries from the pool's read-only fleet view. A host
  * this fleet does not know (never beat since Redis started) is never judged: its names may be
- * another fleet's, or a host still to re-register after a Redis restart.
+ * another fleet's, or a host still to re-register after a Redis restart. Nor is a host silent
+ * past hostTtl until the pool's reclaim has marked it lost (hostState below).
  *
  * Every fix re-judges against a fresh view just before acting. A Redis DB is reserved in the
  * band (compare-and-set from the owner found to `<this host>/leak-cleanup`), flushed, then
@@ -42,8 +43,19 @@ function hostSlots(view: FleetView, me: PoolState, host: string): Map<string, Sl
   return h ? new Map(h.slots.map((s) => [s.id, s])) : null;
 }
 
-const hostState = (view: FleetView, host: string): 'live' | 'lost' | 'unknown' =>
-  host === view.me ? 'live' : (view.hosts.find((x) => x.id === host)?.state ?? 'unknown');
+/**
+ * A host is `lost` here only once it is marked lost (`<fleet>:lost`, by the pool's reclaim):
+ * a marked host that comes back rebuilds every slot with fresh services, an unmarked one would
+ * not. A host silent past hostTtl but not marked yet is `silent`, and not judged:
+ * `cleanup-leaks` first runs the pool's own reclaim, which marks it.
+ */
+const hostState = (view: FleetView, host: string): 'live' | 'lost' | 'silent' | 'unknown' => {
+  if (host === view.me) return 'live';
+  const h = view.hosts.find((x) => x.id === host);
+  if (!h) return 'unknown';
+  if (h.state === 'live') return 'live';
+  return h.lostAt !== null ? 'lost' : 'silent';
+};
 
 /** Which host of the fleet made this database name (slot or template), by the naming function. */
 export function databaseOwner(
@@ -82,7 +94,7 @@ export function judgeDatabase(
 ): string | null {
   const state = hostState(view, owner.host);
   if (state === 'lost') return `its host ${owner.host} is lost`;
-  if (state !== 'live' || owner.role !== 'slot') return null;
+  if (state !== 'live' || owner.role !== 'slot') return null; // silent, unknown: not judged
   const slots = hostSlots(view, me, owner.host);
   return slots && !slots.has(owner.slot) ? `${owner.slot} is no slot of ${owner.host}` : null;
 }
@@ -135,8 +147,8 @@ export function judgeIndex(
   const host = owner.slice(0, at);
   const slot = owner.slice(at + 1);
   const state = hostState(view, host);
-  if (state === 'unknown') return null;
   if (state === 'lost') return `its owner host ${host} is lost`;
+  if (state !== 'live') return null; // silent, unknown: not judged
   const slots = hostSlots(view, me, host)!;
   if (!slots.has(slot)) return `${slot} is no slot of ${host}`;
   if (keys > 0 && slots.get(slot)!.state !== 'leased') return `${owner} is not leased`;

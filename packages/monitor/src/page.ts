@@ -156,7 +156,7 @@ function render() {
     // The age when the document was built, counted on between documents.
     const ago = (x) => (x.heartbeatAgeMs === null ? null : x.heartbeatAgeMs + Math.max(0, now() - Date.parse(doc.at)));
     fill($('hosts').tBodies[0], fl.hosts.filter((x) => shown(x.id)).map((x) => h('tr', { 'data-host': x.id, 'data-state': x.state, class: x.id === fl.me ? 'me' : '' },
-      h('td', {}, x.id + (x.id === fl.me ? ' (this host)' : '')), h('td', { class: 'state-' + x.state }, x.state + (x.state === 'lost' ? (x.reclaimed ? ' · reclaimed' : ' · reclaim pending') : '')),
+      h('td', {}, x.id + (x.id === fl.me ? ' (this host)' : '')), h('td', { class: 'state-' + x.state }, x.state + (x.state !== 'lost' ? '' : !x.lostAt ? ' · silent, not reclaimed yet' : x.reclaimed ? ' · reclaimed' : ' · reclaiming')),
       h('td', { class: 'num ' + (x.state === 'live' && x.heartbeatAgeMs > fl.hostTtl / 2 ? 'stale' : '') }, dur(ago(x))),
       h('td', { class: 'num' }, x.slots.length), h('td', { class: 'num' }, x.slots.filter((y) => y.state === 'leased').length),
       h('td', { class: 'num' }, x.slots.filter((y) => y.state === 'ready').length), h('td', { class: 'num' }, x.queue.length))), 7, 'no host of the fleet matches');
