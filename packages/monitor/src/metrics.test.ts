@@ -64,6 +64,7 @@ describe('/metrics of a fleet', () => {
     };
     const fleet = {
       me: 'host-1',
+      anyHost: [{ agent: 'x', task: 't', priority: 2, host: 'host-2' }],
       now: 0,
       hostTtl: 120_000,
       hosts: [
@@ -110,6 +111,7 @@ describe('/metrics of a fleet', () => {
       'wtpool_lease_duration_seconds_count{host="host-1"} 0',
       'wtpool_alerts{host="host-1",level="error"} 0',
       'wtpool_disk_bytes{host="host-1"} 42',
+      'wtpool_fleet_any_host_waiters 1',
     ])
       expect(lines, l).toContain(l);
     // Without a fleet: no host label anywhere.

@@ -156,6 +156,13 @@ export function prometheusText(m: Metrics, h: Health, fleet?: FleetView | null):
       false,
     );
     family(
+      'wtpool_fleet_any_host_waiters',
+      'gauge',
+      'acquire --any-host waiters in the fleet queue (any host may serve them).',
+      [['', fleet.anyHost.length]],
+      false,
+    );
+    family(
       'wtpool_host_up',
       'gauge',
       'Fleet hosts: 1 live, 0 lost.',

@@ -141,7 +141,8 @@ function render() {
   $('alerts').replaceChildren(...(m.alerts.length ? m.alerts.map((a) => h('li', { class: a.level }, h('b', {}, a.check + ': '), a.message)) : [h('li', { class: 'empty', style: 'border:0;background:none' }, 'no alerts')]));
   // Fleet (store.backend redis): every host, filterable; a one-host pool has no host column.
   const fl = fleetOf(doc);
-  $('fleet-box').hidden = !fl;
+  $('fleet-box').hidden = !fl && !(doc.fleet && doc.fleet.error);
+  if (!fl && doc.fleet && doc.fleet.error) fill($('hosts').tBodies[0], [], 7, 'fleet unreadable: ' + doc.fleet.error);
   if (fl) {
     const live = fl.hosts.filter((x) => x.state === 'live').length;
     const all = fl.hosts.filter((x) => x.state === 'live').flatMap((x) => x.slots);
@@ -194,7 +195,9 @@ function render() {
   // Queue
   head($('queue'), [...(fl ? ['host'] : []), '#', 'agent', 'task', 'priority', 'waiting for']);
   const queued = fl ? fl.hosts.filter((x) => shown(x.id)).flatMap((x) => (x.id === fl.me ? doc.pool.queue : x.queue).map((q, i) => ({ host: x.id, q, i }))) : doc.pool.queue.map((q, i) => ({ host: null, q, i }));
-  fill($('queue').tBodies[0], queued.map(({ host, q, i }) => h('tr', { 'data-host': host }, ...(fl ? [h('td', {}, host)] : []), h('td', {}, i + 1), h('td', {}, q.agent), h('td', {}, q.task), h('td', { class: 'num' }, q.priority), h('td', { class: 'num' }, dur(now() - Date.parse(q.enqueuedAt))))), fl ? 6 : 5, 'nobody waiting');
+  // acquire --any-host waiters: any host may serve them, so every filter shows them.
+  if (fl) for (const [i, q] of (fl.anyHost || []).entries()) queued.push({ host: 'any', from: q.host, q, i });
+  fill($('queue').tBodies[0], queued.map(({ host, from, q, i }) => h('tr', { 'data-host': host }, ...(fl ? [h('td', { title: from ? 'acquire --any-host, waiting on ' + from : '' }, from ? 'any host (from ' + from + ')' : host)] : []), h('td', {}, i + 1), h('td', {}, q.agent), h('td', {}, q.task), h('td', { class: 'num' }, q.priority), h('td', { class: 'num' }, q.enqueuedAt ? dur(now() - Date.parse(q.enqueuedAt)) : '-'))), fl ? 6 : 5, 'nobody waiting');
   // Capacity
   const cap = [];
   cap.push(gauge('worktree slots', p.size, p.max, p.leased + ' leased of ' + p.size + ' (min ' + p.min + ', max ' + p.max + ')', [[p.min, 'min']], p.size >= p.max && p.waiters ? 'warning' : '', 'gauge-pool'));

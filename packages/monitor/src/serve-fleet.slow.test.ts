@@ -2,7 +2,8 @@
  * The dashboard of a fleet (store.backend redis, docs/fleet.md), in a real headless chromium:
  * two hosts (two clones, each with its own `fleet.host`, state dir and CLI processes) share one
  * real redis-server; each holds a lease. The dashboard served from host-1 shows both hosts'
- * leases, filters by host, and `/metrics` (read with curl) labels both hosts.
+ * leases, filters by host, lists an `acquire --any-host` waiter until a host serves it, and
+ * `/metrics` (read with curl) labels both hosts. A host that runs nothing turns lost.
  * Build first (`pnpm -s build`): this spawns the pool and monitor bins.
  *
  * WTPOOL_SCREENSHOT=<file> also saves the fleet dashboard there (docs/monitor-fleet.png).
@@ -12,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BrowserContext, Page } from 'playwright-core';
 import parsePrometheusTextFormat from 'parse-prometheus-text-format';
 import { runCli, startRedis, type RedisServer } from '@wtpool/testkit';
-import { makeFleet, type Fleet } from '../../pool/src/fleet.testutil.js';
+import { makeFleet, type Fleet, type Host } from '../../pool/src/fleet.testutil.js';
 import {
   HAVE_CHROMIUM,
   launchChromium,
@@ -135,7 +136,49 @@ describe.skipIf(!HAVE_CHROMIUM)('monitor serve of a two-host fleet in headless c
     await expect
       .poll(() => row('host-2', late.slot).getAttribute('data-state'), { timeout: 20_000 })
       .not.toBe('leased');
-  }, 120_000);
+
+    // Every slot of the fleet leased: an `acquire --any-host` from host-1 waits in the fleet
+    // queue, shown under every filter (any host may serve it), until host-2 frees a slot.
+    const fill = async (h: Host, agent: string) => {
+      const r = await h.pool(['acquire', agent, 'filler', '--json']);
+      expect(r.code, r.stderr).toBe(0);
+      return r.json<Lease>();
+    };
+    const f1 = await fill(fleet.hosts[0]!, 'filler-1');
+    const f2 = await fill(fleet.hosts[1]!, 'filler-2');
+    const waiter = fleet.hosts[0]!.pool([
+      'acquire',
+      'agent-any',
+      'any-task',
+      '--any-host',
+      '--json',
+      '--timeout',
+      '5m',
+    ]);
+    await expect
+      .poll(() => page.locator('#queue').textContent(), { timeout: 20_000 })
+      .toContain('agent-any');
+    expect(await page.locator('#queue tr[data-host="any"]').textContent()).toContain(
+      'any host (from host-1)',
+    );
+    await page.selectOption('#host-filter', 'host-2');
+    await expect.poll(() => page.locator('#slots tr[data-host="host-1"]').count()).toBe(0);
+    expect(await page.locator('#queue').textContent()).toContain('agent-any');
+    await page.selectOption('#host-filter', '');
+    expect((await fleet.hosts[1]!.pool(['release', f2.slot, 'filler-2'])).code).toBe(0);
+    const got = await waiter;
+    expect(got.code, got.stderr).toBe(0);
+    const anyLease = got.json<Lease>();
+    expect(anyLease).toMatchObject({ host: 'host-2', slot: f2.slot });
+    await expect
+      .poll(() => page.locator('#queue').textContent(), { timeout: 20_000 })
+      .not.toContain('agent-any');
+    await expect
+      .poll(() => row('host-2', f2.slot).textContent(), { timeout: 20_000 })
+      .toContain('agent-any');
+    expect((await fleet.hosts[1]!.pool(['release', anyLease.slot, 'agent-any'])).code).toBe(0);
+    expect((await fleet.hosts[0]!.pool(['release', f1.slot, 'filler-1'])).code).toBe(0);
+  }, 180_000);
 
   it('serves /metrics (curl) with both hosts labelled, behind the token', async () => {
     const url = new URL('/metrics', served!.url).toString();

@@ -39,11 +39,19 @@ export interface FleetViewHost {
 export interface FleetView {
   /** This host's id. */
   me: string;
+  /**
+   * `acquire --any-host` waiters (the fleet queue `<fleet>:fq`, best first): served by whichever
+   * host frees a slot first; `host` is where the waiter runs.
+   */
+  anyHost: Array<{ agent: string; task: string; priority: number; host: string }>;
   /** The Redis server's clock when read (ms). */
   now: number;
   hostTtl: number;
   hosts: FleetViewHost[];
 }
+
+/** At most this many `--any-host` tickets are read. */
+const MAX_TICKETS = 100;
 
 const pairs = (r: Reply | undefined): Map<string, string> => {
   const flat = Array.isArray(r) ? (r as string[]) : [];
@@ -70,12 +78,13 @@ export async function readFleetView(loaded: LoadedConfig): Promise<FleetView> {
   }
   const me = fleetHost(config);
   const k = fleetKeys(config, repo, me);
-  const [hostsR, lostR, timeR] = await redisPipeline(url, [
+  const [hostsR, lostR, timeR, fqR] = await redisPipeline(url, [
     ['HGETALL', `${k.fleet}:hosts`],
     ['HGETALL', `${k.fleet}:lost`],
     ['TIME'],
+    ['ZRANGE', `${k.fleet}:fq`, 0, MAX_TICKETS - 1],
   ]);
-  for (const r of [hostsR, lostR, timeR]) {
+  for (const r of [hostsR, lostR, timeR, fqR]) {
     if (isReplyError(r)) {
       throw serviceUnavailableError(`Redis at ${redact(url)} refused a read: ${r.message}`);
     }
@@ -85,12 +94,18 @@ export async function readFleetView(loaded: LoadedConfig): Promise<FleetView> {
   const t = timeR as string[];
   const now = Number(t[0]) * 1000 + Math.floor(Number(t[1]) / 1000);
   const ids = [...new Set([...seen.keys(), ...lost.keys(), me])].sort();
-  const docs = ids.length
-    ? await redisPipeline(
-        url,
-        ids.map((h) => ['HGET', `${k.fleet}:h:${h}:reg`, 'doc']),
-      )
-    : [];
+  const tickets = Array.isArray(fqR) ? (fqR as string[]) : [];
+  const replies = await redisPipeline(url, [
+    ...ids.map((h) => ['HGET', `${k.fleet}:h:${h}:reg`, 'doc']),
+    ...tickets.map((t) => ['GET', `${k.fleet}:fq:t:${t}`]),
+  ]);
+  const docs = replies.slice(0, ids.length);
+  // A ticket whose request expired (its waiter gave up or died) is skipped, as POP skips it.
+  const anyHost = replies.slice(ids.length).flatMap((r) => {
+    if (typeof r !== 'string') return [];
+    const t = JSON.parse(r) as { agent: string; task: string; priority: number; host: string };
+    return [{ agent: t.agent, task: t.task, priority: t.priority, host: t.host }];
+  });
   const ttl = config.store.hostTtl;
   const hosts = ids.map((id, i): FleetViewHost => {
     const last = seen.has(id) ? Number(seen.get(id)) : null;
@@ -136,5 +151,5 @@ export async function readFleetView(loaded: LoadedConfig): Promise<FleetView> {
           })),
     };
   });
-  return { me, now, hostTtl: ttl, hosts };
+  return { me, anyHost, now, hostTtl: ttl, hosts };
 }
