@@ -11,6 +11,7 @@ import { integrationWorktrees, orphanRescueRefPrefix, type LoadedConfig } from '
 import { inspectLock, pidAlive, reclaimLock } from '@wtpool/lock';
 import { limitsOf, saveWork } from '@wtpool/pool';
 import { bandStore, flushIndex, quoteIdent } from '@wtpool/services';
+import { flushFleetRedisDb, isFleet, recheckFleetDatabase } from './fleet-leaks.js';
 import { detectLeaks, LOCK_STALE_MS, type Leak, type LeakKind } from './leaks.js';
 import { poolOps, readPoolState, type PoolOps } from './pool-access.js';
 import { withPg } from './postgres.js';
@@ -41,6 +42,9 @@ type Fixer = (
 ) => Promise<Omit<CleanupAction, 'kind' | 'id' | 'ok'>>;
 
 async function dropDatabase(leak: Leak, _ops: PoolOps, loaded: LoadedConfig) {
+  // Another host's database: still a lost host's, or a slot's gone from its host?
+  if (typeof leak.evidence.host === 'string')
+    await recheckFleetDatabase(loaded, leak, () => readPoolState(loaded));
   const db = quoteIdent(leak.id);
   await withPg(loaded.config.postgres.url!, async (c) => {
     if (leak.evidence.role === 'template') await c.query(`ALTER DATABASE ${db} IS_TEMPLATE false`);
@@ -50,6 +54,8 @@ async function dropDatabase(leak: Leak, _ops: PoolOps, loaded: LoadedConfig) {
 }
 
 async function flushRedisDb(leak: Leak, _ops: PoolOps, loaded: LoadedConfig) {
+  if (isFleet(loaded.config))
+    return { action: await flushFleetRedisDb(loaded, leak, () => readPoolState(loaded)) };
   const index = Number(leak.id);
   const { config, repo } = loaded;
   // Under the band's lock, so no lease can be handed this index while we flush it.
@@ -201,10 +207,24 @@ const ORDER: LeakKind[] = [
   'orphan-redis-db',
 ];
 
+/**
+ * In a fleet, before a cleanup's detection: the hosts silent past hostTtl are marked lost and
+ * reclaimed by the pool (its own rule, as any pool command does); what the reclaim leaves is
+ * then judged (fleet-leaks.ts judges only marked hosts). A no-op with the file store.
+ */
+export async function reclaimLostHosts(
+  loaded: LoadedConfig,
+  ops: PoolOps = poolOps(loaded),
+): Promise<void> {
+  if (isFleet(loaded.config)) await ops.reclaimLostHosts();
+}
+
 export async function cleanupLeaks(
   loaded: LoadedConfig,
   opts: { dryRun?: boolean; leaks?: Leak[]; ops?: PoolOps } = {},
 ): Promise<CleanupResult> {
+  const ops = opts.ops ?? poolOps(loaded);
+  if (!opts.leaks && !opts.dryRun) await reclaimLostHosts(loaded, ops);
   const detected = opts.leaks ? { leaks: opts.leaks, skipped: [] } : await detectLeaks(loaded);
   const leaks = [...detected.leaks].sort((a, b) => ORDER.indexOf(a.kind) - ORDER.indexOf(b.kind));
   const result: CleanupResult = { dryRun: !!opts.dryRun, actions: [], skipped: detected.skipped };
@@ -217,7 +237,6 @@ export async function cleanupLeaks(
     }));
     return result;
   }
-  const ops = opts.ops ?? poolOps(loaded);
   for (const leak of leaks) {
     let a: CleanupAction;
     try {

@@ -54,7 +54,7 @@ export const spec: CliSpec = {
     {
       name: 'detect-leaks',
       summary:
-        'list leaks: orphan-db, orphan-redis-db, orphan-worktree, missing-worktree, orphan-branch, stale-lock, expired-lease, zombie-process (exit 20 when any)',
+        'list leaks: orphan-db, orphan-redis-db, orphan-worktree, missing-worktree, orphan-branch, stale-lock, expired-lease, zombie-process (exit 20 when any); with store.backend redis, databases and Redis DBs of every host of the fleet',
       async run(ctx) {
         const [{ detectLeaks }, { formatLeaks }] = await Promise.all([
           import('./leaks.js'),
@@ -68,7 +68,8 @@ export const spec: CliSpec = {
     },
     {
       name: 'cleanup-leaks',
-      summary: 'fix what detect-leaks lists; never deletes unrescued work',
+      summary:
+        "fix what detect-leaks lists (in a fleet, other hosts' databases and Redis DBs too, each re-checked first); never deletes unrescued work",
       options: [
         { name: 'dry-run', type: 'boolean', description: 'only say what would be done' },
         {
@@ -79,14 +80,19 @@ export const spec: CliSpec = {
       ],
       async run(ctx) {
         const loaded = load(ctx);
-        const [{ detectLeaks }, { cleanupLeaks }, { formatCleanup }, { confirm }] =
-          await Promise.all([
-            import('./leaks.js'),
-            import('./cleanup.js'),
-            import('./format.js'),
-            import('./confirm.js'),
-          ]);
+        const [
+          { detectLeaks },
+          { cleanupLeaks, reclaimLostHosts },
+          { formatCleanup },
+          { confirm },
+        ] = await Promise.all([
+          import('./leaks.js'),
+          import('./cleanup.js'),
+          import('./format.js'),
+          import('./confirm.js'),
+        ]);
         const dryRun = ctx.opts['dry-run'] === true;
+        if (!dryRun) await reclaimLostHosts(loaded); // a fleet's silent hosts (cleanup.ts)
         const report = await detectLeaks(loaded);
         for (const s of report.skipped) ctx.out.warn(`${s.check} not checked: ${s.reason}`);
         if (!dryRun && report.leaks.length && ctx.opts.yes !== true) {
@@ -130,7 +136,8 @@ export const spec: CliSpec = {
     },
     {
       name: 'serve',
-      summary: 'the live dashboard: / page, /api/status, /api/events, /api/history, /metrics',
+      summary:
+        'the live dashboard: / page, /api/status, /api/events, /api/history, /metrics (with store.backend redis: every host of the fleet, host="…" labels, a host filter)',
       options: [
         {
           name: 'port',

@@ -6,7 +6,15 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { poolRoot, type LoadedConfig } from '@wtpool/config';
-import { leaseLogPath, readEvents, type PoolEvent, type PoolStatus } from '@wtpool/pool';
+import {
+  leaseLogPath,
+  readEvents,
+  readFleetView,
+  type FleetView,
+  type PoolEvent,
+  type PoolStatus,
+} from '@wtpool/pool';
+import { redact } from '@wtpool/core';
 import { diskCacheFile, diskUsage } from './disk.js';
 import { collectHealth, type Health } from './health.js';
 import { exhaustedSince, readHistory, historyFile } from './history.js';
@@ -29,6 +37,21 @@ export interface DashboardDoc {
   metrics: Metrics;
   /** The levels the gauges colour against (config `monitor.thresholds`). */
   thresholds: LoadedConfig['config']['monitor']['thresholds'];
+  /**
+   * With the Redis store: every host of the fleet (its slots, leases, queue, heartbeat age,
+   * live or lost), or the error reading it; null with the file store.
+   */
+  fleet: FleetView | { error: string } | null;
+}
+
+/** The fleet (store.backend redis) as the dashboard shows it; null for a one-host pool. */
+export async function fleetOf(loaded: LoadedConfig): Promise<DashboardDoc['fleet']> {
+  if (loaded.config.store.backend !== 'redis') return null;
+  try {
+    return await readFleetView(loaded);
+  } catch (e) {
+    return { error: redact((e as Error).message) };
+  }
 }
 
 /** The last `n` lines of a file, reading at most its last 8 kB. */
@@ -126,11 +149,12 @@ export class Dashboard {
     this.refreshLeaks();
     const now = this.now();
     const hist = await readHistory(historyFile(loaded.repo.stateDir), now - 3_600_000);
-    const [pool, monitor, events, integration] = await Promise.all([
+    const [pool, monitor, events, integration, fleet] = await Promise.all([
       poolOf(loaded).getStatus({ sweep: false }),
       collectHealth(loaded, { disk: this.disk, now, exhaustedSince: exhaustedSince(hist) }),
       readEvents(loaded.repo.stateDir),
       integrationState(loaded),
+      fleetOf(loaded),
     ]);
     const logs: Record<string, string[]> = {};
     await Promise.all(
@@ -151,6 +175,7 @@ export class Dashboard {
       logs,
       metrics: computeMetrics(events, monitor, now),
       thresholds: loaded.config.monitor.thresholds,
+      fleet,
     };
   }
 }

@@ -14,35 +14,18 @@ import {
   templateDatabase,
   type LoadedConfig,
 } from '@wtpool/config';
-import { git, gitRun } from '@wtpool/core';
+import { git, gitRun, serviceUnavailableError } from '@wtpool/core';
 import { inspectLock } from '@wtpool/lock';
 import { bandStore, migrationsHash } from '@wtpool/services';
+import { readFleetView, type FleetView } from '@wtpool/pool';
+import { fleetDatabaseLeaks, fleetRedisLeaks, isFleet } from './fleet-leaks.js';
+import { LEAK_KINDS, type Leak } from './leak-kinds.js';
 import { leaseOver, listWorktrees, readPoolState, type PoolState } from './pool-access.js';
 import { withPg } from './postgres.js';
 import { ancestry, listProcesses, processEnv, type ProcInfo } from './procs.js';
 import { redisSnapshot } from './redis.js';
 
-export const LEAK_KINDS = [
-  'orphan-db',
-  'orphan-redis-db',
-  'orphan-worktree',
-  'missing-worktree',
-  'orphan-branch',
-  'stale-lock',
-  'expired-lease',
-  'zombie-process',
-] as const;
-export type LeakKind = (typeof LEAK_KINDS)[number];
-
-export interface Leak {
-  kind: LeakKind;
-  /** What leaked: a database, DB index, path, branch, lock, slot or pid. */
-  id: string;
-  message: string;
-  evidence: Record<string, unknown>;
-  /** What cleanup-leaks does with it. */
-  fix: string;
-}
+export { LEAK_KINDS, type Leak, type LeakKind } from './leak-kinds.js';
 
 export interface LeakReport {
   leaks: Leak[];
@@ -59,6 +42,8 @@ export interface DetectContext {
   loaded: LoadedConfig;
   state: PoolState;
   now: number;
+  /** Every host of the fleet (store.backend redis; fleet-leaks.ts), or null. */
+  fleet: FleetView | null;
 }
 
 const slotsOf = (s: PoolState) => Object.values(s.slots);
@@ -149,7 +134,7 @@ async function branchLeaks({ loaded, state }: DetectContext): Promise<Leak[]> {
   return leaks;
 }
 
-async function databaseLeaks({ loaded, state }: DetectContext): Promise<Leak[]> {
+async function databaseLeaks({ loaded, state, fleet }: DetectContext): Promise<Leak[]> {
   const { config, repo } = loaded;
   if (!config.postgres.url) return [];
   const current = templateDatabase(config, await migrationsHash(config, repo.mainRoot));
@@ -167,8 +152,13 @@ async function databaseLeaks({ loaded, state }: DetectContext): Promise<Leak[]> 
   const slotDbs = new Map(
     slotsOf(state).map((s) => [slotNames(config, repo, s.id).database, s.id] as const),
   );
-  const slotPattern = new RegExp(`^${config.postgres.dbPrefix}_wt([1-9][0-9]{0,3})$`);
-  const tplPattern = new RegExp(`^${config.postgres.dbPrefix}_tpl_[0-9a-f]{1,12}$`);
+  // In a fleet the names carry the host (`<dbPrefix>_<host>_wt<n>`): only this host's count here.
+  const slotPattern = new RegExp(
+    `^${config.postgres.dbPrefix}_(?:[a-z0-9_]+_)?wt([1-9][0-9]{0,3})$`,
+  );
+  const tplPattern = new RegExp(
+    `^${config.postgres.dbPrefix}_(?:[a-z0-9_]+_)?tpl_([0-9a-f]{1,12})$`,
+  );
   // Templates still referenced by a registered slot's database (the clone marker comment).
   const usedTemplates = new Set(
     rows
@@ -181,8 +171,12 @@ async function databaseLeaks({ loaded, state }: DetectContext): Promise<Leak[]> 
     // Only names the naming function would produce for that slot number count as ours.
     const isSlotDb = m && slotNames(config, repo, slotId(Number(m[1]))).database === r.datname;
     const isOrphanSlot = isSlotDb && !slotDbs.has(r.datname);
+    const t = tplPattern.exec(r.datname);
     const isOrphanTpl =
-      tplPattern.test(r.datname) && r.datname !== current && !usedTemplates.has(r.datname);
+      t !== null &&
+      templateDatabase(config, t[1]!) === r.datname &&
+      r.datname !== current &&
+      !usedTemplates.has(r.datname);
     if (!isOrphanSlot && !isOrphanTpl) continue;
     leaks.push({
       kind: 'orphan-db',
@@ -200,12 +194,20 @@ async function databaseLeaks({ loaded, state }: DetectContext): Promise<Leak[]> 
       fix: 'drop the database (its connections are terminated)',
     });
   }
+  // The other hosts' databases: a lost host's, or a slot's its host no longer has.
+  if (fleet) leaks.push(...fleetDatabaseLeaks(loaded, fleet, state, rows));
   return leaks;
 }
 
-async function redisLeaks({ loaded, state }: DetectContext): Promise<Leak[]> {
+async function redisLeaks({ loaded, state, fleet }: DetectContext): Promise<Leak[]> {
   const { config, repo } = loaded;
   if (!config.redis.url) return [];
+  // A fleet's band is shared by every host: judged against all of them.
+  if (isFleet(config)) {
+    if (!fleet)
+      throw serviceUnavailableError('the fleet view could not be read (see the fleet check)');
+    return fleetRedisLeaks(loaded, fleet, state);
+  }
   const [snap, band] = await Promise.all([redisSnapshot(config.redis.url), bandStore(repo).read()]);
   const leaks: Leak[] = [];
   for (const [idx, keys] of Object.entries(snap.keys)) {
@@ -414,9 +416,21 @@ const DETECTORS: Array<[string, (c: DetectContext) => Promise<Leak[]>]> = [
 ];
 
 export async function detectLeaks(loaded: LoadedConfig): Promise<LeakReport> {
-  const ctx: DetectContext = { loaded, state: await readPoolState(loaded), now: Date.now() };
-  const results = await Promise.allSettled(DETECTORS.map(([, fn]) => fn(ctx)));
   const report: LeakReport = { leaks: [], skipped: [] };
+  let fleet: FleetView | null = null;
+  if (isFleet(loaded.config)) {
+    fleet = await readFleetView(loaded).catch((e: Error) => {
+      report.skipped.push({ check: 'fleet', reason: e.message });
+      return null;
+    });
+  }
+  const ctx: DetectContext = {
+    loaded,
+    state: await readPoolState(loaded),
+    now: Date.now(),
+    fleet,
+  };
+  const results = await Promise.allSettled(DETECTORS.map(([, fn]) => fn(ctx)));
   results.forEach((r, i) => {
     if (r.status === 'fulfilled') report.leaks.push(...r.value);
     else report.skipped.push({ check: DETECTORS[i]![0], reason: (r.reason as Error).message });

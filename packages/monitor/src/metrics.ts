@@ -2,6 +2,7 @@
  * Metrics computed from the pool's event log and the latest health sample, and their
  * Prometheus text rendering (`/metrics`). Pure: events, health and `now` come in as arguments.
  */
+import type { FleetView } from '@wtpool/pool';
 import type { Health } from './health.js';
 
 export interface EventLike {
@@ -105,21 +106,89 @@ export function computeMetrics(
 /** Label values are escaped as the exposition format says (backslash, quote, newline). */
 const label = (v: string) => v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
 
-/** Prometheus text exposition format 0.0.4 of the metrics and of the health sample's gauges. */
-export function prometheusText(m: Metrics, h: Health): string {
+/**
+ * Prometheus text exposition format 0.0.4 of the metrics and of the health sample's gauges.
+ * With a fleet view (store.backend redis) every sample carries `host="…"`: the slot and queue
+ * gauges for every host of the fleet, plus `wtpool_host_up` and
+ * `wtpool_host_heartbeat_age_seconds`; the figures only this host knows (its event log, its
+ * alerts, Redis band, PostgreSQL, disk) are labelled with this host.
+ */
+export function prometheusText(m: Metrics, h: Health, fleet?: FleetView | null): string {
   const out: string[] = [];
-  const family = (name: string, type: string, help: string, samples: Array<[string, number]>) => {
+  const me = fleet ? `host="${label(fleet.me)}"` : '';
+  /** Adds this host's label (fleet only) to a label set like `{state="x"}` or ``. */
+  const mine = (labels: string) =>
+    !me ? labels : labels ? `{${me},${labels.slice(1)}` : `{${me}}`;
+  const family = (
+    name: string,
+    type: string,
+    help: string,
+    samples: Array<[string, number]>,
+    own = true,
+  ) => {
     out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
-    for (const [labels, v] of samples) out.push(`${name}${labels} ${Number.isFinite(v) ? v : 0}`);
+    for (const [labels, v] of samples)
+      out.push(`${name}${own ? mine(labels) : labels} ${Number.isFinite(v) ? v : 0}`);
   };
   const sec = (ms: number | null) => (ms === null ? [] : [ms / 1000]);
-  family('wtpool_pool_slots', 'gauge', 'Worktree slots by state.', [
-    ['{state="available"}', m.pool.available],
-    ['{state="leased"}', m.pool.leased],
-    ['{state="broken"}', m.pool.broken],
-    ['{state="all"}', m.pool.size],
-  ]);
-  family('wtpool_pool_waiters', 'gauge', 'Acquires waiting in the queue.', [['', m.pool.waiters]]);
+  if (fleet) {
+    const hl = (id: string) => `host="${label(id)}"`;
+    const count = (host: FleetView['hosts'][number], state: string) =>
+      host.slots.filter((s) => s.state === state).length;
+    family(
+      'wtpool_pool_slots',
+      'gauge',
+      'Worktree slots by host and state.',
+      fleet.hosts.flatMap((x): Array<[string, number]> => [
+        [`{${hl(x.id)},state="available"}`, count(x, 'ready')],
+        [`{${hl(x.id)},state="leased"}`, count(x, 'leased')],
+        [`{${hl(x.id)},state="broken"}`, count(x, 'broken')],
+        [`{${hl(x.id)},state="lost"}`, count(x, 'lost')],
+        [`{${hl(x.id)},state="all"}`, x.slots.length],
+      ]),
+      false,
+    );
+    family(
+      'wtpool_pool_waiters',
+      'gauge',
+      'Acquires waiting in the queue, by host.',
+      fleet.hosts.map((x): [string, number] => [`{${hl(x.id)}}`, x.queue.length]),
+      false,
+    );
+    family(
+      'wtpool_fleet_any_host_waiters',
+      'gauge',
+      'acquire --any-host waiters in the fleet queue (any host may serve them).',
+      [['', fleet.anyHost.length]],
+      false,
+    );
+    family(
+      'wtpool_host_up',
+      'gauge',
+      'Fleet hosts: 1 live, 0 lost.',
+      fleet.hosts.map((x): [string, number] => [`{${hl(x.id)}}`, x.state === 'live' ? 1 : 0]),
+      false,
+    );
+    family(
+      'wtpool_host_heartbeat_age_seconds',
+      'gauge',
+      "Age of each fleet host's last heartbeat (Redis server clock).",
+      fleet.hosts
+        .filter((x) => x.heartbeatAgeMs !== null)
+        .map((x): [string, number] => [`{${hl(x.id)}}`, x.heartbeatAgeMs! / 1000]),
+      false,
+    );
+  } else {
+    family('wtpool_pool_slots', 'gauge', 'Worktree slots by state.', [
+      ['{state="available"}', m.pool.available],
+      ['{state="leased"}', m.pool.leased],
+      ['{state="broken"}', m.pool.broken],
+      ['{state="all"}', m.pool.size],
+    ]);
+    family('wtpool_pool_waiters', 'gauge', 'Acquires waiting in the queue.', [
+      ['', m.pool.waiters],
+    ]);
+  }
   for (const [name, s, help] of [
     ['wtpool_lease_duration_seconds', m.leaseDuration, 'Duration of ended leases.'],
     ['wtpool_reset_duration_seconds', m.resetDuration, 'Duration of slot resets.'],
@@ -128,7 +197,7 @@ export function prometheusText(m: Metrics, h: Health): string {
       ...sec(s.p50).map((v): [string, number] => ['{quantile="0.5"}', v]),
       ...sec(s.p99).map((v): [string, number] => ['{quantile="0.99"}', v]),
     ]);
-    out.push(`${name}_sum ${s.sum / 1000}`, `${name}_count ${s.count}`);
+    out.push(`${name}_sum${mine('')} ${s.sum / 1000}`, `${name}_count${mine('')} ${s.count}`);
   }
   family(
     'wtpool_errors_total',

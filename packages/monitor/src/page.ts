@@ -49,6 +49,9 @@ export const PAGE_HTML = `<!doctype html>
   button:hover { background: #eef3ff; }
   .events td:first-child { color: var(--mute); } .events td:last-child { width: 100%; }
   .gauge .label span:first-child { white-space: nowrap; margin-right: 12px; }
+  .state-lost { color: var(--mute); font-weight: 600; text-decoration: line-through; } .state-live { color: var(--ok); font-weight: 600; }
+  .filter { margin-bottom: 6px; } .filter select { font: inherit; font-size: 12px; }
+  tr.me td:first-child { font-weight: 700; }
   #toast { position: fixed; bottom: 12px; right: 12px; background: #1d2330; color: #fff; padding: 6px 10px; border-radius: 4px; display: none; max-width: 50%; }
 </style>
 </head>
@@ -61,9 +64,12 @@ export const PAGE_HTML = `<!doctype html>
 </header>
 <main>
   <section class="wide" id="alerts-box"><h2>Alerts</h2><ul class="alerts" id="alerts"></ul></section>
+  <section class="wide" id="fleet-box" hidden><h2>Fleet</h2>
+    <div class="filter"><label for="host-filter">host</label> <select id="host-filter"><option value="">all hosts</option></select></div>
+    <table id="hosts"><thead><tr><th>host</th><th>state</th><th>heartbeat</th><th>slots</th><th>leased</th><th>ready</th><th>waiting</th></tr></thead><tbody></tbody></table></section>
   <section class="wide"><h2>Slots</h2><div id="actions-bar"></div>
-    <table id="slots"><thead><tr><th>slot</th><th>state</th><th>agent</th><th>task</th><th>branch</th><th>held for</th><th>heartbeat</th><th>expires in</th><th>services</th><th></th></tr></thead><tbody></tbody></table></section>
-  <section><h2>Queue</h2><table id="queue"><thead><tr><th>#</th><th>agent</th><th>task</th><th>priority</th><th>waiting for</th></tr></thead><tbody></tbody></table></section>
+    <table id="slots"><thead></thead><tbody></tbody></table></section>
+  <section><h2>Queue</h2><table id="queue"><thead></thead><tbody></tbody></table></section>
   <section><h2>Capacity</h2><div id="capacity"></div></section>
   <section class="wide"><h2>Last hour</h2><div class="charts">
     <div class="chart" id="chart-pool"></div><div class="chart" id="chart-queue"></div><div class="chart" id="chart-band"></div></div></section>
@@ -101,6 +107,11 @@ function dur(ms) {
 function bytes(n) { return n >= 1e9 ? (n / 1e9).toFixed(2) + ' GB' : n >= 1e6 ? (n / 1e6).toFixed(1) + ' MB' : Math.round(n / 1e3) + ' kB'; }
 // key: the token, learnt from the authenticated event stream; actions send it in a header.
 let doc = null, samples = [], canAct = false, skew = 0, key = null, locked = false;
+// The host filter (fleet only): '' shows every host; kept in the address as #host=<id>.
+let hostFilter = decodeURIComponent((location.hash.match(/^#host=(.*)$/) || [])[1] || '');
+const fleetOf = (d) => (d && d.fleet && d.fleet.hosts ? d.fleet : null);
+const shown = (host) => !hostFilter || host === hostFilter;
+function head(table, cols) { table.tHead.replaceChildren(h('tr', {}, cols.map((c) => h('th', {}, c)))); }
 const now = () => Date.now() - skew;
 
 function fill(tbody, rows, cols, empty) {
@@ -128,31 +139,65 @@ function render() {
   $('summary').textContent = p.size + ' slots · ' + p.leased + ' leased · ' + p.ready + ' ready · ' + p.broken + ' broken · ' + p.waiters + ' waiting';
   $('updated').textContent = new Date(doc.at).toLocaleTimeString();
   $('alerts').replaceChildren(...(m.alerts.length ? m.alerts.map((a) => h('li', { class: a.level }, h('b', {}, a.check + ': '), a.message)) : [h('li', { class: 'empty', style: 'border:0;background:none' }, 'no alerts')]));
+  // Fleet (store.backend redis): every host, filterable; a one-host pool has no host column.
+  const fl = fleetOf(doc);
+  $('fleet-box').hidden = !fl && !(doc.fleet && doc.fleet.error);
+  if (!fl && doc.fleet && doc.fleet.error) fill($('hosts').tBodies[0], [], 7, 'fleet unreadable: ' + doc.fleet.error);
+  if (fl) {
+    const live = fl.hosts.filter((x) => x.state === 'live').length;
+    const all = fl.hosts.filter((x) => x.state === 'live').flatMap((x) => x.slots);
+    $('summary').textContent = 'fleet: ' + fl.hosts.length + ' hosts (' + live + ' live) · ' + all.length + ' slots · ' + all.filter((y) => y.state === 'leased').length + ' leased · ' + fl.hosts.reduce((n, x) => n + x.queue.length, 0) + ' waiting — this host (' + fl.me + '): ' + $('summary').textContent;
+    const sel = $('host-filter');
+    const ids = fl.hosts.map((x) => x.id);
+    if (hostFilter && !ids.includes(hostFilter)) ids.push(hostFilter);
+    if ([...sel.options].slice(1).map((o) => o.value).join(' ') !== ids.join(' ')) {
+      sel.replaceChildren(h('option', { value: '' }, 'all hosts'), ...ids.map((id) => h('option', { value: id }, id + (id === fl.me ? ' (this host)' : ''))));
+    }
+    sel.value = hostFilter;
+    // The age when the document was built, counted on between documents.
+    const ago = (x) => (x.heartbeatAgeMs === null ? null : x.heartbeatAgeMs + Math.max(0, now() - Date.parse(doc.at)));
+    fill($('hosts').tBodies[0], fl.hosts.filter((x) => shown(x.id)).map((x) => h('tr', { 'data-host': x.id, 'data-state': x.state, class: x.id === fl.me ? 'me' : '' },
+      h('td', {}, x.id + (x.id === fl.me ? ' (this host)' : '')), h('td', { class: 'state-' + x.state }, x.state + (x.state !== 'lost' ? '' : !x.lostAt ? ' · silent, not reclaimed yet' : x.reclaimed ? ' · reclaimed' : ' · reclaiming')),
+      h('td', { class: 'num ' + (x.state === 'live' && x.heartbeatAgeMs > fl.hostTtl / 2 ? 'stale' : '') }, dur(ago(x))),
+      h('td', { class: 'num' }, x.slots.length), h('td', { class: 'num' }, x.slots.filter((y) => y.state === 'leased').length),
+      h('td', { class: 'num' }, x.slots.filter((y) => y.state === 'ready').length), h('td', { class: 'num' }, x.queue.length))), 7, 'no host of the fleet matches');
+  }
   // Slots
+  head($('slots'), [...(fl ? ['host'] : []), 'slot', 'state', 'agent', 'task', 'branch', 'held for', 'heartbeat', 'expires in', 'services', '']);
+  const cols = fl ? 11 : 10;
   const rows = [];
-  for (const s of doc.pool.slots) {
+  const local = new Map(doc.pool.slots.map((s) => [s.id, s]));
+  // With a fleet: this host's slots in full (services, logs, actions), the others' from the fleet view.
+  const listed = fl ? fl.hosts.filter((x) => shown(x.id)).flatMap((x) => x.slots.map((s) => ({ host: x.id, s: x.id === fl.me ? local.get(s.id) || s : s }))) : doc.pool.slots.map((s) => ({ host: null, s }));
+  for (const { host, s } of listed) {
+    const mine = !fl || host === fl.me;
     const l = s.lease;
     const hb = l ? now() - Date.parse(l.heartbeatAt) : null;
     const ttl = l ? Date.parse(l.expiresAt) - Date.parse(l.heartbeatAt) : 0;
     const left = l ? Date.parse(l.expiresAt) - now() : null;
-    const pg = m.postgres && m.postgres.slots && m.postgres.slots[s.id];
-    const fds = m.fds.holders.find((x) => x.slot === s.id);
+    const pg = mine && m.postgres && m.postgres.slots && m.postgres.slots[s.id];
+    const fds = mine && m.fds.holders.find((x) => x.slot === s.id);
     const services = [pg ? 'db ' + pg.database + ' (' + pg.connections + ')' : null, fds ? 'pid ' + fds.pid + ' ' + fds.open + ' fds' : null].filter(Boolean).join(' · ');
-    const buttons = canAct && l ? [h('button', { onclick: () => act('heartbeat', { slot: s.id }) }, 'heartbeat'), ' ', h('button', { onclick: () => confirm('Release ' + s.id + ' (uncommitted work goes to a rescue ref)?') && act('release', { slot: s.id }) }, 'release')] : [];
-    rows.push(h('tr', { 'data-slot': s.id, 'data-state': s.state },
+    const buttons = mine && canAct && l ? [h('button', { onclick: () => act('heartbeat', { slot: s.id }) }, 'heartbeat'), ' ', h('button', { onclick: () => confirm('Release ' + s.id + ' (uncommitted work goes to a rescue ref)?') && act('release', { slot: s.id }) }, 'release')] : [];
+    rows.push(h('tr', { 'data-slot': s.id, 'data-state': s.state, 'data-host': host },
+      ...(fl ? [h('td', {}, host)] : []),
       h('td', {}, h('b', {}, s.id)), h('td', { class: 'state-' + s.state }, s.state), h('td', {}, l ? l.agent : '-'), h('td', { title: l ? l.task : '' }, l ? l.task : '-'),
-      h('td', { title: s.branch || s.path }, s.branch || (s.error ? 'error: ' + s.error : '-')),
+      h('td', { title: s.branch || s.path || '' }, s.branch || (s.error ? 'error: ' + s.error : '-')),
       h('td', { class: 'num' }, l ? dur(now() - Date.parse(l.acquiredAt)) : '-'),
       h('td', { class: 'num ' + (l && hb > ttl / 2 ? 'stale' : '') }, l ? dur(hb) : '-'),
       h('td', { class: 'num ' + (left !== null && left <= 0 ? 'expired' : '') }, l ? dur(left) : '-'),
       h('td', {}, services || '-'), h('td', {}, buttons)));
-    const log = doc.logs && doc.logs[s.id];
-    if (log) rows.push(h('tr', { class: 'log' }, h('td', {}, ''), h('td', { colspan: 9 }, log.join('\n'))));
+    const log = mine && doc.logs && doc.logs[s.id];
+    if (log) rows.push(h('tr', { class: 'log' }, h('td', {}, ''), h('td', { colspan: cols - 1 }, log.join('\n'))));
   }
-  fill($('slots').tBodies[0], rows, 10, 'no slots yet (pool init)');
+  fill($('slots').tBodies[0], rows, cols, fl && hostFilter ? 'no slots on ' + hostFilter : 'no slots yet (pool init)');
   $('actions-bar').replaceChildren(...(canAct ? [h('button', { onclick: () => act('scale-out') }, 'scale out'), ' ', h('button', { onclick: () => act('scale-in') }, 'scale in'), ' ', h('button', { onclick: () => act('cleanup-dry-run') }, 'cleanup (dry run)')] : []));
   // Queue
-  fill($('queue').tBodies[0], doc.pool.queue.map((q, i) => h('tr', {}, h('td', {}, i + 1), h('td', {}, q.agent), h('td', {}, q.task), h('td', { class: 'num' }, q.priority), h('td', { class: 'num' }, dur(now() - Date.parse(q.enqueuedAt))))), 5, 'nobody waiting');
+  head($('queue'), [...(fl ? ['host'] : []), '#', 'agent', 'task', 'priority', 'waiting for']);
+  const queued = fl ? fl.hosts.filter((x) => shown(x.id)).flatMap((x) => (x.id === fl.me ? doc.pool.queue : x.queue).map((q, i) => ({ host: x.id, q, i }))) : doc.pool.queue.map((q, i) => ({ host: null, q, i }));
+  // acquire --any-host waiters: any host may serve them, so every filter shows them.
+  if (fl) for (const [i, q] of (fl.anyHost || []).entries()) queued.push({ host: 'any', from: q.host, q, i });
+  fill($('queue').tBodies[0], queued.map(({ host, from, q, i }) => h('tr', { 'data-host': host }, ...(fl ? [h('td', { title: from ? 'acquire --any-host, waiting on ' + from : '' }, from ? 'any host (from ' + from + ')' : host)] : []), h('td', {}, i + 1), h('td', {}, q.agent), h('td', {}, q.task), h('td', { class: 'num' }, q.priority), h('td', { class: 'num' }, q.enqueuedAt ? dur(now() - Date.parse(q.enqueuedAt)) : '-'))), fl ? 6 : 5, 'nobody waiting');
   // Capacity
   const cap = [];
   cap.push(gauge('worktree slots', p.size, p.max, p.leased + ' leased of ' + p.size + ' (min ' + p.min + ', max ' + p.max + ')', [[p.min, 'min']], p.size >= p.max && p.waiters ? 'warning' : '', 'gauge-pool'));
@@ -221,6 +266,8 @@ function connect() {
   // EventSource reconnects by itself (the server sends retry: 1000); only say so.
   es.onerror = () => { $('conn').textContent = locked ? 'token required: open the URL monitor serve printed (…/?token=…)' : 'reconnecting…'; $('conn').className = 'down'; };
 }
+$('host-filter').addEventListener('change', (e) => { hostFilter = e.target.value; history.replaceState(null, '', hostFilter ? '#host=' + encodeURIComponent(hostFilter) : location.pathname); render(); });
+window.addEventListener('hashchange', () => { hostFilter = decodeURIComponent((location.hash.match(/^#host=(.*)$/) || [])[1] || ''); render(); });
 fetch('/api/status', { credentials: 'same-origin' }).then((r) => { if (r.status === 401) { locked = true; $('conn').textContent = 'token required: open the URL monitor serve printed (…/?token=…)'; throw new Error('401'); } return r.json(); }).then((d) => accept(d)).catch(() => {});
 loadHistory();
 connect();

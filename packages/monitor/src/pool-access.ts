@@ -6,6 +6,7 @@
 import type { LoadedConfig } from '@wtpool/config';
 import { gitRun } from '@wtpool/core';
 import {
+  RedisLeaseStore,
   WorktreePool,
   appendEvent,
   commitsAhead,
@@ -51,6 +52,11 @@ export interface PoolOps {
   deleteBranch(branch: string): Promise<void>;
   commitsAhead(base: string, ref: string): Promise<number>;
   event(type: string, details: Record<string, unknown>): Promise<void>;
+  /**
+   * In a fleet: the pool's own housekeeping now (marks hosts silent past hostTtl lost and
+   * reclaims them: leases expired, Redis DBs flushed, slot databases dropped). No-op otherwise.
+   */
+  reclaimLostHosts(): Promise<void>;
 }
 
 export function poolOps(loaded: LoadedConfig): PoolOps {
@@ -78,5 +84,8 @@ export function poolOps(loaded: LoadedConfig): PoolOps {
     deleteBranch: (branch) => withGitLock(stateDir, 'refs', () => deleteBranch(mainRoot, branch)),
     commitsAhead: (base, ref) => commitsAhead(mainRoot, base, ref),
     event: (type, details) => appendEvent(stateDir, type, details),
+    async reclaimLostHosts() {
+      if (pool.store instanceof RedisLeaseStore) await pool.store.housekeep(true);
+    },
   };
 }

@@ -3,69 +3,29 @@
  * scripts/ensure-test-services.sh): the page follows the pool live, without a reload, and
  * survives the server restarting; a non-loopback bind refuses requests without the token.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, promises as fs } from 'node:fs';
+import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import type { BrowserContext, Page } from 'playwright-core';
 import parsePrometheusTextFormat from 'parse-prometheus-text-format';
 import {
   makeTempRepo,
   PROJECT_ROOT,
   runCli,
   startRedis,
-  tempDir,
   type RedisServer,
   type TempRepo,
 } from '@wtpool/testkit';
+import {
+  HAVE_CHROMIUM,
+  launchChromium,
+  startServe,
+  stopServe,
+  type Started,
+} from './serve.testutil.js';
 
-const MONITOR = path.join(PROJECT_ROOT, 'packages/monitor/bin/monitor.js');
 const POOL = path.join(PROJECT_ROOT, 'packages/pool/bin/pool.js');
-const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
-const HAVE_CHROMIUM = existsSync(CHROMIUM);
-if (!HAVE_CHROMIUM)
-  console.warn(
-    `monitor serve browser test SKIPPED: no chromium at ${CHROMIUM} (scripts/ensure-test-services.sh installs it)`,
-  );
-
-interface Started {
-  child: ChildProcess;
-  url: string;
-  port: number;
-  token: string;
-}
-
-/** Starts `monitor serve --json` and waits for its one JSON document on stdout. */
-function startServe(repo: string, args: string[]): Promise<Started> {
-  const child = spawn(process.execPath, [MONITOR, 'serve', '--json', '--repo', repo, ...args], {
-    cwd: repo,
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, CI: '1' },
-  });
-  return new Promise((resolve, reject) => {
-    let out = '';
-    let err = '';
-    child.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d));
-    child.stdout!.setEncoding('utf8').on('data', (d: string) => {
-      out += d;
-      try {
-        const doc = JSON.parse(out) as Omit<Started, 'child'>;
-        resolve({ child, ...doc });
-      } catch {
-        // not complete yet
-      }
-    });
-    child.on('exit', (code) => reject(new Error(`monitor serve exited ${code}: ${err}`)));
-  });
-}
-
-async function stopServe(s: Started | undefined): Promise<void> {
-  if (!s || s.child.exitCode !== null) return;
-  const gone = new Promise((r) => s.child.once('exit', r));
-  s.child.kill('SIGTERM');
-  await gone;
-}
 
 describe.skipIf(!HAVE_CHROMIUM)('monitor serve in headless chromium', () => {
   let repo: TempRepo;
@@ -86,19 +46,7 @@ describe.skipIf(!HAVE_CHROMIUM)('monitor serve in headless chromium', () => {
       'pool.config.yaml': await fs.readFile(path.join(repo.dir, 'pool.config.yaml'), 'utf8'),
     });
     expect((await pool('init', '--size', '2')).code).toBe(0);
-    browser = await chromium.launchPersistentContext(tempDir('wtpool-chromium-'), {
-      executablePath: CHROMIUM,
-      headless: true,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-        '--no-first-run',
-      ],
-    });
+    browser = await launchChromium();
     page = browser.pages()[0] ?? (await browser.newPage());
   }, 120_000);
 

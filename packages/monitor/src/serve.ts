@@ -237,7 +237,11 @@ export async function serve(loaded: LoadedConfig, opts: ServeOptions = {}): Prom
           res,
           200,
           'text/plain; version=0.0.4; charset=utf-8',
-          prometheusText(doc.metrics, doc.monitor),
+          prometheusText(
+            doc.metrics,
+            doc.monitor,
+            doc.fleet && 'hosts' in doc.fleet ? doc.fleet : null,
+          ),
         );
       }
       case '/api/events': {

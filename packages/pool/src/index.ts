@@ -44,3 +44,6 @@ export {
   worktreeExists,
 } from './worktree.js';
 export { withGitLock } from './git.js';
+// The fleet, read-only (store.backend redis): every host's heartbeat, registry and leases.
+export { readFleetView, asFleetHost } from './fleet-view.js';
+export type { FleetView, FleetViewHost, FleetViewSlot } from './fleet-view.js';

@@ -1,6 +1,8 @@
 /**
  * `pool scale --provision`: raise Redis's physical `databases` to a target with exactly one
- * restart. Idempotent (already there → no restart), serialized by a lock so two concurrent
+ * restart. The ceiling read is recorded in the band the services use: the host's
+ * `redis-band.json`, or in a fleet (store.backend redis) the fleet's band, which every host
+ * shares. Run per host: the lock below serializes the provisioners of one host. Idempotent (already there → no restart), serialized by a lock so two concurrent
  * provisioners restart Redis once, and refused without `yes` when nobody can confirm.
  */
 import { promises as fs } from 'node:fs';
@@ -19,7 +21,7 @@ import {
 import type { LoadedConfig } from '@wtpool/config';
 import { ensurePrivateDir, withLock, writeFileAtomic } from '@wtpool/lock';
 import { physicalDatabases, redisInfo } from './resp.js';
-import { bandStore } from './band-store.js';
+import { bandFor } from './fleet-band.js';
 
 export interface ProvisionRedisOptions {
   /** Target `databases` (default redis.provisionTarget). */
@@ -90,7 +92,7 @@ export async function provisionRedis(
     async (lock) => {
       const before = await physicalDatabases(url);
       if (before >= target) {
-        await bandStore(loaded.repo).update((d) => void (d.physical = before));
+        await bandFor(loaded.config, loaded.repo).update((d) => void (d.physical = before));
         return {
           before,
           after: before,
@@ -160,7 +162,7 @@ export async function provisionRedis(
           },
         );
       }
-      await bandStore(loaded.repo).update((d) => void (d.physical = after));
+      await bandFor(loaded.config, loaded.repo).update((d) => void (d.physical = after));
       const runIdAfter = await redisInfo(url, 'run_id').catch(() => undefined);
       await opts.event?.('redis-provision', {
         from: before,
