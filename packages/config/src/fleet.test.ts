@@ -21,7 +21,13 @@ const fleet = (host: string | null, extra: Record<string, unknown> = {}) =>
 describe('fleet configuration', () => {
   it('keeps the file backend by default', () => {
     const c = validateConfig({}, 'x');
-    expect(c.store).toEqual({ backend: 'file', url: null, hostTtl: 120_000 });
+    expect(c.store).toEqual({
+      backend: 'file',
+      url: null,
+      hostTtl: 120_000,
+      replicas: 0,
+      replicaTimeout: 2000,
+    });
     expect(c.fleet).toEqual({ host: null });
   });
 
