@@ -78,11 +78,12 @@ export async function readFleetView(loaded: LoadedConfig): Promise<FleetView> {
   }
   const me = fleetHost(config);
   const k = fleetKeys(config, repo, me);
-  const [hostsR, lostR, timeR, fqR] = await redisPipeline(url, [
+  const [hostsR, lostR, timeR, fqR, upR] = await redisPipeline(url, [
     ['HGETALL', `${k.fleet}:hosts`],
     ['HGETALL', `${k.fleet}:lost`],
     ['TIME'],
     ['ZRANGE', `${k.fleet}:fq`, 0, MAX_TICKETS - 1],
+    ['HGET', `${k.fleet}:clock`, 'up'],
   ]);
   for (const r of [hostsR, lostR, timeR, fqR]) {
     if (isReplyError(r)) {
@@ -112,7 +113,9 @@ export async function readFleetView(loaded: LoadedConfig): Promise<FleetView> {
     const mark = lost.has(id)
       ? (JSON.parse(lost.get(id)!) as { at?: number; done?: boolean })
       : null;
-    const gone = mark !== null || (id !== me && last !== null && now - last > ttl);
+    // Silence counts only while Redis could be reached (the fleet clock, D376).
+    const counted = last === null ? null : Math.max(last, Number(upR ?? 0));
+    const gone = mark !== null || (id !== me && counted !== null && now - counted > ttl);
     const doc = typeof docs[i] === 'string' ? (JSON.parse(docs[i] as string) as PoolState) : null;
     return {
       id,
