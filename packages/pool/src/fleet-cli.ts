@@ -30,7 +30,7 @@ export async function fleetCommand(pool: WorktreePool, ctx: CommandContext): Pro
     });
   }
   const { fleetStatus, formatFleet } = await import('./fleet.js'); // services: a lazy chunk
-  const f = await fleetStatus(pool.loaded, store);
+  const f = await fleetStatus(pool.loaded);
   ctx.out.result(f, () => formatFleet(f, store.hostId));
 }
 

@@ -23,6 +23,7 @@ import {
   withAdmin,
   type Reply,
 } from '@wtpool/services';
+import { readFleetView } from './fleet-view.js';
 import { servicesGone, type RedisLeaseStore } from './redis-lease-store.js';
 import { CLOCK } from './redis-scripts.js';
 import type { PoolState, SlotState } from './types.js';
@@ -227,82 +228,48 @@ export interface FleetStatus {
 }
 
 /** Every host of the fleet, its slots and leases (a lost host's slots show `lost`). */
-export async function fleetStatus(
-  loaded: LoadedConfig,
-  store: RedisLeaseStore,
-): Promise<FleetStatus> {
+export async function fleetStatus(loaded: LoadedConfig): Promise<FleetStatus> {
   const { config } = loaded;
   const url = config.store.url!;
   const k = fleetKeys(config, loaded.repo);
-  const [hostsR, lostR, timeR, upR, connR, budgetR] = await redisPipeline(url, [
-    ['HGETALL', `${k.fleet}:hosts`],
-    ['HGETALL', `${k.fleet}:lost`],
-    ['TIME'],
-    ['HGET', `${k.fleet}:clock`, 'up'],
-    ['HGETALL', `${k.fleet}:conn`],
-    ['GET', `${k.fleet}:pg-budget`],
+  const [view, [connR, budgetR]] = await Promise.all([
+    readFleetView(loaded),
+    redisPipeline(url, [
+      ['HGETALL', `${k.fleet}:conn`],
+      ['GET', `${k.fleet}:pg-budget`],
+    ]),
   ]);
-  if (hostsR instanceof RedisReplyError) throw serviceUnavailableError(hostsR.message);
-  const pairs = (r: Reply) => {
-    const flat = Array.isArray(r) ? (r as string[]) : [];
-    const m = new Map<string, string>();
-    for (let i = 0; i + 1 < flat.length; i += 2) m.set(flat[i]!, flat[i + 1]!);
-    return m;
-  };
-  const seen = pairs(hostsR!);
-  const lost = pairs(lostR!);
-  const t = timeR as string[];
-  const now = Number(t[0]) * 1000 + Math.floor(Number(t[1]) / 1000);
-  const ids = [...new Set([...seen.keys(), ...lost.keys(), store.hostId])].sort();
-  const docs = await redisPipeline(
-    url,
-    ids.map((h) => ['HGET', `${k.fleet}:h:${h}:reg`, 'doc']),
-  );
-  const waiters = new Map<string, number>();
-  const hosts: FleetHost[] = ids.map((id, i) => {
-    const last = seen.has(id) ? Number(seen.get(id)) : null;
-    const counted = last === null ? null : Math.max(last, Number(upR ?? 0));
-    const gone =
-      lost.has(id) ||
-      (id !== store.hostId && counted !== null && now - counted > config.store.hostTtl);
-    const doc = typeof docs[i] === 'string' ? (JSON.parse(docs[i] as string) as PoolState) : null;
-    if (!gone) waiters.set(id, doc?.queue.length ?? 0);
-    const slots = Object.values(doc?.slots ?? {})
-      .sort((a, b) => a.n - b.n)
-      .map((s) => ({
-        id: s.id,
-        state: gone ? ('lost' as const) : s.state,
-        lease:
-          !gone && s.lease
-            ? {
-                agent: s.lease.agent,
-                task: s.lease.task,
-                priority: s.lease.priority,
-                token: s.lease.token,
-                expiresAt: s.lease.expiresAt,
-              }
-            : null,
-      }));
-    return {
-      id,
-      lastSeen: last === null ? null : new Date(last).toISOString(),
-      state: gone ? ('lost' as const) : ('live' as const),
-      slots,
-    };
-  });
-  const live = hosts.filter((h) => h.state === 'live');
+  if (connR instanceof RedisReplyError) throw serviceUnavailableError(connR.message);
+  const hosts: FleetHost[] = view.hosts.map((h) => ({
+    id: h.id,
+    lastSeen: h.lastSeen,
+    state: h.state,
+    slots: h.slots.map((s) => ({
+      id: s.id,
+      state: s.state,
+      lease: s.lease && {
+        agent: s.lease.agent,
+        task: s.lease.task,
+        priority: s.lease.priority,
+        token: s.lease.token,
+        expiresAt: s.lease.expiresAt,
+      },
+    })),
+  }));
+  const live = view.hosts.filter((h) => h.state === 'live');
   const all = live.flatMap((h) => h.slots);
+  const flat = Array.isArray(connR) ? (connR as string[]) : [];
   const capacity = {
     hosts: hosts.length,
     live: live.length,
     slots: all.length,
     ready: all.filter((s) => s.state === 'ready').length,
     leased: all.filter((s) => s.state === 'leased').length,
-    waiters: [...waiters.values()].reduce((n, w) => n + w, 0),
+    waiters: live.reduce((n, h) => n + h.queue.length, 0),
     dbConnections: config.postgres.url ? all.length * config.postgres.connectionLimit : null,
     connectionBudget: config.postgres.url
       ? {
-          used: [...pairs(connR!).values()].reduce((n, v) => n + Number(v), 0),
+          used: flat.filter((_, i) => i % 2 === 1).reduce((n, v) => n + Number(v), 0),
           budget:
             config.postgres.connectionBudget ??
             (typeof budgetR === 'string' ? Number(budgetR) : null),
