@@ -60,6 +60,12 @@ const pairs = (r: Reply | undefined): Map<string, string> => {
   return m;
 };
 
+/** How long the Redis server has been up, in ms, from an `INFO server` reply (0 when unknown). */
+export function uptimeMs(info: Reply | undefined): number {
+  const s = Number(/uptime_in_seconds:(\d+)/.exec(String(info))?.[1]);
+  return Number.isFinite(s) ? s * 1000 : 0;
+}
+
 /** The config of another host of the fleet: names (databases, band owners) as that host makes them. */
 export const asFleetHost = (config: Config, host: string): Config => ({
   ...config,
@@ -78,12 +84,13 @@ export async function readFleetView(loaded: LoadedConfig): Promise<FleetView> {
   }
   const me = fleetHost(config);
   const k = fleetKeys(config, repo, me);
-  const [hostsR, lostR, timeR, fqR, upR] = await redisPipeline(url, [
+  const [hostsR, lostR, timeR, fqR, upR, infoR] = await redisPipeline(url, [
     ['HGETALL', `${k.fleet}:hosts`],
     ['HGETALL', `${k.fleet}:lost`],
     ['TIME'],
     ['ZRANGE', `${k.fleet}:fq`, 0, MAX_TICKETS - 1],
     ['HGET', `${k.fleet}:clock`, 'up'],
+    ['INFO', 'server'],
   ]);
   for (const r of [hostsR, lostR, timeR, fqR]) {
     if (isReplyError(r)) {
@@ -114,7 +121,7 @@ export async function readFleetView(loaded: LoadedConfig): Promise<FleetView> {
       ? (JSON.parse(lost.get(id)!) as { at?: number; done?: boolean })
       : null;
     // Silence counts only while Redis could be reached (the fleet clock, D376).
-    const counted = last === null ? null : Math.max(last, Number(upR ?? 0));
+    const counted = last === null ? null : Math.max(last, Number(upR ?? 0), now - uptimeMs(infoR));
     const gone = mark !== null || (id !== me && counted !== null && now - counted > ttl);
     const doc = typeof docs[i] === 'string' ? (JSON.parse(docs[i] as string) as PoolState) : null;
     return {

@@ -23,7 +23,7 @@ import {
   withAdmin,
   type Reply,
 } from '@wtpool/services';
-import { readFleetView } from './fleet-view.js';
+import { asFleetHost, readFleetView, uptimeMs } from './fleet-view.js';
 import { servicesGone, type RedisLeaseStore } from './redis-lease-store.js';
 import { CLOCK } from './redis-scripts.js';
 import type { PoolState, SlotState } from './types.js';
@@ -32,13 +32,14 @@ import type { PoolState, SlotState } from './types.js';
 export const RECLAIM_RETRY_MS = 60_000;
 
 /**
- * KEYS hosts lost clock; ARGV me ttlMs retryMs gapMs → the hosts this caller now reclaims: stale
- * ones not yet lost, or lost ones whose reclaim was left unfinished for retryMs. A host's last
- * beat counts from no earlier than when Redis was last reached again after a gap (CLOCK).
+ * KEYS hosts lost clock; ARGV me ttlMs retryMs outage uptimeMs → the hosts this caller now
+ * reclaims: stale ones not yet lost, or lost ones whose reclaim was left unfinished for retryMs.
+ * A host's last beat counts from no earlier than the server's start (uptime) and the last time a
+ * host reached Redis again after failing to (CLOCK, D376).
  */
 const MARK_LOST = `local t = redis.call('TIME'); local now = t[1] * 1000 + math.floor(t[2] / 1000)
 ${CLOCK(3, 4)}
-local up = tonumber(redis.call('HGET', KEYS[3], 'up') or '0')
+local up = math.max(tonumber(redis.call('HGET', KEYS[3], 'up') or '0'), now - tonumber(ARGV[5]))
 local h = redis.call('HGETALL', KEYS[1])
 local out = {}
 for i = 1, #h, 2 do
@@ -71,9 +72,6 @@ async function cmd(url: string, ...args: (string | number)[]): Promise<Reply> {
   return r!;
 }
 
-/** The config of another host of the fleet (its database names come from the same function). */
-const asHost = (config: Config, host: string): Config => ({ ...config, fleet: { host } });
-
 export interface Reclaimed {
   host: string;
   redisDbs: number[];
@@ -103,7 +101,8 @@ export async function reclaimLostHosts(
     k.hostId,
     config.store.hostTtl,
     RECLAIM_RETRY_MS,
-    beatGap(config),
+    store.takeOutage() ? '1' : '0',
+    uptimeMs(await cmd(url, 'INFO', 'server')),
   )) as string[];
   const out: Reclaimed[] = [];
   for (const host of claimed) {
@@ -132,7 +131,7 @@ export async function reclaimLostHosts(
     if (config.postgres.url) {
       const doc = (await cmd(url, 'HGET', `${hk}:reg`, 'doc')) as string | null;
       const st = doc ? (JSON.parse(doc) as PoolState) : undefined;
-      const other = asHost(config, host);
+      const other = asFleetHost(config, host);
       const names = Object.values(st?.slots ?? {}).map((s) => slotNames(other, repo, s.n).database);
       await withAdmin(config.postgres.url, async (c) => {
         for (const db of names) await dropDatabase(c, db);
@@ -168,10 +167,6 @@ export async function serverConnectionBudget(loaded: LoadedConfig): Promise<numb
   await cmd(url, 'SET', key, n, 'EX', 600);
   return n;
 }
-
-/** The longest silence of the whole fleet the clock takes for Redis being away (CLOCK). */
-export const beatGap = (config: Config): number =>
-  Math.max(500, Math.floor(config.store.hostTtl / 3));
 
 /**
  * After Redis lost its state: registers this host's Redis DBs in the fleet band again, and marks

@@ -23,7 +23,7 @@ import { readFileSync, promises as fs } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { fleetKeys, type FleetKeys, type LoadedConfig } from '@wtpool/config';
-import { redact, serviceUnavailableError, usageError } from '@wtpool/core';
+import { isWtpoolError, redact, serviceUnavailableError, usageError } from '@wtpool/core';
 import { readJsonFile, StoreConflictError, writeFileAtomic } from '@wtpool/lock';
 import { isReplyError, redisPipeline, type Reply } from './resp-lazy.js';
 import { acked, evalScript, type Ack } from './redis-scripts.js';
@@ -109,6 +109,26 @@ export class RedisLeaseStore implements LeaseStore {
     return this.keys.hostId;
   }
 
+  /** This process failed to reach Redis since it last told the fleet's clock (D376). */
+  private outage = false;
+
+  /** Whether to tell the fleet's clock of an outage now (the flag is cleared: told once). */
+  takeOutage(): boolean {
+    const o = this.outage;
+    this.outage = false;
+    return o;
+  }
+
+  /** Runs a store call, remembering a failure to reach Redis for the next successful one. */
+  private async noticing<T>(fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (e) {
+      if (isWtpoolError(e) && e.code === 'ERR_SERVICE_UNAVAILABLE') this.outage = true;
+      throw e;
+    }
+  }
+
   private async readRaw(): Promise<{
     version: number;
     data: PoolState;
@@ -118,11 +138,13 @@ export class RedisLeaseStore implements LeaseStore {
   }> {
     const k = this.k;
     const read = async () =>
-      (await evalScript(
-        this.url,
-        'read',
-        [k.reg, k.leases, k.token, k.epoch, k.hosts, k.lost, k.clock, k.conn],
-        [this.keys.hostId, this.tick],
+      (await this.noticing(() =>
+        evalScript(
+          this.url,
+          'read',
+          [k.reg, k.leases, k.token, k.epoch, k.hosts, k.lost, k.clock, k.conn],
+          [this.keys.hostId, this.takeOutage() ? '1' : '0'],
+        ),
       )) as Reply[];
     let r = await read();
     if (r[0] === null || r[4] === null) {
@@ -260,24 +282,26 @@ export class RedisLeaseStore implements LeaseStore {
         return result; // nothing changed: nothing to commit
       }
       const v = Number(
-        await evalScript(
-          this.url,
-          'commit',
-          [k.reg, k.token, k.epoch, k.hosts, k.lost, k.clock, k.conn],
-          [
-            base.version,
-            doc,
-            base.token,
-            draft.lastToken,
-            base.epoch,
-            this.keys.hostId,
-            k.changed,
-            base.lost ? '1' : '0',
-            this.tick,
-            this.connOf(draft),
-            budget ?? '',
-          ],
-          this.ack,
+        await this.noticing(() =>
+          evalScript(
+            this.url,
+            'commit',
+            [k.reg, k.token, k.epoch, k.hosts, k.lost, k.clock, k.conn],
+            [
+              base.version,
+              doc,
+              base.token,
+              draft.lastToken,
+              base.epoch,
+              this.keys.hostId,
+              k.changed,
+              base.lost ? '1' : '0',
+              this.takeOutage() ? '1' : '0',
+              this.connOf(draft),
+              budget ?? '',
+            ],
+            this.ack,
+          ),
         ),
       );
       if (v > 0) {

@@ -10,19 +10,17 @@ import { isReplyError, redisPipeline, type Reply } from './resp-lazy.js';
 const NOW = `local t = redis.call('TIME'); local now = t[1] * 1000 + math.floor(t[2] / 1000)`;
 
 /**
- * Lua that keeps the fleet's clock (hash at KEYS[key]: `last` = the last time any host reached
- * Redis, `up` = since when Redis has been reached without a gap longer than ARGV[gap] ms). After
- * an outage or a restart nobody could beat through, `up` moves to now, and every host's TTL
- * counts from it (fleet.ts): a host is never lost for the time Redis itself was away.
+ * Lua that keeps the fleet's clock (hash at KEYS[key], field `up`: when a host last reached
+ * Redis again after failing to, ARGV[flag] = '1'). Every host's silence counts from no earlier
+ * than `up` (and than the Redis server's start, fleet.ts): a host is never lost for the time
+ * Redis itself was away from the fleet (D376).
  */
-export const CLOCK = (key: number, gap: number) =>
-  `local lastAny = tonumber(redis.call('HGET', KEYS[${key}], 'last') or '0')
-if now - lastAny > tonumber(ARGV[${gap}]) then redis.call('HSET', KEYS[${key}], 'up', now) end
-redis.call('HSET', KEYS[${key}], 'last', now)`;
+export const CLOCK = (key: number, flag: number) =>
+  `if ARGV[${flag}] == '1' then redis.call('HSET', KEYS[${key}], 'up', now) end`;
 
 export const SCRIPTS = {
   /**
-   * KEYS reg leases token epoch hosts lost clock conn; ARGV host gapMs → [v, doc, leases, token,
+   * KEYS reg leases token epoch hosts lost clock conn; ARGV host outage → [v, doc, leases, token,
    * epoch, lost, connections the other hosts' leases take].
    */
   read: `${NOW}
@@ -36,7 +34,7 @@ return {r[1], r[2], redis.call('HGETALL', KEYS[2]), redis.call('GET', KEYS[3]),
   redis.call('GET', KEYS[4]), redis.call('HGET', KEYS[6], ARGV[1]), others}`,
   /**
    * KEYS reg token epoch hosts lost clock conn; ARGV expectedV doc baseToken newToken epoch host
-   * channel clearLost gapMs conn budget → new version, -1 (someone committed first, or the
+   * channel clearLost outage conn budget → new version, -1 (someone committed first, or the
    * connection budget no longer has room for this host's new leases), -2 (Redis lost its state
    * since the read).
    */
