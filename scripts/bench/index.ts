@@ -13,7 +13,17 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { load, peakLoad } from './harness.js';
 
-const SUITES = ['lock', 'pool', 'mcp', 'services', 'monitor', 'tracks', 'gates', 'monorepo'] as const;
+const SUITES = [
+  'lock',
+  'pool',
+  'mcp',
+  'services',
+  'redis-client',
+  'monitor',
+  'tracks',
+  'gates',
+  'monorepo',
+] as const;
 
 const record = process.argv.includes('--record');
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));
