@@ -310,7 +310,7 @@ export const SCHEMA = defineSchema({
       default: null,
       nullable: true,
       description:
-        'Redis URL (enables per-slot logical databases), e.g. redis://127.0.0.1:6379, or a Sentinel URL redis+sentinel://host1,host2/<master> (docs/fleet.md)',
+        'Redis URL (enables per-slot logical databases), e.g. redis://127.0.0.1:6379, or a Sentinel URL redis+sentinel://host1,host2/mymaster (docs/fleet.md)',
       check: redisUrlProblem,
     },
     bandStart: {
@@ -460,7 +460,7 @@ export const SCHEMA = defineSchema({
       default: null,
       nullable: true,
       description:
-        'Redis URL of the lease store (backend redis), e.g. redis://10.0.0.5:6379/0, or redis+sentinel://10.0.0.5,10.0.0.6/<master>/0 (docs/fleet.md)',
+        'Redis URL of the lease store (backend redis), e.g. redis://10.0.0.5:6379/0, or redis+sentinel://10.0.0.5,10.0.0.6/mymaster/0 (docs/fleet.md)',
       check: redisUrlProblem,
     },
     hostTtl: {
