@@ -4,9 +4,11 @@
  * --tls-port), pub/sub delivery and re-subscription after a SIGKILL + restart, and Sentinel
  * failover (primary SIGKILLed, the replica promoted, the sentinel URL reaching it).
  */
+import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import {
   redisCli,
   selfSignedCert,
@@ -219,6 +221,42 @@ describe('subscribe', () => {
     });
     expect(typeof after).toBe('number');
     expect(got).toHaveLength(3);
+  });
+});
+
+/** Runs a node process that subscribes; resolves with its exit code and stdout once it exits. */
+function subscriberProcess(url: string, release: 'onSubscribed' | 'onError') {
+  const dist = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../dist/resp.js');
+  // A ref'd interval holds the process until the subscription reports; after that only the
+  // subscription is left, and it must not keep the process alive.
+  const code = `import { subscribe } from ${JSON.stringify(dist)};
+const hold = setInterval(() => {}, 1000);
+subscribe(${JSON.stringify(url)}, ['x'], () => {}, {
+  backoff: { minMs: 20, maxMs: 50 },
+  ${release}: () => { if (hold) { console.log('${release}'); clearInterval(hold); } },
+});`;
+  return new Promise<{ code: number | null; out: string }>((resolve) => {
+    const c = spawn(process.execPath, ['--input-type=module', '-e', code], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let out = '';
+    c.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    c.on('exit', (code) => resolve({ code, out }));
+  });
+}
+
+describe('a subscription never keeps the process alive', () => {
+  it('exits once subscribed, and while it is reconnecting to a server that is down', async () => {
+    const r = await startRedisProcess();
+    try {
+      expect(await subscriberProcess(r.url, 'onSubscribed')).toEqual({
+        code: 0,
+        out: 'onSubscribed\n',
+      });
+    } finally {
+      await r.stop();
+    }
+    expect(await subscriberProcess(r.url, 'onError')).toEqual({ code: 0, out: 'onError\n' });
   });
 });
 
