@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { validateConfig } from './index.js';
+import { urlWithPath, validateConfig } from './index.js';
 
 const problem = (key: 'redis' | 'store', url: string): string | undefined => {
   const raw =
@@ -34,5 +34,17 @@ describe('Sentinel URLs in redis.url and store.url', () => {
     ['redis+sentinel://u:secret@a:99x/m', /got "redis\+sentinel:\/\/u:\*\*\*@a:99x\/m"/],
   ])('refuses %s', (url, why) => {
     expect(problem('redis', url)).toMatch(why);
+  });
+});
+
+describe("urlWithPath (a slot's REDIS_URL)", () => {
+  it('replaces the db after the master name of a Sentinel URL', () => {
+    expect(urlWithPath('redis+sentinel://:pw@a:26379,b/mymaster', '7')).toBe(
+      'redis+sentinel://:pw@a:26379,b/mymaster/7',
+    );
+    expect(urlWithPath('rediss+sentinel://a,b/mymaster/0', '12')).toBe(
+      'rediss+sentinel://a,b/mymaster/12',
+    );
+    expect(urlWithPath('redis://u:p@10.0.0.5:6379/0', '3')).toBe('redis://u:p@10.0.0.5:6379/3');
   });
 });
