@@ -104,7 +104,7 @@ describe('RespDecoder', () => {
           expect(d.idle).toBe(true);
         },
       ),
-      { numRuns: 400 },
+      { numRuns: 200 },
     );
   });
 
@@ -122,7 +122,7 @@ describe('RespDecoder', () => {
         }
         expect(got.map(comparable)).toEqual(nodes.map((n) => expected(n, true)));
       }),
-      { numRuns: 200 },
+      { numRuns: 100 },
     );
   });
 
