@@ -5,7 +5,7 @@
  * failover (primary SIGKILLed, the replica promoted, the sentinel URL reaching it).
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -130,8 +130,9 @@ describe('AUTH', () => {
 describe('TLS (redis-server --tls-port)', () => {
   let r: RedisProcess;
   let ca: string;
+  let dir: string;
   beforeAll(async () => {
-    const dir = mkdtempSync(path.join(os.tmpdir(), 'wtpool-tls-'));
+    dir = mkdtempSync(path.join(os.tmpdir(), 'wtpool-tls-'));
     const { cert, key } = selfSignedCert(dir);
     ca = readFileSync(cert, 'utf8');
     // The plain port is 0 (off): only TLS is served, on the port the helper picked.
@@ -150,7 +151,10 @@ describe('TLS (redis-server --tls-port)', () => {
       ],
     });
   });
-  afterAll(() => r?.stop());
+  afterAll(async () => {
+    await r?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
 
   it('talks TLS to rediss:// with the CA given, and refuses an unknown certificate', async () => {
     expect(
