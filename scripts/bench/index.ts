@@ -19,6 +19,7 @@ const SUITES = [
   'fleet',
   'mcp',
   'services',
+  'redis-client',
   'monitor',
   'tracks',
   'gates',

@@ -137,3 +137,18 @@ export function poolRootProblem(
   if (inside(r, repo.mainRoot)) return `outside the checkout ${repo.mainRoot}`;
   return undefined;
 }
+
+/**
+ * A Redis URL: `redis://`, `rediss://` (urlProblem) or a Sentinel URL
+ * `redis+sentinel://[user:pass@]host[:port],…/<master>[/db]` (also `rediss+sentinel://`).
+ */
+export function redisUrlProblem(value: string): string | undefined {
+  if (!/^rediss?\+sentinel:/i.test(value)) return urlProblem(['redis:', 'rediss:'])(value);
+  const ok =
+    /^rediss?\+sentinel:\/\/(?:[^@/]*@)?(?:\[[0-9a-f:.]+\]|[^:[\],/@?#]+)(?::\d{1,5})?(?:,(?:\[[0-9a-f:.]+\]|[^:[\],/@?#]+)(?::\d{1,5})?)*\/[^/?#]+(?:\/\d{1,5})?\/?$/i.test(
+      value,
+    );
+  return ok
+    ? undefined
+    : `a redis+sentinel://[user:pass@]host[:port],…/<master>[/db] URL, got ${JSON.stringify(redact(value))}`;
+}

@@ -242,8 +242,14 @@ export function templateDatabase(config: Config, hash: string): string {
   return databaseName(config, `tpl_${hash.slice(0, 12).toLowerCase()}`);
 }
 
-/** A URL with a different path (database) — used for DATABASE_URL and REDIS_URL. */
+/**
+ * A URL with a different path (database) — used for DATABASE_URL and REDIS_URL. For a Sentinel
+ * URL (`redis+sentinel://h1,h2/<master>[/db]`, which WHATWG URL cannot parse) the db after the
+ * master name is replaced.
+ */
 export function urlWithPath(base: string, pathname: string): string {
+  const sentinel = /^(rediss?\+sentinel:\/\/[^/?#]+\/[^/?#]+)(?:\/\d*)?\/?$/i.exec(base);
+  if (sentinel) return `${sentinel[1]}/${pathname}`;
   const u = new URL(base);
   u.pathname = `/${pathname}`;
   return u.toString();

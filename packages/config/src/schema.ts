@@ -12,7 +12,13 @@
  * `patternHint` (string), `check` (a further check of a value, or of each list entry: returns
  * what it must be, or undefined). Rules between keys are in RULES below.
  */
-import { branchNameProblem, listPathProblem, relativePathProblem, urlProblem } from './checks.js';
+import {
+  branchNameProblem,
+  listPathProblem,
+  redisUrlProblem,
+  relativePathProblem,
+  urlProblem,
+} from './checks.js';
 import type { PathGates } from './path-gates.js';
 import type { DurationBound } from '@wtpool/core';
 
@@ -303,8 +309,9 @@ export const SCHEMA = defineSchema({
       type: 'string',
       default: null,
       nullable: true,
-      description: 'Redis URL (enables per-slot logical databases), e.g. redis://127.0.0.1:6379',
-      check: urlProblem(['redis:', 'rediss:']),
+      description:
+        'Redis URL (enables per-slot logical databases), e.g. redis://127.0.0.1:6379, or a Sentinel URL redis+sentinel://host1,host2/mymaster (docs/fleet.md)',
+      check: redisUrlProblem,
     },
     bandStart: {
       type: 'int',
@@ -452,8 +459,9 @@ export const SCHEMA = defineSchema({
       type: 'string',
       default: null,
       nullable: true,
-      description: 'Redis URL of the lease store (backend redis), e.g. redis://10.0.0.5:6379/0',
-      check: urlProblem(['redis:', 'rediss:']),
+      description:
+        'Redis URL of the lease store (backend redis), e.g. redis://10.0.0.5:6379/0, or redis+sentinel://10.0.0.5,10.0.0.6/mymaster/0 (docs/fleet.md)',
+      check: redisUrlProblem,
     },
     hostTtl: {
       type: 'duration',

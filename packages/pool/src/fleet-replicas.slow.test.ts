@@ -103,7 +103,7 @@ describe(
           expect(r.code, r.stdout).toBe(6);
           expect(r.json<{ error: { code: string; message: string } }>().error).toMatchObject({
             code: 'ERR_SERVICE_UNAVAILABLE',
-            message: expect.stringMatching(/acknowledged by 0 of 1 Redis replicas/),
+            message: expect.stringMatching(/but 0 of 1 replicas acknowledged them/),
           });
         }
       } finally {

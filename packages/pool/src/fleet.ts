@@ -11,7 +11,7 @@
  * marks all its slots broken (redis-lease-store.ts returnFromLost), so they are re-provisioned
  * with fresh services, and its own `doctor` rescues the work in them.
  */
-import { fleetKeys, slotNames, type Config, type LoadedConfig } from '@wtpool/config';
+import { fleetKeys, slotNames, type LoadedConfig } from '@wtpool/config';
 import { redact, serviceUnavailableError } from '@wtpool/core';
 import {
   bandFor,

@@ -20,12 +20,11 @@
  * written, and a commit is one script: it happens whole or not at all.
  */
 import { readFileSync, promises as fs } from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import { fleetKeys, type FleetKeys, type LoadedConfig } from '@wtpool/config';
 import { isWtpoolError, redact, serviceUnavailableError, usageError } from '@wtpool/core';
 import { readJsonFile, StoreConflictError, writeFileAtomic } from '@wtpool/lock';
-import { isReplyError, redisPipeline, type Reply } from './resp-lazy.js';
+import { isReplyError, redisPipeline, subscribeLazily, type Reply } from './resp-lazy.js';
 import { acked, evalScript, type Ack } from './redis-scripts.js';
 import { FileLeaseStore } from './file-lease-store.js';
 import type { LeaseStore } from './lease-store.js';
@@ -442,51 +441,12 @@ export function returnFromLost(draft: PoolState): void {
 }
 
 /**
- * A pub/sub subscription on its own socket: any message calls onChange (waiters also poll, so
- * a lost or spurious wake-up is harmless). Reconnects quietly while Redis is away.
+ * A pub/sub subscription (the services' client, loaded lazily): any message, and any
+ * reconnection (messages may have been missed while Redis was away), calls onChange. Waiters
+ * also poll, so a lost or spurious wake-up is harmless. It never keeps the process alive.
  */
 export function subscribe(url: string, channels: string[], onChange: () => void): () => void {
-  const u = new URL(url);
-  const host = u.hostname.replace(/^\[|\]$/g, '') || '127.0.0.1';
-  const port = Number(u.port || 6379);
-  let stopped = false;
-  let socket: net.Socket | undefined;
-  let timer: NodeJS.Timeout | undefined;
-  const enc = (args: string[]) =>
-    `*${args.length}\r\n` + args.map((a) => `$${Buffer.byteLength(a)}\r\n${a}\r\n`).join('');
-  const connect = () => {
-    if (stopped || u.protocol !== 'redis:') return; // rediss: waiters poll
-    const s = net.connect({ host, port });
-    socket = s;
-    s.on('connect', () => {
-      const pre: string[] = [];
-      if (u.password) {
-        pre.push(
-          enc(
-            u.username
-              ? ['AUTH', decodeURIComponent(u.username), decodeURIComponent(u.password)]
-              : ['AUTH', decodeURIComponent(u.password)],
-          ),
-        );
-      }
-      s.write(pre.join('') + enc(['SUBSCRIBE', ...channels]));
-    });
-    // Subscription confirmations are `subscribe` replies; a published change is a `message`.
-    s.on('data', (chunk: Buffer) => {
-      if (chunk.includes('$7\r\nmessage\r\n')) onChange();
-    });
-    s.on('error', () => {});
-    s.on('close', () => {
-      if (!stopped) timer = setTimeout(connect, 500);
-    });
-    s.unref();
-  };
-  connect();
-  return () => {
-    stopped = true;
-    if (timer) clearTimeout(timer);
-    socket?.destroy();
-  };
+  return subscribeLazily(url, channels, () => onChange(), { onReconnect: onChange });
 }
 
 /** A slot whose services are gone: broken, re-provisioned on its retry (its work rescued first). */

@@ -118,22 +118,13 @@ export interface Ack {
 }
 
 /**
- * Sends `cmd` and, when `ack` asks for replicas, `WAIT` on the same connection (WAIT counts the
- * replicas that have every earlier write of this connection). Fewer acknowledgements than asked
- * throw exit 6: the caller must not report the write as done (docs/fleet.md).
+ * Sends `cmd` and, when `ack` asks for replicas, `WAIT` on the same connection (the client's
+ * `wait`: WAIT counts the replicas that have every earlier write of this connection). Fewer
+ * acknowledgements than asked throw exit 6: the caller must not report the write as done
+ * (docs/fleet.md).
  */
 export async function acked(url: string, cmd: (string | number)[], ack?: Ack): Promise<Reply> {
-  if (!ack?.replicas) return (await redisPipeline(url, [cmd]))[0]!;
-  const [r, got] = await redisPipeline(url, [cmd, ['WAIT', ack.replicas, ack.timeoutMs]]);
-  if (!isReplyError(r) && (typeof got !== 'number' || got < ack.replicas)) {
-    throw serviceUnavailableError(
-      `the lease store's write was acknowledged by ${typeof got === 'number' ? got : 0} of ${ack.replicas} Redis replicas within ${ack.timeoutMs} ms (${redact(url)}); it is not reported as done`,
-      {
-        hint: 'a replica is down or lagging: check `INFO replication` on the primary, or lower store.replicas; a grant refused so is taken back when its claim times out',
-      },
-    );
-  }
-  return r!;
+  return (await redisPipeline(url, [cmd], ack?.replicas ? { wait: ack } : {}))[0]!;
 }
 
 /** Runs a script by its SHA, loading it on NOSCRIPT (first use, or Redis restarted). */

@@ -21,3 +21,21 @@ export async function redisPipeline(...args: Parameters<Resp['redisPipeline']>):
 /** An error reply of the server (never true before the client was loaded: no reply exists yet). */
 export const isReplyError = (r: unknown): r is RedisReplyError =>
   loaded !== undefined && r instanceof loaded.RedisReplyError;
+
+/**
+ * `subscribe` of @wtpool/services/resp, started once the client is loaded; the returned stop
+ * function works before and after that.
+ */
+export function subscribeLazily(...args: Parameters<Resp['subscribe']>): () => void {
+  let stop: (() => void) | undefined;
+  let stopped = false;
+  resp()
+    .then((m) => {
+      if (!stopped) stop = m.subscribe(...args);
+    })
+    .catch((e: unknown) => args[3]?.onError?.(e as Error));
+  return () => {
+    stopped = true;
+    stop?.();
+  };
+}

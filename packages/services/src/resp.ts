@@ -1,152 +1,152 @@
 /**
- * A minimal Redis client: one socket, pipelined commands, RESP2 replies. The band's hot paths
- * (lease, release) need PING, SELECT, FLUSHDB and CONFIG GET only; this costs a socket, while
- * loading ioredis costs ~30 ms of module loading per process (see docs/decisions.md D21).
- * Supports redis:// and rediss:// URLs with user/password and a /db path (SELECTed first).
+ * The Redis client of the band, the monitor and the lease store (docs/services.md "The Redis
+ * client", D385): one connection per call, pipelined commands, a streaming RESP2 decoder
+ * (resp-decoder.ts). It stays hand-written because ioredis adds ~40 ms to every CLI process
+ * that talks to Redis (`pnpm bench redis-client`, D385), while this costs a socket.
+ *
+ * URLs: redis://, rediss:// (TLS; extra CAs via NODE_EXTRA_CA_CERTS or opts.tls), with
+ * user/password (AUTH) and a /db path (SELECTed first), and redis+sentinel:// (resp-url.ts):
+ * the master is asked from the sentinels, checked with ROLE, and asked again when it fails.
+ * Pub/sub with reconnect: resp-subscribe.ts.
  */
-import net from 'node:net';
-import tls from 'node:tls';
-import { configError, failure, redact, serviceUnavailableError } from '@wtpool/core';
+import type tls from 'node:tls';
+import { redact, serviceUnavailableError } from '@wtpool/core';
+import { RespConnection, unavailable, type Command } from './resp-connection.js';
+import { sentinelMaster } from './resp-sentinel.js';
+import { RedisReplyError, type Reply } from './resp-decoder.js';
+import { parseRedisUrl, type RedisAddress, type RedisTarget } from './resp-url.js';
 
-export type Reply = string | number | null | Reply[] | RedisReplyError;
+export { RedisReplyError, RespDecoder, encodeCommand } from './resp-decoder.js';
+export type { Reply, BinaryReply } from './resp-decoder.js';
+export { parseRedisUrl, isSentinelUrl } from './resp-url.js';
+export type { RedisTarget, RedisAddress } from './resp-url.js';
+export { subscribe } from './resp-subscribe.js';
+export { sentinelMaster } from './resp-sentinel.js';
+export type { SubscribeOptions } from './resp-subscribe.js';
 
-export class RedisReplyError extends Error {}
-
-export interface RedisTarget {
-  host: string;
-  port: number;
-  tls: boolean;
-  username?: string;
-  password?: string;
-  /** Logical DB from the URL path (redis://host:6379/5), selected before the commands. */
-  db?: number;
+export interface PipelineOptions {
+  /** Connect and idle limit, ms (default 5000); through Sentinel, the whole retry budget. */
+  timeout?: number;
+  /** node:tls options for rediss:// (a private CA, client certificates). */
+  tls?: tls.ConnectionOptions;
+  /**
+   * Appends `WAIT replicas timeoutMs` after the commands (same connection, so it covers their
+   * writes); its reply is not returned. Fewer acknowledgements than asked throw
+   * serviceUnavailableError (details.acked); the writes did happen on the primary.
+   */
+  wait?: { replicas: number; timeoutMs: number };
 }
 
-export function parseRedisUrl(url: string): RedisTarget {
-  const u = new URL(url);
-  if (u.protocol !== 'redis:' && u.protocol !== 'rediss:') {
-    throw configError(`redis.url is not a redis:// or rediss:// URL: ${redact(url)}`);
-  }
-  const t: RedisTarget = {
-    host: u.hostname.replace(/^\[|\]$/g, '') || '127.0.0.1',
-    port: Number(u.port || 6379),
-    tls: u.protocol === 'rediss:',
-  };
-  if (u.username) t.username = decodeURIComponent(u.username);
-  if (u.password) t.password = decodeURIComponent(u.password);
-  const db = u.pathname.replace(/^\//, '');
-  if (db !== '') t.db = Number(db);
-  return t;
-}
+/** A reply of ROLE other than master (a sentinel's stale answer, a demoted primary). */
+class NotMaster extends Error {}
 
-const encode = (args: (string | number)[]): string =>
-  `*${args.length}\r\n` +
-  args.map((a) => `$${Buffer.byteLength(String(a))}\r\n${String(a)}\r\n`).join('');
-
-/** Parses one reply from buf at pos; returns [reply, next] or undefined when incomplete. */
-function parse(buf: Buffer, pos: number): [Reply, number] | undefined {
-  const eol = buf.indexOf('\r\n', pos);
-  if (eol < 0) return undefined;
-  const type = String.fromCharCode(buf[pos]!);
-  const line = buf.toString('utf8', pos + 1, eol);
-  const next = eol + 2;
-  switch (type) {
-    case '+':
-      return [line, next];
-    case '-':
-      return [new RedisReplyError(line), next];
-    case ':':
-      return [Number(line), next];
-    case '$': {
-      const len = Number(line);
-      if (len < 0) return [null, next];
-      if (buf.length < next + len + 2) return undefined;
-      return [buf.toString('utf8', next, next + len), next + len + 2];
-    }
-    case '*': {
-      const n = Number(line);
-      if (n < 0) return [null, next];
-      const items: Reply[] = [];
-      let p = next;
-      for (let i = 0; i < n; i++) {
-        const r = parse(buf, p);
-        if (!r) return undefined;
-        items.push(r[0]);
-        p = r[1];
-      }
-      return [items, p];
-    }
-    default:
-      throw failure('ERR_REDIS_PROTOCOL', `unexpected RESP reply type ${JSON.stringify(type)}`);
-  }
-}
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
- * Sends the commands (after AUTH when the URL has a password) in one pipeline and returns
- * their replies in order. Error replies come back as RedisReplyError values, not thrown.
- * Connection failures throw serviceUnavailableError (exit 6) with the redacted URL.
+ * Sends the commands (after AUTH when the URL has a password, and SELECT for a /db path) in one
+ * pipeline and returns their replies in order. Error replies come back as RedisReplyError
+ * values, not thrown. Connection failures throw serviceUnavailableError (exit 6) with the
+ * redacted URL; a refused AUTH or SELECT throws serviceUnavailableError saying so.
  */
-export function redisPipeline(
+export async function redisPipeline(
   url: string,
   commands: (string | number)[][],
-  opts: { timeout?: number } = {},
+  opts: PipelineOptions = {},
 ): Promise<Reply[]> {
   const t = parseRedisUrl(url);
-  const all = [...commands];
-  if (t.db !== undefined) all.unshift(['SELECT', t.db]);
-  if (t.password !== undefined) {
-    all.unshift(t.username ? ['AUTH', t.username, t.password] : ['AUTH', t.password]);
-  }
-  const skip = all.length - commands.length;
   const timeout = opts.timeout ?? 5000;
-  return new Promise((resolve, reject) => {
-    const socket: net.Socket = t.tls
-      ? tls.connect({ host: t.host, port: t.port, servername: t.host })
-      : net.connect({ host: t.host, port: t.port });
-    let buf: Buffer = Buffer.alloc(0);
-    let pos = 0;
-    const replies: Reply[] = [];
-    let done = false;
-    const finish = (err: Error | undefined) => {
-      if (done) return;
-      done = true;
-      socket.destroy();
-      if (err) reject(err);
-      else resolve(replies.slice(skip));
-    };
-    const unavailable = (why: string) =>
-      serviceUnavailableError(`Redis at ${redact(url)} is unreachable: ${why}`, {
-        hint: 'start Redis (or fix redis.url in pool.config.yaml), then retry',
-      });
-    socket.setTimeout(timeout, () => finish(unavailable(`no answer within ${timeout} ms`)));
-    socket.on('error', (e: NodeJS.ErrnoException) => finish(unavailable(e.code ?? e.message)));
-    socket.on('close', () => {
-      if (!done) finish(unavailable('connection closed'));
-    });
-    socket.on(t.tls ? 'secureConnect' : 'connect', () => socket.write(all.map(encode).join('')));
-    socket.on('data', (chunk: Buffer) => {
-      buf = pos === buf.length ? chunk : Buffer.concat([buf.subarray(pos), chunk]);
-      pos = 0;
-      try {
-        for (let r = parse(buf, pos); r; r = parse(buf, pos)) {
-          replies.push(r[0]);
-          pos = r[1];
-          const setupReply = replies.length <= skip ? r[0] : undefined;
-          if (setupReply instanceof RedisReplyError) {
-            return finish(
-              serviceUnavailableError(
-                `Redis at ${redact(url)} refused the connection setup (AUTH/SELECT): ${setupReply.message}`,
-                { hint: 'check the user, password and DB index in the Redis URL' },
-              ),
-            );
-          }
-          if (replies.length === all.length) return finish(undefined);
-        }
-      } catch (e) {
-        finish(e as Error);
-      }
-    });
-  });
+  const all: Command[] = opts.wait
+    ? [...commands, ['WAIT', opts.wait.replicas, opts.wait.timeoutMs]]
+    : commands;
+  const replies = t.sentinel
+    ? await viaSentinel(url, t, all, timeout, opts.tls)
+    : await exchange(url, t, t, all, timeout, opts.tls, false);
+  if (!opts.wait) return replies;
+  const acked = replies.pop();
+  if (typeof acked !== 'number' || acked < opts.wait.replicas) {
+    throw serviceUnavailableError(
+      `Redis at ${redact(url)} applied the writes, but ${typeof acked === 'number' ? acked : 0} of ${opts.wait.replicas} replicas acknowledged them within ${opts.wait.timeoutMs} ms`,
+      {
+        details: { acked, replicas: opts.wait.replicas },
+        hint: 'check the replicas (INFO replication on the primary)',
+      },
+    );
+  }
+  return replies;
+}
+
+/** One connection to addr: setup (AUTH, ROLE when asked, SELECT), then the commands. */
+async function exchange(
+  url: string,
+  t: RedisTarget,
+  addr: RedisAddress,
+  commands: readonly Command[],
+  timeout: number,
+  tlsOptions: tls.ConnectionOptions | undefined,
+  checkRole: boolean,
+): Promise<Reply[]> {
+  const conn = await RespConnection.open(addr, { url, tls: t.tls, tlsOptions, timeout });
+  try {
+    const auth: Command[] = [];
+    if (t.password !== undefined) {
+      auth.push(t.username ? ['AUTH', t.username, t.password] : ['AUTH', t.password]);
+    }
+    const select: Command[] = t.db !== undefined ? [['SELECT', t.db]] : [];
+    if (checkRole) {
+      // Two round trips: nothing is sent to a server before it said it is the master.
+      const [role, ...setup] = (await conn.send([...auth, ['ROLE']])).reverse();
+      refused(url, setup);
+      const r = Array.isArray(role) ? role[0] : role;
+      if (r !== 'master') throw new NotMaster(`ROLE of ${addr.host}:${addr.port} is ${String(r)}`);
+      const replies = await conn.send([...select, ...commands]);
+      refused(url, replies.slice(0, select.length));
+      return replies.slice(select.length);
+    }
+    const setup = [...auth, ...select];
+    const replies = await conn.send([...setup, ...commands]);
+    refused(url, replies.slice(0, setup.length));
+    return replies.slice(setup.length);
+  } finally {
+    conn.close();
+  }
+}
+
+function refused(url: string, setupReplies: Reply[]): void {
+  const e = setupReplies.find((r) => r instanceof RedisReplyError);
+  if (e) {
+    throw serviceUnavailableError(
+      `Redis at ${redact(url)} refused the connection setup (AUTH/SELECT): ${e.message}`,
+      { hint: 'check the user, password and DB index in the Redis URL' },
+    );
+  }
+}
+
+/** Asks the sentinels, connects, checks ROLE; on failure asks again until `timeout` ran out. */
+async function viaSentinel(
+  url: string,
+  t: RedisTarget,
+  commands: readonly Command[],
+  timeout: number,
+  tlsOptions: tls.ConnectionOptions | undefined,
+): Promise<Reply[]> {
+  const deadline = Date.now() + timeout;
+  for (let attempt = 0; ; attempt++) {
+    let last: Error;
+    try {
+      const addr = await sentinelMaster(url, { timeout: Math.min(timeout, 2000), tls: tlsOptions });
+      return await exchange(url, t, addr, commands, timeout, tlsOptions, true);
+    } catch (e) {
+      last = e as Error;
+      const retry =
+        e instanceof NotMaster || (e as { code?: string }).code === 'ERR_SERVICE_UNAVAILABLE';
+      if (!retry || /refused the connection setup/.test(last.message)) throw e;
+    }
+    const pause = Math.min(1000, 50 * 2 ** attempt);
+    if (Date.now() + pause > deadline) {
+      throw last instanceof NotMaster ? unavailable(url, `no master: ${last.message}`) : last;
+    }
+    await sleep(pause);
+  }
 }
 
 /** One command; an error reply is thrown. */
