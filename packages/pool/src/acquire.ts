@@ -284,7 +284,7 @@ async function claim(
     // settled before anything fails, so giveBack never races a running git).
     const [envR, switchR] = await Promise.allSettled([
       leaseEnv(ctx, id, lease),
-      switchToNewBranch(n.path, branch, base),
+      switchToNewBranch(n.path, branch, base, ctx.repo.commonDir),
     ]);
     if (envR.status === 'rejected') throw envR.reason;
     if (switchR.status === 'rejected') throw switchR.reason;
@@ -292,7 +292,7 @@ async function claim(
     if (!switchR.value) {
       // A branch of that name exists outside the registry's knowledge: never reuse it.
       branch = n.branch(`${lease.slug}-${lease.token}`);
-      if (!(await switchToNewBranch(n.path, branch, base))) {
+      if (!(await switchToNewBranch(n.path, branch, base, ctx.repo.commonDir))) {
         throw failure('ERR_BRANCH_EXISTS', `branches ${lease.branch} and ${branch} already exist`);
       }
       await ctx.store.transact((draft) => {

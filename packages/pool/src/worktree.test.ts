@@ -36,6 +36,35 @@ describe('switchToNewBranch', () => {
     );
   });
 
+  it('on a slot detached at the base: the branch at HEAD (no tree walk), hooks as before', async () => {
+    const { repo, dir, common } = await slot();
+    const hook = path.join(common, 'hooks', 'post-checkout');
+    await fs.mkdir(path.dirname(hook), { recursive: true });
+    await fs.writeFile(hook, '#!/bin/sh\necho "$@" > "$PWD/.post-checkout"\n', { mode: 0o755 });
+    expect(await switchToNewBranch(dir, 'pool/wt-1/fast', 'main', common)).toBe(true);
+    expect(await repo.git(['symbolic-ref', 'HEAD'], dir)).toBe('refs/heads/pool/wt-1/fast');
+    const main = await repo.git(['rev-parse', 'main']);
+    expect(await repo.git(['rev-parse', 'pool/wt-1/fast'])).toBe(main);
+    // post-checkout ran with (old HEAD, new HEAD, branch checkout), as for `switch -c … main`.
+    expect((await fs.readFile(path.join(dir, '.post-checkout'), 'utf8')).trim()).toBe(
+      `${main} ${main} 1`,
+    );
+    await fs.rm(path.join(dir, '.post-checkout'));
+    expect(await repo.git(['status', '--porcelain'], dir)).toBe('');
+    // An existing branch is refused on this path too.
+    await repo.git(['update-ref', '--no-deref', 'HEAD', main], dir);
+    expect(await switchToNewBranch(dir, 'pool/wt-1/fast', 'main', common)).toBe(false);
+  });
+
+  it('on a slot whose base moved on: the branch at the new base, its files checked out', async () => {
+    const { repo, dir, common } = await slot();
+    const moved = await repo.commit({ 'new.txt': 'after the slot was made\n' });
+    expect(await switchToNewBranch(dir, 'pool/wt-1/moved', 'main', common)).toBe(true);
+    expect(await repo.git(['rev-parse', 'HEAD'], dir)).toBe(moved);
+    expect(await fs.readFile(path.join(dir, 'new.txt'), 'utf8')).toBe('after the slot was made\n');
+    expect(await repo.git(['status', '--porcelain'], dir)).toBe('');
+  });
+
   it('never takes over an existing branch, loose or packed', async () => {
     const { repo, dir, common } = await slot();
     await repo.git(['branch', 'pool/wt-1/loose']);
