@@ -159,6 +159,28 @@ async function bundle({ pkg, entries }) {
 }
 
 /**
+ * The CommonJS bundle's preamble: strict mode (the sources are ES modules), `import.meta.url` is the bundle's own file URL, and a Node
+ * built-in imported as a default or namespace (`import path from 'node:path'`, in ~60 modules)
+ * is wrapped once, not copied: esbuild's `__toESM` defines a getter per export of the module for
+ * every importing module (thousands for fs and path), a quarter of the bundle's top level. The
+ * wrapper's prototype is the module itself, so every export reads through live.
+ */
+const NODE_NS = '__wtpoolNodeNs';
+const TO_ESM_NODE = '__toESM(require("node:';
+const CJS_BANNER = [
+  // First: the banner goes before esbuild's own "use strict", which would then not count.
+  "'use strict';",
+  "var __wtpool_import_meta_url = require('node:url').pathToFileURL(__filename).href;",
+  'var __wtpoolNodeNsCache = new Map();',
+  `var ${NODE_NS} = (m) => {`,
+  '  let ns = __wtpoolNodeNsCache.get(m);',
+  '  if (ns === undefined)',
+  '    __wtpoolNodeNsCache.set(m, (ns = Object.create(m, { default: { value: m, enumerable: true } })));',
+  '  return ns;',
+  '};',
+].join('\n');
+
+/**
  * The CommonJS bundles of a package's code-cached CLIs (CACHED) and the vendor copies they
  * require; returns their metafiles. `import.meta.url` (paths beside the code: the gates bin,
  * yaml.bundle.cjs) is the bundle's own file URL, as in the ESM bundle in the same directory.
@@ -205,11 +227,18 @@ async function bundleCjs(pkg, outdir, external) {
     outExtension: { '.js': '.cjs' },
     external,
     define: { 'import.meta.url': '__wtpool_import_meta_url' },
-    banner: {
-      js: "var __wtpool_import_meta_url = require('node:url').pathToFileURL(__filename).href;",
-    },
+    // import() of a built-in becomes require(): the bundle needs no ESM loader (vm.Script).
+    supported: { 'dynamic-import': false },
+    banner: { js: CJS_BANNER },
     plugins: [vendorPlugin],
   });
+  for (const out of Object.keys(main.metafile.outputs)) {
+    const file = path.join(ROOT, out);
+    writeFileSync(
+      file,
+      readFileSync(file, 'utf8').replaceAll(TO_ESM_NODE, `${NODE_NS}(require("node:`),
+    );
+  }
   const vendors = await Promise.all(
     VENDOR.map((v) =>
       build({

@@ -86,6 +86,11 @@ describe('CLI bundles', () => {
     expect(
       modulesIn(path.join(dist, 'vendor-pg.bundle.cjs')).some((m) => /\/pg\/lib\//.test(m)),
     ).toBe(true);
+    // Strict, like the ES modules it is made of; built-ins wrapped, not copied (scripts/bundle.mjs).
+    const text = readFileSync(path.join(dist, 'cli-pool.bundle.cjs'), 'utf8');
+    expect(text.startsWith("'use strict';\n")).toBe(true);
+    expect(text).not.toContain('__toESM(require("node:');
+    expect(text).not.toMatch(/\bimport\(/);
     // Loading it (no command) requires none of them, nor the services' Redis client's TLS.
     const probe = [
       "const m = require('node:module');",

@@ -5,7 +5,7 @@
  * its offset from the process's start) and the total. Off by default: then a span costs one
  * boolean test.
  */
-import { performance } from 'node:perf_hooks';
+// `performance` is Node's global: its module loads on first use, i.e. only when tracing.
 
 export const TRACING = process.env.WTPOOL_TRACE === '1';
 

@@ -22,11 +22,11 @@ const fs = require('node:fs');
 const path = require('node:path');
 const vm = require('node:vm');
 const { createHash } = require('node:crypto');
-const { createRequire } = require('node:module');
 
 const MAGIC = 'wtpool-v8-cache/1';
 const sha256 = (buf) => createHash('sha256').update(buf).digest('hex');
-const now = () => performance.now();
+// process.hrtime, not performance: perf_hooks is ten more modules to load on every command.
+const now = () => Number(process.hrtime.bigint()) / 1e6;
 
 /** Where the cache of `file` may live, in order: beside the bundle, then the user's cache. */
 function cachePaths(file) {
@@ -140,14 +140,17 @@ async function runCached(file, run) {
     {
       filename: file,
       cachedData: cached.data,
-      importModuleDynamically: vm.constants.USE_MAIN_CONTEXT_DEFAULT_LOADER,
+      // No importModuleDynamically: the bundle has no import() (scripts/bundle.mjs turns
+      // those of built-ins into require()), so Node's ESM loader is never set up.
     },
   );
   info.cache = cached.data ? (script.cachedDataRejected ? 'rejected' : 'hit') : cached.why;
   const t2 = now();
   info.compileMs = t2 - t1;
   const mod = { exports: {}, filename: file };
-  script.runInThisContext()(mod.exports, createRequire(file), mod, file, path.dirname(file));
+  // The bundle's require resolves from its own directory (the vendored copies beside it).
+  const req = module.constructor.createRequire(file);
+  script.runInThisContext()(mod.exports, req, mod, file, path.dirname(file));
   info.topLevelMs = now() - t2;
   process.exitCode = await run(mod.exports);
   if (info.cache !== 'hit')

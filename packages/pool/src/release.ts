@@ -173,7 +173,7 @@ async function releaseHeld(ctx: PoolContext, o: ReleaseOptions): Promise<Release
     });
   }
   // A git step that fails leaves the lease held (and its work saved): the release can be retried.
-  const resetStart = performance.now();
+  const resetStart = monotonicMs();
   const r = await resetSlot(ctx, id, lease, 'release', st, saved).catch(async (e) => {
     throw await refuse(e);
   });
@@ -185,7 +185,7 @@ async function releaseHeld(ctx: PoolContext, o: ReleaseOptions): Promise<Release
     branch: lease.branch,
     kept: r.kept,
     rescueRef: r.rescueRef,
-    resetMs: Math.round(performance.now() - resetStart), // the monitor's reset-duration metric
+    resetMs: Math.round(monotonicMs() - resetStart), // the monitor's reset-duration metric
     ...(r.pendingReset ? { pendingReset: r.pendingReset } : {}),
   });
   await publishAfterReset(ctx, id, lease, r);
@@ -210,6 +210,9 @@ function listSome(paths: string[], n = 8): string {
     ? `${paths.slice(0, n).join(', ')} and ${paths.length - n} more`
     : paths.join(', ');
 }
+
+/** A monotonic clock in ms (process.hrtime: `performance` would load perf_hooks on every release). */
+const monotonicMs = () => Number(process.hrtime.bigint()) / 1e6;
 
 const rescueMessage = (id: string, reason: string, lease: Lease) =>
   `wtpool rescue of ${id} (${reason}): agent ${lease.agent}, task ${lease.task}`;
@@ -397,7 +400,7 @@ async function publishAfterReset(
 export async function reclaim(ctx: PoolContext, r: Reclaim): Promise<void> {
   const id = r.slot.id;
   try {
-    const resetStart = performance.now();
+    const resetStart = monotonicMs();
     const res = await resetSlot(ctx, id, r.lease, r.reason);
     await event(ctx, 'reclaim', {
       slot: id,
@@ -407,7 +410,7 @@ export async function reclaim(ctx: PoolContext, r: Reclaim): Promise<void> {
       reason: r.reason,
       rescueRef: res.rescueRef,
       kept: res.kept,
-      resetMs: Math.round(performance.now() - resetStart),
+      resetMs: Math.round(monotonicMs() - resetStart),
       ...(res.pendingReset ? { pendingReset: res.pendingReset } : {}),
     });
     // Before the slot is ready again: a release of this lease is never told "already released".
