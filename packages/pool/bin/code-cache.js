@@ -4,7 +4,9 @@
  * compiled by `vm.Script` from the bytecode a previous run left, not parsed again. Node 20 has
  * no compile cache of its own for ESM, hence a CommonJS bundle (scripts/bundle.mjs).
  *
- * - The cache lives beside the bundle (`<bundle>.node-<version>-<arch>.v8cache`); where that
+ * - One cache per command (`<bundle>.<command>.node-<version>-<arch>.v8cache`: the bytecode of
+ *   the functions that command ran, not only those of whichever command ran first), beside the
+ *   bundle; where that
  *   directory is not writable (a read-only or root-owned install), in the user's cache
  *   directory (`$XDG_CACHE_HOME` or `~/.cache`, `worktree-pool/v8/`, mode 0700).
  * - A cache file is used only when it is owned by this user or by the bundle's owner and not
@@ -28,9 +30,10 @@ const sha256 = (buf) => createHash('sha256').update(buf).digest('hex');
 // process.hrtime, not performance: perf_hooks is ten more modules to load on every command.
 const now = () => Number(process.hrtime.bigint()) / 1e6;
 
-/** Where the cache of `file` may live, in order: beside the bundle, then the user's cache. */
-function cachePaths(file) {
-  const name = `${path.basename(file)}.node-${process.version}-${process.arch}.v8cache`;
+/** Where the cache of `file` for `command` may live: beside the bundle, then the user's cache. */
+function cachePaths(file, command) {
+  const key = /^[a-z][a-z-]{0,23}$/.test(command ?? '') ? command : 'other';
+  const name = `${path.basename(file)}.${key}.node-${process.version}-${process.arch}.v8cache`;
   const home = process.env.XDG_CACHE_HOME || path.join(require('node:os').homedir(), '.cache');
   const user = path.join(home, 'worktree-pool', 'v8');
   // Installs in different places have different bundles: the user's cache keys them by path.
@@ -113,10 +116,11 @@ function writeCache(candidates, bundleHash, data) {
 }
 
 /**
- * Loads the CommonJS bundle `file` through the code cache, calls `run(exports)` and sets the
- * exit code it resolves to; then (when the cache was not used) writes the cache.
+ * Loads the CommonJS bundle `file` through the code cache of `command` (a name of letters and
+ * dashes; anything else shares the cache `other`), calls `run(exports)` and sets the exit code
+ * it resolves to; then (when the cache was not used) writes the cache.
  */
-async function runCached(file, run) {
+async function runCached(file, run, command) {
   const info = { file, cache: 'miss', readMs: 0, compileMs: 0, topLevelMs: 0, written: null };
   globalThis[Symbol.for('wtpool.bin.load')] = info;
   const t0 = now();
@@ -130,7 +134,7 @@ async function runCached(file, run) {
     fs.closeSync(fd);
   }
   const bundleHash = sha256(source);
-  const candidates = cachePaths(file);
+  const candidates = cachePaths(file, command);
   const cached = readCache(candidates, bundleHash, bundleUid);
   const t1 = now();
   info.readMs = t1 - t0;

@@ -22,6 +22,8 @@ if (process.argv[2] === 'run') {
 const path = require('node:path');
 const { runCached } = require('./code-cache.js');
 
-runCached(path.join(__dirname, '../dist/cli-pool.bundle.cjs'), (bundle) =>
-  bundle.main(process.argv.slice(2)),
+runCached(
+  path.join(__dirname, '../dist/cli-pool.bundle.cjs'),
+  (bundle) => bundle.main(process.argv.slice(2)),
+  process.argv[2],
 );

@@ -11,7 +11,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GIT_ENV, PROJECT_ROOT, makeTempRepo, tempDir, type TempRepo } from '@wtpool/testkit';
 
 const POOL = path.join(PROJECT_ROOT, 'packages/pool');
-const CACHE = `cli-pool.bundle.cjs.node-${process.version}-${process.arch}.v8cache`;
+/** The cache file of a command (one per command: `--help` and other non-names share `other`). */
+const cacheOf = (command: string) =>
+  `cli-pool.bundle.cjs.${command}.node-${process.version}-${process.arch}.v8cache`;
+const CACHE = cacheOf('status');
 const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
 const NOBODY = 65534;
 
@@ -85,6 +88,13 @@ describe('the bin’s code cache', () => {
     expect(second.written).toBeUndefined();
     // Same answer with and without the cache.
     expect(second.stdout).toBe(first.stdout);
+    // Another command has its own cache (its functions), written by its first run.
+    const help = run(bin, ['--help']);
+    expect(help.status, help.stderr).toBe(0);
+    expect((await fs.readdir(dist)).filter((f) => f.endsWith('.v8cache')).sort()).toEqual(
+      [cacheOf('other'), CACHE].sort(),
+    );
+    expect(status(bin).cache).toBe('hit');
   });
 
   it('ignores and rewrites a corrupt, truncated, stale or untrusted cache file', async () => {
@@ -166,9 +176,9 @@ describe('the bin’s code cache', () => {
       const first = help();
       expect(first.status, first.stderr).toBe(0);
       expect(first.stdout).toContain('Usage: pool');
-      await expect(fs.access(path.join(dist, CACHE))).rejects.toThrow();
+      await expect(fs.access(path.join(dist, cacheOf('other')))).rejects.toThrow();
       const cacheDir = path.join(home, 'worktree-pool', 'v8');
-      const [cached] = (await fs.readdir(cacheDir)).filter((f) => f.endsWith(CACHE));
+      const [cached] = (await fs.readdir(cacheDir)).filter((f) => f.endsWith(cacheOf('other')));
       expect(cached).toBeDefined();
       const file = path.join(cacheDir, cached!);
       expect(statSync(cacheDir).mode & 0o777).toBe(0o700);
