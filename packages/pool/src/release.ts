@@ -26,6 +26,7 @@ import {
   deleteBranch,
   deleteBranchAt,
   detachAt,
+  detachAndDeleteBranch,
   readBranchCommit,
   cleanToBase,
   removePoolFiles,
@@ -253,6 +254,7 @@ async function resetSlot(
   const { base } = ctx.config.pool;
   let saved = presaved;
   let ahead: number;
+  let done: 'both' | 'detached' | 'none' = 'none';
   const branchRef = `refs/heads/${lease.branch}`;
   const baseCommit = await readBranchCommit(ctx.repo.commonDir, base);
   // The lease's `pool run` command is stopped before its worktree is reset (a release did it
@@ -289,10 +291,16 @@ async function resetSlot(
       });
     }
     ahead = onBranch ? await headAhead() : await commitsAhead(dir, base, branchRef);
-    // The common case, a clean lease still on the base commit, needs no checkout (D66).
+    // The common case, a clean lease still on the base commit, needs no checkout (D66), and
+    // one git process detaches HEAD and deletes the empty branch (D384).
     const untouched =
       onBranch && !st.dirty && !st.needsClean && baseCommit !== null && st.head === baseCommit;
-    if (!(untouched && (await detachAt(dir, baseCommit)))) {
+    if (untouched && ahead === 0) {
+      done = await withGitLock(ctx.repo.stateDir, 'refs', () =>
+        detachAndDeleteBranch(dir, ctx.repo.commonDir, lease.branch, baseCommit),
+      );
+    }
+    if (!(untouched && (done !== 'none' || (await detachAt(dir, baseCommit))))) {
       // The slot's configuration files stay (the scan met them; a save lists them as well).
       const excludes = saved?.excludes ?? st.configuration.map(exactPattern);
       await cleanToBase(dir, base, ctx.config.pool.keep, excludes, st.needsClean);
@@ -301,7 +309,7 @@ async function resetSlot(
   } else {
     ahead = await commitsAhead(ctx.repo.mainRoot, base, branchRef);
   }
-  if (ahead === 0) {
+  if (ahead === 0 && done !== 'both') {
     await withGitLock(ctx.repo.stateDir, 'refs', async () => {
       const gone =
         baseCommit !== null && (await deleteBranchAt(ctx.repo.commonDir, lease.branch, baseCommit));

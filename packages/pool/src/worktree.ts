@@ -219,6 +219,40 @@ export async function deleteBranchAt(
   return false;
 }
 
+/**
+ * The common release of a clean lease still on `sha` (the base), in one git process instead of
+ * two (issue 26): `git update-ref --stdin` runs two transactions, HEAD detached at `sha` (checked:
+ * it must still resolve to `sha`), then the empty branch deleted if it still points at `sha`.
+ * They cannot be one transaction (git refuses a change to HEAD and to the branch it names). Call
+ * under the `refs` git lock, like deleteBranchAt. Returns what was done: 'both', 'detached'
+ * (the caller deletes the branch its usual way, with retries), or 'none' (another worktree has
+ * the branch checked out, or HEAD moved: the caller takes the full path).
+ */
+export async function detachAndDeleteBranch(
+  dir: string,
+  commonDir: string,
+  branch: string,
+  sha: string,
+): Promise<'both' | 'detached' | 'none'> {
+  const ref = `refs/heads/${branch}`;
+  if (!SHA1.test(sha)) return 'none';
+  const own = path.join(worktreeGitDir(dir), 'HEAD');
+  const heads = [path.join(commonDir, 'HEAD')];
+  for (const w of await fs.readdir(path.join(commonDir, 'worktrees')).catch(() => [] as string[]))
+    heads.push(path.join(commonDir, 'worktrees', w, 'HEAD'));
+  for (const h of heads) {
+    if (path.resolve(h) === path.resolve(own)) continue;
+    const text = await fs.readFile(h, 'utf8').catch(() => '');
+    if (text.trim() === `ref: ${ref}`) return 'none';
+  }
+  const input =
+    `start\noption no-deref\nupdate HEAD ${sha} ${sha}\nprepare\ncommit\n` +
+    `start\ndelete ${ref} ${sha}\nprepare\ncommit\n`;
+  const r = await gitRun(['update-ref', '-m', 'wtpool: release', '--stdin'], { cwd: dir, input });
+  const committed = r.stdout.split('\n').filter((l) => l === 'commit: ok').length;
+  return committed >= 2 ? 'both' : committed === 1 ? 'detached' : 'none';
+}
+
 /** `git branch -D`, retried while git refuses transiently; a branch that stays is left (kept). */
 export async function deleteBranch(mainRoot: string, branch: string): Promise<void> {
   for (let i = 0; i < REF_TRIES; i++) {
