@@ -57,20 +57,7 @@ export async function removeWorktree(mainRoot: string, dir: string): Promise<voi
 
 /** A branch's commit read from the ref files (no git process); null when it cannot be told. */
 export async function readBranchCommit(commonDir: string, branch: string): Promise<string | null> {
-  try {
-    const sha = (await fs.readFile(path.join(commonDir, 'refs', 'heads', branch), 'utf8')).trim();
-    if (/^[0-9a-f]{40,64}$/.test(sha)) return sha;
-  } catch {
-    // packed, or not a branch
-  }
-  try {
-    const packed = await fs.readFile(path.join(commonDir, 'packed-refs'), 'utf8');
-    const want = ` refs/heads/${branch}`;
-    const line = packed.split('\n').find((l) => l.endsWith(want) && /^[0-9a-f]{40,64} /.test(l));
-    return line ? line.slice(0, line.indexOf(' ')) : null;
-  } catch {
-    return null;
-  }
+  return readBranchCommitSync(commonDir, branch);
 }
 
 /** Uncommitted changes: tracked modifications and untracked (not ignored) files. */
@@ -141,7 +128,7 @@ export async function switchToNewBranch(
   commonDir?: string,
 ): Promise<boolean> {
   const create = ['switch', '-q', '--no-track', '-c', branch, base];
-  const at = commonDir === undefined ? null : await detachedAtBase(dir, commonDir, base);
+  const at = commonDir === undefined ? null : detachedAtBase(dir, commonDir, base);
   let r = await gitRun(at === null ? create : create.slice(0, -1), { cwd: dir });
   if (r.code === 0 && at !== null && (await readBranchCommit(commonDir!, branch)) !== at) {
     // HEAD moved between the look and the switch: the branch starts at the base all the same.
@@ -161,16 +148,34 @@ export async function switchToNewBranch(
   throw commandFailed('git', create, r, { code: 'ERR_GIT', cwd: dir });
 }
 
-/** The base's commit when the worktree at `dir` has HEAD detached at it (read from files), else null. */
-async function detachedAtBase(
-  dir: string,
-  commonDir: string,
-  base: string,
-): Promise<string | null> {
+/**
+ * The base's commit when the worktree at `dir` has HEAD detached at it, else null; read from the
+ * files synchronously, so that the caller's git starts at once (acquire overlaps it with the
+ * services' set-up).
+ */
+function detachedAtBase(dir: string, commonDir: string, base: string): string | null {
   try {
-    const head = (await fs.readFile(path.join(worktreeGitDir(dir), 'HEAD'), 'utf8')).trim();
+    const head = readFileSync(path.join(worktreeGitDir(dir), 'HEAD'), 'utf8').trim();
     if (!SHA1.test(head)) return null;
-    return (await readBranchCommit(commonDir, base)) === head ? head : null;
+    return readBranchCommitSync(commonDir, base) === head ? head : null;
+  } catch {
+    return null;
+  }
+}
+
+/** readBranchCommit, synchronously (two small files at most). */
+function readBranchCommitSync(commonDir: string, branch: string): string | null {
+  try {
+    const sha = readFileSync(path.join(commonDir, 'refs', 'heads', branch), 'utf8').trim();
+    if (/^[0-9a-f]{40,64}$/.test(sha)) return sha;
+  } catch {
+    // packed, or not a branch
+  }
+  try {
+    const packed = readFileSync(path.join(commonDir, 'packed-refs'), 'utf8');
+    const want = ` refs/heads/${branch}`;
+    const line = packed.split('\n').find((l) => l.endsWith(want) && /^[0-9a-f]{40,64} /.test(l));
+    return line ? line.slice(0, line.indexOf(' ')) : null;
   } catch {
     return null;
   }
