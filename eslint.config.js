@@ -62,4 +62,22 @@ export default tseslint.config(
       ],
     },
   },
+  {
+    // The pool's bin is CommonJS (bin/package.json): it compiles its bundle with a V8 code
+    // cache, which ESM cannot use on Node 20 (D380).
+    files: ['packages/pool/bin/**/*.js'],
+    languageOptions: {
+      sourceType: 'commonjs',
+      globals: {
+        require: 'readonly',
+        module: 'writable',
+        __dirname: 'readonly',
+        __filename: 'readonly',
+        Buffer: 'readonly',
+        performance: 'readonly',
+        globalThis: 'readonly',
+      },
+    },
+    rules: { '@typescript-eslint/no-require-imports': 'off' },
+  },
 );

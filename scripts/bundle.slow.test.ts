@@ -43,8 +43,12 @@ const modulesIn = (file: string) =>
 describe('CLI bundles', () => {
   it.each(BINS)('bin of %s/%s imports its bundle, which exists', (pkg, bin) => {
     const binFile = path.join(root, 'packages', pkg, 'bin', `${bin}.js`);
-    expect(readFileSync(binFile, 'utf8')).toContain(`'../dist/cli-${bin}.bundle.js'`);
-    expect(existsSync(path.join(root, 'packages', pkg, 'dist', `cli-${bin}.bundle.js`))).toBe(true);
+    // The pool's bin runs its CommonJS bundle through a V8 code cache (D380).
+    const ext = pkg === 'pool' ? 'cjs' : 'js';
+    expect(readFileSync(binFile, 'utf8')).toContain(`'../dist/cli-${bin}.bundle.${ext}'`);
+    expect(existsSync(path.join(root, 'packages', pkg, 'dist', `cli-${bin}.bundle.${ext}`))).toBe(
+      true,
+    );
     expect(existsSync(path.join(root, 'packages', pkg, 'dist', 'yaml.bundle.cjs'))).toBe(true);
   });
 
@@ -64,9 +68,43 @@ describe('CLI bundles', () => {
     const lazy = readdirSync(dist)
       .filter((f) => /^chunk-.*\.js$/.test(f) && !closure.includes(f))
       .flatMap((f) => modulesIn(path.join(dist, f)));
-    expect(lazy).toContain('packages/services/dist/index.js');
+    expect(lazy).toContain('packages/services/dist/slots.js');
     expect(lazy.some((m) => /node_modules\/.*\/pg\/lib\/index\.js$/.test(m))).toBe(true);
     expect(lazy.some((m) => m.includes('/@modelcontextprotocol/server/'))).toBe(true);
+  });
+
+  it('pool: the CommonJS bundle keeps the MCP SDK, zod and pg in copies beside it, required lazily', () => {
+    const dist = path.join(root, 'packages/pool/dist');
+    const inlined = modulesIn(path.join(dist, 'cli-pool.bundle.cjs'));
+    expect(inlined.some((m) => m.startsWith('packages/pool/dist/'))).toBe(true);
+    expect(
+      inlined.filter((m) => /node_modules\/.*\/(pg|yaml|zod|@modelcontextprotocol)\//.test(m)),
+    ).toEqual([]);
+    expect(
+      modulesIn(path.join(dist, 'vendor-mcp.bundle.cjs')).some((m) => m.includes('/zod/')),
+    ).toBe(true);
+    expect(
+      modulesIn(path.join(dist, 'vendor-pg.bundle.cjs')).some((m) => /\/pg\/lib\//.test(m)),
+    ).toBe(true);
+    // Strict, like the ES modules it is made of; built-ins wrapped, not copied (scripts/bundle.mjs).
+    const text = readFileSync(path.join(dist, 'cli-pool.bundle.cjs'), 'utf8');
+    expect(text.startsWith("'use strict';\n")).toBe(true);
+    expect(text).not.toContain('__toESM(require("node:');
+    expect(text).not.toMatch(/\bimport\(/);
+    // Loading it (no command) requires none of them, nor the services' Redis client's TLS.
+    const probe = [
+      "const m = require('node:module');",
+      "const tls = process.moduleLoadList.includes('NativeModule tls');",
+      `const b = require(${JSON.stringify(path.join(dist, 'cli-pool.bundle.cjs'))});`,
+      "if (typeof b.main !== 'function') throw new Error('no main');",
+      'console.log(JSON.stringify({ tls: tls || process.moduleLoadList.includes("NativeModule tls"),',
+      '  loaded: Object.keys(require.cache).map((f) => require("node:path").basename(f)) }));',
+    ].join('\n');
+    const r = spawnSync(process.execPath, ['-e', probe], { encoding: 'utf8' });
+    expect(r.status, r.stderr).toBe(0);
+    const out = JSON.parse(r.stdout) as { tls: boolean; loaded: string[] };
+    expect(out.loaded).toEqual(['cli-pool.bundle.cjs']);
+    expect(out.tls).toBe(false);
   });
 
   it('an unchanged tree is not bundled again', () => {

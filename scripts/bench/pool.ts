@@ -37,6 +37,7 @@ const gitRevParse = (cwd: string) => execFileP('git', ['rev-parse', 'HEAD'], { c
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const BIN = path.join(ROOT, 'packages/pool/bin/pool.js');
+const CODE_CACHE = path.join(ROOT, 'packages/pool/bin/code-cache.js');
 const GIT_ENV = { ...process.env, ...TEST_GIT_ENV };
 
 /**
@@ -143,7 +144,7 @@ async function cliAcquireOnly(tmpfs: boolean): Promise<Row[]> {
     const pool = new WorktreePool({ repo: dir });
     await pool.initialize({ size: 2 });
     const unbundled = unbundledBin(root);
-    const bundle = pathToFileURL(path.join(ROOT, 'packages/pool/dist/cli-pool.bundle.js')).href;
+    const bundle = path.join(ROOT, 'packages/pool/dist/cli-pool.bundle.cjs');
     const s = {
       base: [] as number[],
       load: [] as number[],
@@ -162,12 +163,12 @@ async function cliAcquireOnly(tmpfs: boolean): Promise<Row[]> {
     };
     for (let i = 0; i < 20; i++) {
       s.base.push(await time(() => spawnSync(process.execPath, ['-e', '0'])));
+      // Loading the bundle as the bin does (CommonJS through the V8 code cache, D380), no command.
       s.load.push(
         await time(() =>
           spawnSync(process.execPath, [
-            '--input-type=module',
             '-e',
-            `await import(${JSON.stringify(bundle)})`,
+            `require(${JSON.stringify(CODE_CACHE)}).runCached(${JSON.stringify(bundle)}, () => 0)`,
           ]),
         ),
       );
@@ -285,6 +286,9 @@ function must(cmd: string, args: string[], opts: { cwd?: string; env?: NodeJS.Pr
   return r.stdout.trim();
 }
 
+/** The trace of one warm cycle, taken after the timed rounds of cliCycleVsPeer. */
+let cycleTrace = '';
+
 async function cliCycleVsPeer(): Promise<Row[]> {
   const source = process.env.WTPOOL_BENCH_REPO;
   const peer = process.env.WTPOOL_BENCH_PEER;
@@ -335,6 +339,20 @@ async function cliCycleVsPeer(): Promise<Row[]> {
     const o = median(s.ours!);
     const p = median(s.peer!);
     const n = median(s.node!);
+    // The per-phase trace of one more cycle (WTPOOL_TRACE=1), printed under the table.
+    const traced = (args: string[]) =>
+      spawnSync(process.execPath, [BIN, ...args], {
+        encoding: 'utf8',
+        env: { ...process.env, WTPOOL_TRACE: '1' },
+      });
+    const acq = traced(['acquire', 'bench', 'cycle', '--no-wait', '--repo', ours]);
+    const rel = traced(['release', path.basename(acq.stdout.trim()), 'bench', '--repo', ours]);
+    cycleTrace = [
+      `$ WTPOOL_TRACE=1 pool acquire bench cycle --no-wait`,
+      acq.stderr.trim(),
+      `$ WTPOOL_TRACE=1 pool release ${path.basename(acq.stdout.trim())} bench`,
+      rel.stderr.trim(),
+    ].join('\n');
     return [
       {
         what: `CLI cycle \`pool acquire\` + \`pool release\` (2 processes), warm, ${files}-file repo (tmpfs), median`,
@@ -359,9 +377,13 @@ export async function run(): Promise<void> {
   const rows: Row[] = [];
   rows.push(...(await cliCycleVsPeer()));
   // WTPOOL_BENCH_POOL=quick: only the CLI cycle and the in-process clients on tmpfs.
+  const printTrace = () => {
+    if (cycleTrace) console.log(`\nOne warm cycle, traced:\n\n\`\`\`\n${cycleTrace}\n\`\`\``);
+  };
   if (process.env.WTPOOL_BENCH_POOL === 'quick') {
     rows.push(...(await inProcess(true)));
-    return report('pool', rows);
+    report('pool', rows);
+    return printTrace();
   }
   for (const tmpfs of [false, true]) {
     rows.push(...(await inProcess(tmpfs)));
@@ -370,4 +392,5 @@ export async function run(): Promise<void> {
   }
   rows.push(...(await leaseStoreRows())); // Redis lease store beside the file store (pool-fleet.ts)
   report('pool', rows);
+  printTrace();
 }

@@ -11,7 +11,6 @@
 import type { ChildProcess, SpawnOptions } from 'node:child_process';
 import { createRequire } from 'node:module';
 import path from 'node:path';
-import { performance } from 'node:perf_hooks';
 import { TRACING, traceSpan } from './trace.js';
 import { failure, redact, type ErrorCode, type ErrorOptions } from './errors.js';
 

@@ -5,7 +5,7 @@
  * its offset from the process's start) and the total. Off by default: then a span costs one
  * boolean test.
  */
-import { performance } from 'node:perf_hooks';
+// `performance` is Node's global: its module loads on first use, i.e. only when tracing.
 
 export const TRACING = process.env.WTPOOL_TRACE === '1';
 
@@ -60,13 +60,36 @@ export function traceWaitAndHold<A, T>(
   };
 }
 
+/** What a code-cached bin (packages/pool/bin/code-cache.js, D380) says about its bundle's load. */
+export interface BundleLoad {
+  file: string;
+  cache: string;
+  readMs: number;
+  compileMs: number;
+  topLevelMs: number;
+  written: string | null;
+}
+
+const bundleLoad = (): BundleLoad | undefined =>
+  (globalThis as Record<symbol, BundleLoad | undefined>)[Symbol.for('wtpool.bin.load')];
+
 /** The table: offsets are ms since the process started (performance's time origin). */
-export function formatTrace(list: readonly Span[] = spans, total = performance.now()): string {
+export function formatTrace(
+  list: readonly Span[] = spans,
+  total = performance.now(),
+  load: BundleLoad | undefined = bundleLoad(),
+): string {
   const boot = performance.nodeTiming.bootstrapComplete;
   const first = list.length ? Math.min(...list.map((s) => s.at)) : total;
   const rows: string[] = [
     `trace: node start ${boot.toFixed(1)} ms; modules and set-up until the first step ${(first - boot).toFixed(1)} ms`,
   ];
+  if (load) {
+    const ms = (n: number) => `${n.toFixed(1)} ms`;
+    rows.push(
+      `trace: bundle ${load.file.split(/[\\/]/).pop()}: read+hash ${ms(load.readMs)}, compile ${ms(load.compileMs)} (code cache ${load.cache}), top level ${ms(load.topLevelMs)}${load.written ? `; code cache written to ${load.written}` : ''}`,
+    );
+  }
   const byKind = new Map<string, number>();
   for (const s of [...list].sort((a, b) => a.at - b.at)) {
     rows.push(

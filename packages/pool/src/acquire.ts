@@ -291,18 +291,17 @@ async function claim(
     let branch = lease.branch;
     const { base } = ctx.config.pool;
     // git runs in its own process: it switches while the services compute the env (both are
-    // settled before anything fails, so giveBack never races a running git).
-    const [envR, switchR] = await Promise.allSettled([
-      leaseEnv(ctx, id, lease),
-      switchToNewBranch(n.path, branch, base),
-    ]);
+    // settled before anything fails, so giveBack never races a running git). git is started
+    // first: it then runs while the services' modules load.
+    const switching = switchToNewBranch(n.path, branch, base, ctx.repo.commonDir);
+    const [switchR, envR] = await Promise.allSettled([switching, leaseEnv(ctx, id, lease)]);
     if (envR.status === 'rejected') throw envR.reason;
     if (switchR.status === 'rejected') throw switchR.reason;
     const env = envR.value;
     if (!switchR.value) {
       // A branch of that name exists outside the registry's knowledge: never reuse it.
       branch = n.branch(`${lease.slug}-${lease.token}`);
-      if (!(await switchToNewBranch(n.path, branch, base))) {
+      if (!(await switchToNewBranch(n.path, branch, base, ctx.repo.commonDir))) {
         throw failure('ERR_BRANCH_EXISTS', `branches ${lease.branch} and ${branch} already exist`);
       }
       await ctx.store.transact((draft) => {

@@ -26,6 +26,7 @@ import {
   deleteBranch,
   deleteBranchAt,
   detachAt,
+  detachAndDeleteBranch,
   readBranchCommit,
   cleanToBase,
   removePoolFiles,
@@ -173,7 +174,7 @@ async function releaseHeld(ctx: PoolContext, o: ReleaseOptions): Promise<Release
     });
   }
   // A git step that fails leaves the lease held (and its work saved): the release can be retried.
-  const resetStart = performance.now();
+  const resetStart = monotonicMs();
   const r = await resetSlot(ctx, id, lease, 'release', st, saved).catch(async (e) => {
     throw await refuse(e);
   });
@@ -185,7 +186,7 @@ async function releaseHeld(ctx: PoolContext, o: ReleaseOptions): Promise<Release
     branch: lease.branch,
     kept: r.kept,
     rescueRef: r.rescueRef,
-    resetMs: Math.round(performance.now() - resetStart), // the monitor's reset-duration metric
+    resetMs: Math.round(monotonicMs() - resetStart), // the monitor's reset-duration metric
     ...(r.pendingReset ? { pendingReset: r.pendingReset } : {}),
   });
   await publishAfterReset(ctx, id, lease, r);
@@ -210,6 +211,9 @@ function listSome(paths: string[], n = 8): string {
     ? `${paths.slice(0, n).join(', ')} and ${paths.length - n} more`
     : paths.join(', ');
 }
+
+/** A monotonic clock in ms (process.hrtime: `performance` would load perf_hooks on every release). */
+const monotonicMs = () => Number(process.hrtime.bigint()) / 1e6;
 
 const rescueMessage = (id: string, reason: string, lease: Lease) =>
   `wtpool rescue of ${id} (${reason}): agent ${lease.agent}, task ${lease.task}`;
@@ -250,6 +254,7 @@ async function resetSlot(
   const { base } = ctx.config.pool;
   let saved = presaved;
   let ahead: number;
+  let done: 'both' | 'detached' | 'none' = 'none';
   const branchRef = `refs/heads/${lease.branch}`;
   const baseCommit = await readBranchCommit(ctx.repo.commonDir, base);
   // The lease's `pool run` command is stopped before its worktree is reset (a release did it
@@ -286,10 +291,16 @@ async function resetSlot(
       });
     }
     ahead = onBranch ? await headAhead() : await commitsAhead(dir, base, branchRef);
-    // The common case, a clean lease still on the base commit, needs no checkout (D66).
+    // The common case, a clean lease still on the base commit, needs no checkout (D66), and
+    // one git process detaches HEAD and deletes the empty branch (D384).
     const untouched =
       onBranch && !st.dirty && !st.needsClean && baseCommit !== null && st.head === baseCommit;
-    if (!(untouched && (await detachAt(dir, baseCommit)))) {
+    if (untouched && ahead === 0) {
+      done = await withGitLock(ctx.repo.stateDir, 'refs', () =>
+        detachAndDeleteBranch(dir, ctx.repo.commonDir, lease.branch, baseCommit),
+      );
+    }
+    if (!(untouched && (done !== 'none' || (await detachAt(dir, baseCommit))))) {
       // The slot's configuration files stay (the scan met them; a save lists them as well).
       const excludes = saved?.excludes ?? st.configuration.map(exactPattern);
       await cleanToBase(dir, base, ctx.config.pool.keep, excludes, st.needsClean);
@@ -298,7 +309,7 @@ async function resetSlot(
   } else {
     ahead = await commitsAhead(ctx.repo.mainRoot, base, branchRef);
   }
-  if (ahead === 0) {
+  if (ahead === 0 && done !== 'both') {
     await withGitLock(ctx.repo.stateDir, 'refs', async () => {
       const gone =
         baseCommit !== null && (await deleteBranchAt(ctx.repo.commonDir, lease.branch, baseCommit));
@@ -397,7 +408,7 @@ async function publishAfterReset(
 export async function reclaim(ctx: PoolContext, r: Reclaim): Promise<void> {
   const id = r.slot.id;
   try {
-    const resetStart = performance.now();
+    const resetStart = monotonicMs();
     const res = await resetSlot(ctx, id, r.lease, r.reason);
     await event(ctx, 'reclaim', {
       slot: id,
@@ -407,7 +418,7 @@ export async function reclaim(ctx: PoolContext, r: Reclaim): Promise<void> {
       reason: r.reason,
       rescueRef: res.rescueRef,
       kept: res.kept,
-      resetMs: Math.round(performance.now() - resetStart),
+      resetMs: Math.round(monotonicMs() - resetStart),
       ...(res.pendingReset ? { pendingReset: res.pendingReset } : {}),
     });
     // Before the slot is ready again: a release of this lease is never told "already released".

@@ -8,12 +8,13 @@ import { event, names, type PoolContext } from './context.js';
 import type { Lease } from './types.js';
 
 type Services = {
-  svc: typeof import('@wtpool/services');
+  svc: typeof import('@wtpool/services/slots');
   providers: SlotProvider[];
 };
 
 function services(ctx: PoolContext): Promise<Services> {
-  ctx.servicesP ??= import('@wtpool/services').then(async (svc) => ({
+  // The slot-side entry: no Redis or PostgreSQL client code on every acquire and release.
+  ctx.servicesP ??= import('@wtpool/services/slots').then(async (svc) => ({
     svc,
     providers: await svc.createProviders(ctx.loaded),
   }));
@@ -72,7 +73,7 @@ export async function slotConfiguration(
   id: string,
   dir: string,
 ): Promise<string[]> {
-  const { keptPaths } = await import('@wtpool/services');
+  const { keptPaths } = await import('@wtpool/services/slots');
   return (await keptPaths(ctx.repo.stateDir, id, dir)).map((p) => p.replace(/^\/+/, ''));
 }
 
