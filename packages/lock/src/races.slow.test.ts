@@ -105,10 +105,18 @@ describe('crash safety (SIGKILL at random instants)', () => {
       );
       // Wait until they are really writing (process start-up varies a lot on a loaded machine),
       // then kill them at a random instant.
-      await until('the victims write', () => existsSync(file) && readStore(file).version > before, {
-        everyMs: 5,
-        attempts: 12_000,
-      });
+      await until(
+        `the victims write (round ${round})`,
+        () => {
+          // Victims that all died before writing would make this wait in vain: say so.
+          if (victims.every((v) => v.child.exitCode !== null))
+            throw new Error(
+              `every victim exited before writing: ${victims.map((v) => v.child.exitCode).join(', ')}`,
+            );
+          return existsSync(file) && readStore(file).version > before;
+        },
+        { everyMs: 5, attempts: 12_000 },
+      );
       await jitter(100);
       for (const v of victims) v.child.kill('SIGKILL');
       await Promise.all(victims.map((v) => v.exited));
