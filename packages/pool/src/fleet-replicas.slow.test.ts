@@ -106,6 +106,10 @@ describe(
             message: expect.stringMatching(/but 0 of 1 replicas acknowledged them/),
           });
         }
+        // A waiting acquire does not try again after an unacknowledged grant (it was applied:
+        // a second try would hold a second slot): it exits 6 at once, not at its timeout.
+        const w = await b.pool(['acquire', 'b-wait', 'w', '--json', '--timeout', '10m']);
+        expect(w.code, w.stdout).toBe(6);
       } finally {
         replica.proc.kill('SIGCONT');
       }

@@ -60,20 +60,26 @@ function runIn(h: Host, agent: string, marks: string): ChildProcess {
   return r;
 }
 
+/** Two hosts of a fleet on a redis-server of their own (store and band), initialised. */
+async function twoHosts(hostTtl: string, scale: string) {
+  const own = await startRedis({ databases: 16 });
+  servers.push(own);
+  const fleet = await makeFleet({
+    hosts: 2,
+    storeUrl: `${own.url}/0`,
+    redisUrl: own.url,
+    hostTtl,
+    scale,
+  });
+  fleets.push(fleet);
+  const [a, b] = fleet.hosts as [Host, Host];
+  for (const h of fleet.hosts) expect((await h.pool(['init'])).code).toBe(0);
+  return { own, fleet, a, b };
+}
+
 describe('fleet: Redis away (real redis-server, processes, signals)', { timeout: 600_000 }, () => {
   it('restarted empty: old tokens refused, their work rescued, no Redis DB handed out twice, a waiting acquire waits through the outage', async () => {
-    const own = await startRedis({ databases: 16 });
-    servers.push(own);
-    const fleet = await makeFleet({
-      hosts: 2,
-      storeUrl: `${own.url}/0`,
-      redisUrl: own.url,
-      hostTtl: '2m',
-      scale: '  min: 2\n  max: 3\n  step: 1',
-    });
-    fleets.push(fleet);
-    const [a, b] = fleet.hosts as [Host, Host];
-    for (const h of fleet.hosts) expect((await h.pool(['init'])).code).toBe(0);
+    const { own, fleet, a, b } = await twoHosts('2m', '  min: 2\n  max: 3\n  step: 1');
     // Before: a lease on each host held by a CLI agent that leaves work in its slot, and one
     // held by `pool run` on host b.
     const before: (AcquireResult & { host: string })[] = [];
@@ -189,18 +195,7 @@ describe('fleet: Redis away (real redis-server, processes, signals)', { timeout:
   });
 
   it('Redis away past hostTtl, back with its data: no live host is declared lost, running commands keep their leases', async () => {
-    const own = await startRedis({ databases: 16 });
-    servers.push(own);
-    const fleet = await makeFleet({
-      hosts: 2,
-      storeUrl: `${own.url}/0`,
-      redisUrl: own.url,
-      hostTtl: '3s',
-      scale: '  min: 1\n  max: 2\n  step: 1',
-    });
-    fleets.push(fleet);
-    const [a, b] = fleet.hosts as [Host, Host];
-    for (const h of fleet.hosts) expect((await h.pool(['init'])).code).toBe(0);
+    const { own, fleet, a, b } = await twoHosts('3s', '  min: 1\n  max: 2\n  step: 1');
     // Each host is alive through one `pool run` (its watch beats every hostTtl/3 = 1 s).
     const marks = path.join(fleet.origin.sandbox, 'runs.log');
     const runs = [runIn(a, 'a-runner', marks), runIn(b, 'b-runner', marks)];

@@ -16,9 +16,16 @@ export function createStore(loaded: LoadedConfig): LeaseStore {
   store.registerBand = () => import('./fleet.js').then((m) => m.registerBand(loaded, store));
   const { postgres } = loaded.config;
   if (postgres.url) {
-    store.connBudget = async () =>
-      postgres.connectionBudget ??
-      (await import('./fleet.js').then((m) => m.serverConnectionBudget(loaded)));
+    // The server's default budget: asked of Redis (its fleet-wide cache) at most once a minute.
+    let known: { n: number; at: number } | undefined;
+    store.connBudget = async () => {
+      if (postgres.connectionBudget !== null) return postgres.connectionBudget;
+      if (!known || Date.now() - known.at > 60_000) {
+        const m = await import('./fleet.js');
+        known = { n: await m.serverConnectionBudget(loaded), at: Date.now() };
+      }
+      return known.n;
+    };
   }
   return store;
 }

@@ -112,8 +112,9 @@ function waiterShouldAct(ctx: PoolContext, st: PoolState, ticket: number | null)
 /**
  * Runs `fn`, and while the lease store is unreachable (exit 6) and the deadline is ahead, tries
  * again every POLL_MS, saying so: a waiting acquire waits through a short Redis outage (a
- * commit is one script, so a failed try changed nothing). At the deadline the outage's error
- * is thrown.
+ * commit is one script, so a failed try changed nothing). Not after a write the replicas did
+ * not acknowledge (`details.acked`, store.replicas): it was applied, and trying again would
+ * grant a second slot. At the deadline the outage's error is thrown.
  */
 export async function throughOutage<T>(
   ctx: PoolContext,
@@ -126,7 +127,8 @@ export async function throughOutage<T>(
     try {
       return await fn();
     } catch (e) {
-      const down = isWtpoolError(e) && e.code === 'ERR_SERVICE_UNAVAILABLE';
+      const down =
+        isWtpoolError(e) && e.code === 'ERR_SERVICE_UNAVAILABLE' && e.details?.acked === undefined;
       if (!down || signal?.aborted || ctx.clock() + POLL_MS > deadline) throw e;
       const now = ctx.clock();
       if (since === undefined || now - since >= REPORT_EVERY_MS) {

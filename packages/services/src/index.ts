@@ -26,20 +26,12 @@ export type { PortSquatter } from './ports.js';
 export { beadsBasePrefix } from './beads.js';
 export { installDeps, lockfileHash, hardlinkClone } from './deps.js';
 export type { DepsResult } from './deps.js';
-export {
-  leaseSlot,
-  releaseSlot,
-  provisionSlot,
-  refreshSlot,
-  destroySlot,
-  checkSlot,
-} from './lifecycle.js';
-export { keptPaths, readSlotConfig, slotConfigFile } from './slot-config.js';
+export * from './slots.js';
+export { readSlotConfig, slotConfigFile } from './slot-config.js';
 export type { SlotConfigRecord } from './slot-config.js';
 export { listIncludes, WORKTREEINCLUDE } from './include.js';
 export { setupLogFile } from './setup-commands.js';
 
-export { createProviders } from './slots.js';
 // The socket-level Redis client, reused by the monitor (no second client library).
 export { redisPipeline, redisCommand, RedisReplyError } from './resp.js';
 export type { Reply } from './resp.js';
