@@ -38,6 +38,8 @@ const gitRevParse = (cwd: string) => execFileP('git', ['rev-parse', 'HEAD'], { c
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const BIN = path.join(ROOT, 'packages/pool/bin/pool.js');
 const CODE_CACHE = path.join(ROOT, 'packages/pool/bin/code-cache.js');
+/** The `pool` command as a user runs it (node_modules/.bin/pool is this, or a shim that runs it): D386. */
+const LAUNCHER = path.join(ROOT, 'packages/pool/bin/pool');
 const GIT_ENV = { ...process.env, ...TEST_GIT_ENV };
 
 /**
@@ -318,12 +320,16 @@ async function cliCycleVsPeer(): Promise<Row[]> {
     };
     const claim = () => must(wt, ['claim', '--repo', theirs], { env: peerEnv });
     const release = () => must(wt, ['release', '--repo', theirs], { env: peerEnv });
+    // Through the launcher, as `node_modules/.bin/pool` runs it (issue 26).
     const cycle = () => {
       const slot = path.basename(
-        runPool(['acquire', 'bench', 'cycle', '--no-wait', '--repo', ours]),
+        must(LAUNCHER, ['acquire', 'bench', 'cycle', '--no-wait', '--repo', ours]),
       );
-      runPool(['release', slot, 'bench', '--repo', ours]);
+      must(LAUNCHER, ['release', slot, 'bench', '--repo', ours]);
     };
+    // Node's own start with and without NODE_EXTRA_CA_CERTS (which the launcher keeps from it).
+    const bareEnv = { ...process.env };
+    delete bareEnv.NODE_EXTRA_CA_CERTS;
     // Warm both (the peer creates its worktree on the first claim).
     claim();
     release();
@@ -335,13 +341,15 @@ async function cliCycleVsPeer(): Promise<Row[]> {
         release();
       },
       node: () => spawnSync(process.execPath, ['-e', '0']),
+      bare: () => spawnSync(process.execPath, ['-e', '0'], { env: bareEnv }),
     });
     const o = median(s.ours!);
     const p = median(s.peer!);
     const n = median(s.node!);
+    const bare = median(s.bare!);
     // The per-phase trace of one more cycle (WTPOOL_TRACE=1), printed under the table.
     const traced = (args: string[]) =>
-      spawnSync(process.execPath, [BIN, ...args], {
+      spawnSync(LAUNCHER, args, {
         encoding: 'utf8',
         env: { ...process.env, WTPOOL_TRACE: '1' },
       });
@@ -366,6 +374,12 @@ async function cliCycleVsPeer(): Promise<Row[]> {
         value: fmtMs(o),
         baseline: `${fmtMs(2 * n)} 2 × node -e 0`,
         ratio: o / (2 * n),
+      },
+      {
+        what: `  same, against two \`node -e 0\` without NODE_EXTRA_CA_CERTS (${process.env.NODE_EXTRA_CA_CERTS ? 'set here' : 'not set here'})`,
+        value: fmtMs(o),
+        baseline: `${fmtMs(2 * bare)} 2 × node -e 0`,
+        ratio: o / (2 * bare),
       },
     ];
   } finally {

@@ -5,3 +5,4 @@ export * from './exec.js';
 export * from './prompt.js';
 export * from './procstat.js';
 export * from './trace.js';
+export * from './extra-ca.js';

@@ -5,6 +5,8 @@
  * its offset from the process's start) and the total. Off by default: then a span costs one
  * boolean test.
  */
+import { movedExtraCaCerts } from './extra-ca.js';
+
 // `performance` is Node's global: its module loads on first use, i.e. only when tracing.
 
 export const TRACING = process.env.WTPOOL_TRACE === '1';
@@ -84,6 +86,12 @@ export function formatTrace(
   const rows: string[] = [
     `trace: node start ${boot.toFixed(1)} ms; modules and set-up until the first step ${(first - boot).toFixed(1)} ms`,
   ];
+  const ca = movedExtraCaCerts();
+  if (ca !== null) {
+    rows.push(
+      `trace: NODE_EXTRA_CA_CERTS (${ca}) kept from Node's start by the launcher; loaded at the first TLS connection`,
+    );
+  }
   if (load) {
     const ms = (n: number) => `${n.toFixed(1)} ms`;
     rows.push(

@@ -3,7 +3,7 @@
  * against max_connections. `pg` is imported lazily so commands that do not touch PostgreSQL do
  * not pay for loading it.
  */
-import { redact, serviceUnavailableError } from '@wtpool/core';
+import { redact, serviceUnavailableError, trustExtraCaCerts } from '@wtpool/core';
 
 export interface PgConnections {
   /** max_connections of the server. */
@@ -26,6 +26,7 @@ type PgClient = import('pg').Client;
 /** Opens a client to the admin URL with a short connect timeout; throws a readable error. */
 export async function pgConnect(url: string): Promise<PgClient> {
   const pg = (await import('pg')).default;
+  await trustExtraCaCerts(); // a TLS connection trusts NODE_EXTRA_CA_CERTS (D386)
   const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 3000 });
   // An idle client whose server goes away emits 'error'; never crash the monitor on it.
   client.on('error', () => {});

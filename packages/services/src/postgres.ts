@@ -10,7 +10,7 @@
 import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { failure, redact, serviceUnavailableError, errno } from '@wtpool/core';
+import { failure, redact, serviceUnavailableError, errno, trustExtraCaCerts } from '@wtpool/core';
 import type { Config, LoadedConfig } from '@wtpool/config';
 import { checkDatabaseName, templateDatabase, urlWithPath } from '@wtpool/config';
 import { ensurePrivateDir, withLock } from '@wtpool/lock';
@@ -55,6 +55,7 @@ const loadPg = () =>
 /** Runs fn with an admin connection; connection failures become exit 6. */
 export async function withAdmin<T>(url: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
   const { Client } = await loadPg();
+  await trustExtraCaCerts(); // a TLS connection trusts NODE_EXTRA_CA_CERTS (D386)
   const client = new Client({ connectionString: url, connectionTimeoutMillis: 5000 });
   client.on('error', () => {}); // a dropped connection surfaces on the next query
   try {

@@ -6,7 +6,7 @@
  */
 import net from 'node:net';
 import tls from 'node:tls';
-import { redact, serviceUnavailableError } from '@wtpool/core';
+import { redact, serviceUnavailableError, trustExtraCaCerts } from '@wtpool/core';
 import { encodeCommand, RespDecoder, type Reply } from './resp-decoder.js';
 import type { RedisAddress } from './resp-url.js';
 
@@ -71,7 +71,9 @@ export class RespConnection {
   }
 
   /** Connects to addr; rejects with serviceUnavailableError when that fails. */
-  static open(addr: RedisAddress, opts: ConnectOptions): Promise<RespConnection> {
+  static async open(addr: RedisAddress, opts: ConnectOptions): Promise<RespConnection> {
+    // A TLS connection trusts NODE_EXTRA_CA_CERTS, also when the launcher kept it from Node (D386).
+    if (opts.tls) await trustExtraCaCerts();
     return new Promise((resolve, reject) => {
       const socket: net.Socket = opts.tls
         ? tls.connect({
@@ -84,6 +86,7 @@ export class RespConnection {
       socket.setNoDelay(true);
       if (opts.unref) socket.unref();
       const failed = (e: NodeJS.ErrnoException) => {
+        clearTimeout(timer); // a refused connection must not keep the process alive until it fires
         socket.destroy();
         reject(unavailable(opts.url, e.code ?? e.message));
       };

@@ -264,6 +264,21 @@ describe('a subscription never keeps the process alive', () => {
   });
 });
 
+describe('a refused connection', () => {
+  it('leaves no timer behind (a CLI exits at once, not when the connect timeout fires)', async () => {
+    const probe = await startRedisProcess();
+    await probe.stop(); // its port is now closed
+    const timers = () => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
+    const before = timers();
+    const e = await rejection(
+      redisPipeline(`redis://127.0.0.1:${probe.port}`, [['PING']], { timeout: 60_000 }),
+    );
+    expect(e.exitCode).toBe(6);
+    expect(e.message).toMatch(/ECONNREFUSED/);
+    expect(timers()).toBe(before);
+  });
+});
+
 describe('Redis Sentinel', () => {
   let topo: SentinelTopology;
   beforeAll(async () => {
