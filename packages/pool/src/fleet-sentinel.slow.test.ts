@@ -158,9 +158,15 @@ describe(
           attempts: 600,
           everyMs: 100,
         });
-        // The new primary has no replica yet: its writes cannot be acknowledged (exit 6). The old
-        // primary comes back and the sentinels make it the new primary's replica.
+        // The new primary has no replica yet: its writes cannot be acknowledged (exit 6).
+        await until('a lease write refused for want of an acknowledgement', () =>
+          outcomes.some((o) => o.code === 6),
+        );
+        // The old primary comes back as the new primary's replica. REPLICAOF is what the sentinels send
+        // it, but they wait 8 s of it claiming the master role (and an INFO period) before they
+        // do: the test sends it itself, as an operator restarting the node would configure it.
         await t.primary.start();
+        redisCli(t.primary.port, 'REPLICAOF', '127.0.0.1', String(t.replica.port));
         await until(
           'the old primary replicating the new one',
           () => /master_link_status:up/.test(redisCli(t.primary.port, 'INFO', 'replication')),
