@@ -154,6 +154,8 @@ describe(
                 message: rel.stderr,
                 promoted: relPromoted,
               });
+              // Stopped (the test ends, or failed while no replica acknowledges): no more tries.
+              if (stop) break;
             }
           }
         };
