@@ -78,6 +78,7 @@ describe(
       const t = await startSentinelTopology({ conf: ['databases 16'] });
       let f: Fleet | undefined;
       let stop = false;
+      let afterPromotion = false;
       let racing: Promise<void>[] = [];
       try {
         f = await makeFleet({
@@ -94,6 +95,9 @@ describe(
           error?: string;
           token?: number;
           slot?: string;
+          message?: string;
+          /** The acquire or release started after the sentinels named the promoted replica. */
+          promoted?: boolean;
         };
         const outcomes: Outcome[] = [];
         const doubles: string[] = [];
@@ -101,6 +105,7 @@ describe(
         // holder of the same slot at the same time cannot create it); give it back; again.
         const racer = async (h: Host, r: number) => {
           for (let i = 0; !stop; i++) {
+            const promoted = afterPromotion;
             const a = await h.pool([
               'acquire',
               `${h.id}-r${r}-${i}`,
@@ -108,9 +113,11 @@ describe(
               '--json',
               '--no-wait',
             ]);
-            const out: Outcome = { host: h.id, code: a.code };
+            const out: Outcome = { host: h.id, code: a.code, promoted };
             if (a.code !== 0) {
-              out.error = a.json<{ error: { code: string } }>().error.code;
+              const e = a.json<{ error: { code: string; message: string } }>().error;
+              out.error = e.code;
+              out.message = e.message;
               outcomes.push(out);
               continue;
             }
@@ -130,6 +137,7 @@ describe(
             // release (4: being released, 5: over): a release refused with exit 6 may have been
             // applied, in part, without the replica's acknowledgement.
             for (;;) {
+              const relPromoted = afterPromotion;
               const rel = await h.pool([
                 'release',
                 l.slot,
@@ -139,7 +147,15 @@ describe(
                 String(l.token),
               ]);
               if ([0, 4, 5].includes(rel.code)) break;
-              outcomes.push({ host: h.id, code: rel.code, error: 'release' });
+              outcomes.push({
+                host: h.id,
+                code: rel.code,
+                error: 'release',
+                message: rel.stderr,
+                promoted: relPromoted,
+              });
+              // Stopped (the test ends, or failed while no replica acknowledges): no more tries.
+              if (stop) break;
             }
           }
         };
@@ -158,9 +174,18 @@ describe(
           attempts: 600,
           everyMs: 100,
         });
-        // The new primary has no replica yet: its writes cannot be acknowledged (exit 6). The old
-        // primary comes back and the sentinels make it the new primary's replica.
+        afterPromotion = true;
+        // The new primary has no replica yet: its writes cannot be acknowledged (exit 6), seen
+        // by an acquire or release that started on it (not one that failed on the dead primary;
+        // racers holding a slot are all releasing when the pool is full).
+        await until('a write on the new primary refused for want of an acknowledgement', () =>
+          outcomes.some((o) => o.promoted && o.code === 6 && /acknowledged/.test(o.message ?? '')),
+        );
+        // The old primary comes back as the new primary's replica. REPLICAOF is what the
+        // sentinels send it, but only after 8 s of it claiming the master role (and an INFO
+        // period): the test sends it itself, as an operator restarting the node would.
         await t.primary.start();
+        redisCli(t.primary.port, 'REPLICAOF', '127.0.0.1', String(t.replica.port));
         await until(
           'the old primary replicating the new one',
           () => /master_link_status:up/.test(redisCli(t.primary.port, 'INFO', 'replication')),

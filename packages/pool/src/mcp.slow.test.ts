@@ -241,7 +241,7 @@ describe('pool mcp (real server, official client)', () => {
 
   it('a live session keeps its lease past the TTL; after SIGKILL, attach resumes it; a killed session with no successor loses it to reclaim, work rescued', async () => {
     const s1 = await session();
-    const TTL = 4000;
+    const TTL = 3000; // beats every 1 s (TTL/3): three chances before an expiry
     const got = await s1.call<AcquireResult>('acquire', {
       agent: 'keeper',
       task: 'long work',

@@ -104,7 +104,8 @@ export interface SentinelTopology {
  * One primary, one replica, `sentinels` (default 3) sentinels with quorum 2, a short
  * down-after (default 500 ms) and failover timeout (default 2000 ms). Returns once the replica
  * is in sync and every sentinel sees the replica and the other sentinels, so a failover can
- * start as soon as the primary dies. `conf` lines go to both data nodes (e.g. requirepass).
+ * start as soon as the primary dies. `conf` lines go to both data nodes (e.g. requirepass); they
+ * start full syncs at once (repl-diskless-sync-delay 0).
  */
 export async function startSentinelTopology(
   opts: {
@@ -120,9 +121,13 @@ export async function startSentinelTopology(
   const master = opts.master ?? 'wtmaster';
   const n = opts.sentinels ?? 3;
   const auth = opts.authPass ? [`masterauth ${opts.authPass}`] : [];
-  const primary = await startRedisProcess({ conf: [...(opts.conf ?? []), ...auth] });
+  // A primary starts a (diskless) full sync 5 s after a replica asks, waiting for more replicas
+  // (repl-diskless-sync-delay): with one replica that is only a wait, at the start and whenever a
+  // node rejoins after a failover.
+  const data = ['repl-diskless-sync-delay 0', ...(opts.conf ?? []), ...auth];
+  const primary = await startRedisProcess({ conf: data });
   const replica = await startRedisProcess({
-    conf: [...(opts.conf ?? []), ...auth, `replicaof 127.0.0.1 ${primary.port}`],
+    conf: [...data, `replicaof 127.0.0.1 ${primary.port}`],
   });
   const cliAuth = opts.authPass ? ['--no-auth-warning', '-a', opts.authPass] : [];
   await until('the replica in sync with the primary', () =>
