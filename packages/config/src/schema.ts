@@ -483,7 +483,8 @@ export const SCHEMA = defineSchema({
       default: '2s',
       min: '10ms',
       max: '1m',
-      description: 'backend redis: how long a lease write waits for store.replicas acknowledgements',
+      description:
+        'backend redis: how long a lease write waits for store.replicas acknowledgements',
     },
   },
   fleet: {

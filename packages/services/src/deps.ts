@@ -31,7 +31,12 @@ import type { SlotProvider } from './provider.js';
 
 export { hardlinkClone };
 
-export const LOCKFILES = ['pnpm-lock.yaml', 'package-lock.json', 'npm-shrinkwrap.json', 'yarn.lock'];
+export const LOCKFILES = [
+  'pnpm-lock.yaml',
+  'package-lock.json',
+  'npm-shrinkwrap.json',
+  'yarn.lock',
+];
 const MARKER = path.join('node_modules', '.wtpool-deps.json');
 
 export interface DepsResult {
