@@ -13,8 +13,7 @@ import {
   GIT_ENV,
   PROJECT_ROOT,
   makeTempRepo,
-  selfSignedCert,
-  startRedisProcess,
+  startTlsRedisProcess,
   tempDir,
   type RedisProcess,
   type TempRepo,
@@ -48,28 +47,13 @@ function pool(args: string[], env: NodeJS.ProcessEnv) {
 
 beforeAll(async () => {
   sandbox = tempDir('wtpool-launcher-');
-  ({ cert } = selfSignedCert(sandbox));
-  // Only TLS is served (port 0 turns the plain port off), on a free port the helper picked.
-  const probe = await startRedisProcess();
-  const port = probe.port;
-  await probe.stop();
-  redis = await startRedisProcess({
-    port,
-    conf: [
-      'port 0',
-      `tls-port ${port}`,
-      `tls-cert-file ${cert}`,
-      `tls-key-file ${path.join(sandbox, 'key.pem')}`,
-      `tls-ca-cert-file ${cert}`,
-      'tls-auth-clients no',
-    ],
-  });
+  ({ redis, cert } = await startTlsRedisProcess(sandbox));
   repo = await makeTempRepo({
     files: {
       'pool.config.yaml': [
         'store:',
         '  backend: redis',
-        `  url: rediss://127.0.0.1:${port}/0`,
+        `  url: rediss://127.0.0.1:${redis.port}/0`,
         'scale:',
         '  min: 1',
         '  max: 1',

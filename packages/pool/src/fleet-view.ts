@@ -8,6 +8,7 @@
 import { fleetHost, fleetKeys, type Config, type LoadedConfig } from '@wtpool/config';
 import { redact, serviceUnavailableError } from '@wtpool/core';
 import { isReplyError, redisPipeline, type Reply } from './resp-lazy.js';
+import { leaseSummary } from './status.js';
 import type { Lease, PoolState, SlotState, Ticket } from './types.js';
 
 export interface FleetViewSlot {
@@ -138,18 +139,7 @@ export async function readFleetView(loaded: LoadedConfig): Promise<FleetView> {
           n: s.n,
           state: gone ? 'lost' : s.state,
           branch: gone ? null : s.branch,
-          lease:
-            !gone && s.lease
-              ? {
-                  agent: s.lease.agent,
-                  task: s.lease.task,
-                  priority: s.lease.priority,
-                  token: s.lease.token,
-                  acquiredAt: s.lease.acquiredAt,
-                  heartbeatAt: s.lease.heartbeatAt,
-                  expiresAt: s.lease.expiresAt,
-                }
-              : null,
+          lease: !gone && s.lease ? leaseSummary(s.lease) : null,
         })),
       queue: gone
         ? []

@@ -1,6 +1,19 @@
 import { formatDuration } from '@wtpool/core';
 import type { Config } from '@wtpool/config';
 import { byPriority, counts, growthStopped, slotList } from './state.js';
+
+/** A lease's public fields, as `status --json` and the fleet view (fleet-view.ts) show them. */
+export function leaseSummary(l: Lease) {
+  return {
+    agent: l.agent,
+    task: l.task,
+    priority: l.priority,
+    token: l.token,
+    acquiredAt: l.acquiredAt,
+    heartbeatAt: l.heartbeatAt,
+    expiresAt: l.expiresAt,
+  };
+}
 import type { Lease, PoolState, PoolStatus } from './types.js';
 
 /**
@@ -35,13 +48,7 @@ export function toStatus(
       branch: s.branch,
       lease: s.lease
         ? {
-            agent: s.lease.agent,
-            task: s.lease.task,
-            priority: s.lease.priority,
-            token: s.lease.token,
-            acquiredAt: s.lease.acquiredAt,
-            heartbeatAt: s.lease.heartbeatAt,
-            expiresAt: s.lease.expiresAt,
+            ...leaseSummary(s.lease),
             holderPid: s.lease.holder?.pid ?? null,
             identity: s.lease.identity,
             over: over(s.lease),

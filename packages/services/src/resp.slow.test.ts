@@ -11,7 +11,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
   redisCli,
-  selfSignedCert,
+  startTlsRedisProcess,
   startRedisProcess,
   startSentinelTopology,
   until,
@@ -133,23 +133,9 @@ describe('TLS (redis-server --tls-port)', () => {
   let dir: string;
   beforeAll(async () => {
     dir = mkdtempSync(path.join(os.tmpdir(), 'wtpool-tls-'));
-    const { cert, key } = selfSignedCert(dir);
-    ca = readFileSync(cert, 'utf8');
-    // The plain port is 0 (off): only TLS is served, on the port the helper picked.
-    const probe = await startRedisProcess();
-    const port = probe.port;
-    await probe.stop();
-    r = await startRedisProcess({
-      port,
-      conf: [
-        'port 0',
-        `tls-port ${port}`,
-        `tls-cert-file ${cert}`,
-        `tls-key-file ${key}`,
-        `tls-ca-cert-file ${cert}`,
-        'tls-auth-clients no',
-      ],
-    });
+    const tls = await startTlsRedisProcess(dir);
+    r = tls.redis;
+    ca = readFileSync(tls.cert, 'utf8');
   });
   afterAll(async () => {
     await r?.stop();

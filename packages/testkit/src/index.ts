@@ -9,6 +9,7 @@ export {
   startSentinelTopology,
   redisCli,
   selfSignedCert,
+  startTlsRedisProcess,
 } from './redis-sentinel.js';
 export type { RedisProcess, SentinelTopology } from './redis-sentinel.js';
 export { until, jitter } from './wait.js';

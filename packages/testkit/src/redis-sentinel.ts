@@ -211,3 +211,29 @@ export function selfSignedCert(dir: string): { cert: string; key: string } {
   if (r.status !== 0) throw new Error(`openssl failed: ${String(r.stderr)}`);
   return { cert, key };
 }
+
+/**
+ * A redis-server that serves only TLS (the plain port off), with a self-signed certificate made
+ * in `dir` for 127.0.0.1 / localhost; `cert` is its PEM file (the CA a client must trust).
+ */
+export async function startTlsRedisProcess(
+  dir: string,
+): Promise<{ redis: RedisProcess; cert: string }> {
+  const { cert, key } = selfSignedCert(dir);
+  // A free port from the helper: started once plainly on it, then stopped.
+  const probe = await startRedisProcess();
+  const port = probe.port;
+  await probe.stop();
+  const redis = await startRedisProcess({
+    port,
+    conf: [
+      'port 0',
+      `tls-port ${port}`,
+      `tls-cert-file ${cert}`,
+      `tls-key-file ${key}`,
+      `tls-ca-cert-file ${cert}`,
+      'tls-auth-clients no',
+    ],
+  });
+  return { redis, cert };
+}
