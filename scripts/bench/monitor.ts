@@ -12,14 +12,16 @@ import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { promises as fs, rmSync } from 'node:fs';
 import path from 'node:path';
 import { loadConfig } from '@wtpool/config';
-import { collectHealth, diskCacheFile, measureTree } from '@wtpool/monitor';
+import { collectHealth, measureTree } from '@wtpool/monitor';
+import { diskRecordsDir } from '@wtpool/services';
 import { WorktreePool } from '@wtpool/pool';
 import { makeTempRepo, PROJECT_ROOT, startPostgres, startRedis } from '@wtpool/testkit';
-import { fmtMs, interleave, median, report, scratch, type Row } from './harness.js';
+import { fmtMs, interleave, median, report, scratch, time, type Row } from './harness.js';
 
 const SLOTS = 30;
 const ROUNDS = 10;
 const BIN = path.join(PROJECT_ROOT, 'packages/monitor/bin/monitor.js');
+const POOL = path.join(PROJECT_ROOT, 'packages/pool/bin/pool');
 
 /** A fake dependency tree: `dirs` directories of `files` small files. */
 async function makeDeps(dir: string, dirs = 40, files = 50): Promise<void> {
@@ -100,7 +102,7 @@ async function realShape(env: NodeJS.ProcessEnv): Promise<Row[]> {
     );
     const root = loaded.config.pool.root ?? path.join(repo.sandbox, 'repo.worktrees');
     const rows = await diskRows(root, '5 slots × 63k-entry node_modules');
-    const cacheFile = diskCacheFile(loaded.repo.stateDir);
+    const records = diskRecordsDir(loaded.repo.stateDir);
     const status = () =>
       spawnSync(process.execPath, [BIN, 'status', '--json', '--repo', repo.dir], {
         cwd: repo.dir,
@@ -109,7 +111,7 @@ async function realShape(env: NodeJS.ProcessEnv): Promise<Row[]> {
     status(); // writes the records
     const s = await interleave(ROUNDS, {
       noCache: () => {
-        rmSync(cacheFile, { force: true });
+        rmSync(records, { recursive: true, force: true });
         status();
       },
       warmCache: () => status(),
@@ -139,7 +141,127 @@ async function realShape(env: NodeJS.ProcessEnv): Promise<Row[]> {
   }
 }
 
+/**
+ * The issue's real pool (WTPOOL_BENCH_MONITOR_REPO: a local clone of a pnpm monorepo, e.g.
+ * vite): `pool init --size 5` with dependencies (one install, four hard-link clones, the disk
+ * records primed as they arrive, D397) on tmpfs, then the first `monitor status` of the pool:
+ * before each round the records are put back as provisioning left them (not timed). Beside it,
+ * the same measure in a child process timing only its load + walk, `du -sb` of the slots and
+ * `node -e 0`, interleaved.
+ */
+async function primedReal(env: NodeJS.ProcessEnv): Promise<Row[]> {
+  const source = process.env.WTPOOL_BENCH_MONITOR_REPO!;
+  const dir = path.join(scratch('monitor-primed', true), 'repo');
+  execFileSync('git', ['clone', '-q', '--no-hardlinks', source, dir]);
+  await fs.writeFile(
+    path.join(dir, 'pool.config.yaml'),
+    'scale:\n  min: 5\n  max: 5\ndeps:\n  strategy: auto\n',
+  );
+  // pnpm cannot verify a packageManager pin offline (D182): the installed pnpm runs instead.
+  await fs.appendFile(path.join(dir, '.npmrc'), '\nmanage-package-manager-versions=false\n');
+  execFileSync('git', ['add', 'pool.config.yaml', '.npmrc'], { cwd: dir });
+  execFileSync(
+    'git',
+    [
+      '-c',
+      'user.name=bench',
+      '-c',
+      'user.email=bench@invalid',
+      'commit',
+      '-qm',
+      'pool',
+      '--no-verify',
+    ],
+    { cwd: dir },
+  );
+  const t0 = Date.now();
+  const init = spawnSync(POOL, ['init', '--repo', dir], { cwd: dir, env, encoding: 'utf8' });
+  if (init.status !== 0) throw new Error(`pool init failed (exit ${init.status}): ${init.stderr}`);
+  console.error(`(set-up: pool init --size 5 with dependencies in ${Date.now() - t0} ms)`);
+  const stateDir = path.join(dir, '.git', 'wtpool');
+  const records = diskRecordsDir(stateDir);
+  const primed = `${records}.primed`;
+  execFileSync('cp', ['-a', records, primed]);
+  const restore = () => {
+    rmSync(records, { recursive: true, force: true });
+    execFileSync('cp', ['-a', primed, records]);
+  };
+  const root = path.join(path.dirname(dir), 'repo.worktrees');
+  const status = () =>
+    spawnSync(process.execPath, [BIN, 'status', '--json', '--fresh', '--repo', dir], {
+      cwd: dir,
+      env,
+      encoding: 'utf8',
+    });
+  restore();
+  const once = JSON.parse(status().stdout) as { disk: { bytes: number; dirsRead: number } };
+  const theirs = du(root);
+  if (once.disk.bytes !== theirs)
+    throw new Error(`monitor status says ${once.disk.bytes} bytes, du -sb ${theirs}`);
+  // The measure alone, in a fresh process (its lists are not cached from an earlier round).
+  const script =
+    `import { loadDiskRecords, measureTree } from '@wtpool/services';` +
+    `const t = performance.now();` +
+    `const m = await measureTree(${JSON.stringify(root)}, { cache: loadDiskRecords(${JSON.stringify(stateDir)}, ${JSON.stringify(root)}) });` +
+    `console.log(JSON.stringify({ ms: performance.now() - t, bytes: m.bytes, read: m.dirsRead, reused: m.dirsReused }));`;
+  const s: Record<'first' | 'inproc' | 'du' | 'node', number[]> = {
+    first: [],
+    inproc: [],
+    du: [],
+    node: [],
+  };
+  let measured = { bytes: 0, read: 0, reused: 0 };
+  for (let r = 0; r < ROUNDS; r++) {
+    restore();
+    s.first.push(await time(status));
+    restore();
+    const out = spawnSync(process.execPath, ['--input-type=module', '-e', script], {
+      cwd: path.join(PROJECT_ROOT, 'packages/monitor'),
+      env,
+      encoding: 'utf8',
+    });
+    const m = JSON.parse(out.stdout) as typeof measured & { ms: number };
+    s.inproc.push(m.ms);
+    measured = m;
+    s.du.push(await time(() => du(root)));
+    s.node.push(await time(() => spawnSync(process.execPath, ['-e', '0'])));
+  }
+  const d = median(s.du);
+  const eq = measured.bytes === theirs ? 'bytes equal' : `DIFFER ${measured.bytes} vs ${theirs}`;
+  rmSync(path.dirname(dir), { recursive: true, force: true });
+  rmSync(root, { recursive: true, force: true });
+  return [
+    {
+      what: `first \`monitor status --json\` on 5 slots of ${path.basename(source)} with node_modules, records as provisioning left them (${eq})`,
+      value: fmtMs(median(s.first)),
+      baseline: `${fmtMs(d)} (du -sb)`,
+      ratio: median(s.first) / d,
+      goal: '≤ 1 s, ≤ 0.1×',
+    },
+    {
+      what: `its disk measure alone: records loaded + walk (${measured.read} dirs listed, ${measured.reused} records reused)`,
+      value: fmtMs(median(s.inproc)),
+      baseline: `${fmtMs(d)} (du -sb)`,
+      ratio: median(s.inproc) / d,
+      goal: '≤ 0.1×',
+    },
+    {
+      what: 'node -e 0, same rounds',
+      value: fmtMs(median(s.node)),
+      baseline: `${fmtMs(d)} (du -sb)`,
+      ratio: median(s.node) / d,
+    },
+  ];
+}
+
 export async function run(): Promise<void> {
+  const env = { ...process.env, CI: '1' };
+  if (process.env.WTPOOL_BENCH_MONITOR_ONLY === 'primed') {
+    if (!process.env.WTPOOL_BENCH_MONITOR_REPO)
+      throw new Error('WTPOOL_BENCH_MONITOR_ONLY=primed needs WTPOOL_BENCH_MONITOR_REPO');
+    report('monitor: first status on a real pool', await primedReal(env));
+    return;
+  }
   const [repo, pg, redis] = await Promise.all([makeTempRepo(), startPostgres(), startRedis()]);
   const holders: ReturnType<typeof spawn>[] = [];
   const shm = scratch('monitor-disk', true);
@@ -169,7 +291,6 @@ export async function run(): Promise<void> {
     const health = await collectHealth(loaded);
     if (health.pool?.size !== SLOTS || !health.postgres?.ok || !health.redis?.ok)
       throw new Error(`bench set-up is wrong: ${JSON.stringify(health.alerts)}`);
-    const env = { ...process.env, CI: '1' };
     const once = spawnSync(process.execPath, [BIN, 'status', '--json', '--repo', repo.dir], {
       cwd: repo.dir,
       env,
@@ -235,6 +356,7 @@ export async function run(): Promise<void> {
     );
     rows.push(...(await diskRows(shm, 'same shape on tmpfs')));
     rows.push(...(await realShape(env)));
+    if (process.env.WTPOOL_BENCH_MONITOR_REPO) rows.push(...(await primedReal(env)));
     report('monitor', rows);
   } finally {
     for (const h of holders) h.kill('SIGKILL');

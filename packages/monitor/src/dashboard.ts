@@ -15,7 +15,7 @@ import {
   type PoolStatus,
 } from '@wtpool/pool';
 import { redact } from '@wtpool/core';
-import { diskCacheFile, diskUsage } from './disk.js';
+import { diskUsage } from './disk.js';
 import { collectHealth, type Health } from './health.js';
 import { exhaustedSince, readHistory, historyFile } from './history.js';
 import { computeMetrics, type Metrics } from './metrics.js';
@@ -119,7 +119,7 @@ export class Dashboard {
       return this.diskP ?? Promise.resolve();
     const at = new Date(this.now()).toISOString();
     this.diskP = diskUsage(poolRoot(this.loaded.config, this.loaded.repo), {
-      cacheFile: diskCacheFile(this.loaded.repo.stateDir),
+      stateDir: this.loaded.repo.stateDir,
     })
       .then((d) => {
         this.disk = { ...d, measuredAt: at, source: 'live' };

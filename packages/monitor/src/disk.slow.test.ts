@@ -10,7 +10,13 @@ import { mkdirSync, promises as fs, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tempDir } from '@wtpool/testkit';
-import { diskUsage, loadDiskCache, measureTree, saveDiskCache, type TreeMeasure } from './disk.js';
+import {
+  diskUsage,
+  loadDiskRecords,
+  measureTree,
+  saveDiskRecords,
+  type TreeMeasure,
+} from './disk.js';
 
 const SLOTS = ['wt-1', 'wt-2', 'wt-3', 'wt-4', 'wt-5'];
 const PKGS = 200;
@@ -98,13 +104,12 @@ describe('incremental disk measure vs du -sb (≥ 100,000 entries, hard links)',
     expect(m.dirsRead).toBe(count(root, '-type', 'd'));
   });
 
-  it('a warm measure reuses every node_modules directory, reads the rest, and equals du after changes', async () => {
+  it('a warm measure lists no unchanged directory, lstat-s the sources, and equals du after changes', async () => {
     const cold = await measureTree(root, { now: later });
     const warm = await measureTree(root, { cache: cold.cache, now: later });
     agrees(warm);
-    const nmDirs = count(root, '-path', '*/node_modules*', '-type', 'd');
-    expect(warm.dirsReused).toBe(nmDirs);
-    expect(warm.dirsRead).toBe(count(root, '-type', 'd') - nmDirs);
+    expect(warm.dirsReused).toBe(count(root, '-type', 'd'));
+    expect(warm.dirsRead).toBe(0);
 
     // Changes of every kind: new files and a new package, removed files and a removed package,
     // a source file rewritten in place, a shared file hard-linked into one slot's sources.
@@ -118,54 +123,95 @@ describe('incremental disk measure vs du -sb (≥ 100,000 entries, hard links)',
     await fs.link(nm('wt-5', 'pkg-9', 'lib', 'f1.js'), path.join(root, 'wt-5', 'src', 'f1.js'));
 
     const after = await measureTree(root, { cache: warm.cache, now: later });
-    agrees(after);
-    // Read again: the sources (never trusted) and the five changed node_modules directories
-    // (wt-2/node_modules, its pkg-3/lib and new-pkg, wt-3's pkg-4/dist, wt-4/node_modules).
-    const nmAfter = count(root, '-path', '*/node_modules*', '-type', 'd');
-    expect(after.dirsRead).toBe(count(root, '-type', 'd') - nmAfter + 5);
-    expect(after.dirsReused).toBe(nmAfter - 5);
+    agrees(after); // wt-1's source appended in place: seen, its entries are lstat-ed each time
+    // Listed again: the five changed node_modules directories (wt-2/node_modules, its pkg-3/lib
+    // and new-pkg, wt-3's pkg-4/dist, wt-4/node_modules) and wt-5/src (a new link).
+    expect(after.dirsRead).toBe(6);
+    expect(after.dirsReused).toBe(count(root, '-type', 'd') - 6);
   });
 
   it('a record read within RACY_MS of its directory change is read again', async () => {
     const base = await measureTree(root, { now: later });
-    const nonNm = count(root, '-type', 'd') - count(root, '-path', '*/node_modules*', '-type', 'd');
     const fresh = path.join(root, 'wt-5', 'node_modules', 'fresh');
     await fs.mkdir(fresh);
     await fs.writeFile(path.join(fresh, 'x.js'), 'x'.repeat(123));
     const changedAt = (await fs.stat(fresh)).mtimeMs;
     // Read 100 ms after the change: wt-5/node_modules and fresh/ are racy, the rest is old.
     const racy = await measureTree(root, { cache: base.cache, now: () => changedAt + 100 });
-    expect(racy.dirsRead).toBe(nonNm + 2);
+    expect(racy.dirsRead).toBe(2);
     const again = await measureTree(root, { cache: racy.cache, now: later });
-    expect(again.dirsRead).toBe(nonNm + 2);
+    expect(again.dirsRead).toBe(2);
     expect(again.bytes).toBe(du(root));
     const settled = await measureTree(root, { cache: again.cache, now: later });
-    expect(settled.dirsRead).toBe(nonNm);
+    expect(settled.dirsRead).toBe(0);
     expect(settled.bytes).toBe(du(root));
   });
 
-  it('the cache survives a save and a load (the state dir file), and diskUsage uses it', async () => {
-    const file = path.join(sandbox, 'state', 'monitor', 'disk-cache.json');
+  it('the records survive a save and a load (the state dir files), and diskUsage uses them', async () => {
+    const state = path.join(sandbox, 'state');
     const m = await measureTree(root, { now: later });
-    await saveDiskCache(file, m.cache);
-    expect((await fs.stat(file)).mode & 0o777).toBe(0o600);
-    expect(loadDiskCache(file, path.join(sandbox, 'elsewhere'))).toBeNull();
-    const loaded = loadDiskCache(file, root)!;
-    expect(loaded.dirs.size).toBe(m.cache.dirs.size);
+    await saveDiskRecords(state, m);
+    const dir = path.join(state, 'monitor', 'disk');
+    const files = (await fs.readdir(dir)).filter((n) => n.endsWith('.json'));
+    expect(files).toHaveLength(SLOTS.length); // one per slot
+    for (const n of [...files.map((f) => path.join(dir, f)), path.join(dir, 'lists')])
+      expect((await fs.stat(n)).mode & 0o777).toBe(n.endsWith('lists') ? 0o700 : 0o600);
+    expect(loadDiskRecords(state, path.join(sandbox, 'elsewhere')).dirs.size).toBe(0);
+    const loaded = loadDiskRecords(state, root);
+    expect(loaded.dirs.size).toBe(m.cache.dirs.size - 1); // all but the root's own
+    const file = path.join(dir, files[0]!);
     const ino = (await fs.stat(file)).ino;
-    const u = await diskUsage(root, { cacheFile: file });
+    const u = await diskUsage(root, { stateDir: state });
     expect(u.bytes).toBe(du(root));
-    expect(u.dirsReused).toBe(count(root, '-path', '*/node_modules*', '-type', 'd'));
+    // The root's own listing is not saved (it is no slot's): listed again, nothing else.
+    expect([u.dirsRead, u.dirsReused]).toEqual([1, count(root, '-type', 'd') - 1]);
     expect(u.shared).toBe(m.shared);
     // Nothing trusted changed: the file is not rewritten (an atomic write is a new inode).
     expect((await fs.stat(file)).ino).toBe(ino);
     // A change in a node_modules directory is saved for the next run.
     await fs.writeFile(path.join(root, 'wt-1', 'node_modules', 'pkg-11', 'lib', 'new.js'), 'n');
-    const u2 = await diskUsage(root, { cacheFile: file });
+    const inos = async () =>
+      Promise.all(files.map(async (f) => (await fs.stat(path.join(dir, f))).ino));
+    const before = await inos();
+    const u2 = await diskUsage(root, { stateDir: state });
     expect(u2.bytes).toBe(du(root));
-    expect((await fs.stat(file)).ino).not.toBe(ino);
-    // Its record: the new file is the one single-link entry (the others are hard links).
-    const rec = loadDiskCache(file, root)!.dirs.get('wt-1/node_modules/pkg-11/lib')!;
-    expect([rec.count, rec.bytes, rec.links.length / 3]).toEqual([1, 1, FILES]);
+    // Only wt-1's file is written again.
+    const after = await inos();
+    expect(after.filter((n, i) => n !== before[i])).toHaveLength(1);
+    // Its record lists every file by inode, the new single-link one too (a later clone would
+    // make it shared without touching the directory).
+    const rec = loadDiskRecords(state, root).dirs.get('wt-1/node_modules/pkg-11/lib')!;
+    expect([rec.count, rec.bytes, rec.links.length / 3]).toEqual([0, 0, FILES + 1]);
+  });
+});
+
+describe('records taken before a clone', () => {
+  it('stay exact when a later cp -al makes their single-link files shared', async () => {
+    const sandbox = tempDir('wtpool-disk-clone-');
+    try {
+      const root = path.join(sandbox, 'repo.worktrees');
+      const lib = path.join(root, 'wt-1', 'node_modules', 'dep', 'lib');
+      mkdirSync(lib, { recursive: true });
+      for (let f = 0; f < 50; f++) writeFileSync(path.join(lib, `f${f}.js`), 'y'.repeat(500 + f));
+      mkdirSync(path.join(root, 'wt-2'));
+      const later = () => Date.now() + 10_000;
+      const first = await measureTree(root, { now: later });
+      expect(first.bytes).toBe(du(root));
+      // The clone links wt-1's files into wt-2 without touching any of wt-1's directories.
+      execFileSync('cp', ['-al', path.join(root, 'wt-1', 'node_modules'), path.join(root, 'wt-2')]);
+      const m = await measureTree(root, { cache: first.cache, now: later });
+      // All records stood but wt-2's listing (the clone added an entry): wt-2 and the three
+      // directories of its new tree are listed.
+      expect(m.dirsReused).toBe(first.cache.dirs.size - 1);
+      expect(m.dirsRead).toBe(4);
+      expect(m.bytes).toBe(du(root));
+      const files = 50 * 500 + (49 * 50) / 2;
+      expect(m.shared).toBe(files);
+      // Each slot's own bytes are its directories; the root's own inode is nobody's.
+      const own = (await fs.lstat(root)).size;
+      expect(m.perEntryOwn.get('wt-1')! + m.perEntryOwn.get('wt-2')! + files + own).toBe(m.bytes);
+    } finally {
+      await fs.rm(sandbox, { recursive: true, force: true });
+    }
   });
 });

@@ -7,7 +7,7 @@ import os from 'node:os';
 import { formatDuration } from '@wtpool/core';
 import { poolRoot, slotNames, type LoadedConfig } from '@wtpool/config';
 import { portSquatters, redisCapacity, squatterProblems, type Capacity } from '@wtpool/services';
-import { diskCacheFile, diskUsage, type DiskUsage } from './disk.js';
+import { diskUsage, type DiskUsage } from './disk.js';
 import { processFds, systemFds, type ProcessFds, type SystemFds } from './fd.js';
 import { pgSnapshot, withPg } from './postgres.js';
 import { readPoolView, type PoolView } from './pool-view.js';
@@ -367,7 +367,7 @@ export async function collectHealth(
     holderFds(pool),
     opts.disk ??
       diskUsage(poolRoot(loaded.config, loaded.repo), {
-        cacheFile: diskCacheFile(loaded.repo.stateDir),
+        stateDir: loaded.repo.stateDir,
       }).then((d) => ({
         ...d,
         measuredAt: new Date(now).toISOString(),

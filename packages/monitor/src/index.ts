@@ -19,9 +19,9 @@ export {
   measureTree,
   diskUsage,
   freeSpace,
-  loadDiskCache,
-  saveDiskCache,
-  diskCacheFile,
+  loadDiskRecords,
+  saveDiskRecords,
+  primeDiskRecords,
   insideNodeModules,
 } from './disk.js';
 export type { DiskUsage, DiskCache, DirRecord, TreeMeasure, MeasureOptions } from './disk.js';

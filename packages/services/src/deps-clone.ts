@@ -15,6 +15,19 @@ const exists = (p: string): Promise<boolean> =>
     () => false,
   );
 
+/**
+ * The node_modules directories (relative) of the worktree's workspace packages that exist in
+ * `checkout` (default: the worktree itself).
+ */
+export async function nodeModulesDirs(worktree: string, checkout = worktree): Promise<string[]> {
+  const out: string[] = [];
+  for (const dir of await packageDirs(worktree)) {
+    const rel = path.join(dir, 'node_modules');
+    if (await exists(path.join(checkout, rel))) out.push(rel);
+  }
+  return out;
+}
+
 /** Directories (relative) holding a package.json tracked in the worktree. */
 async function packageDirs(worktree: string): Promise<string[]> {
   const stdout = await runOk(
@@ -71,9 +84,7 @@ async function fixBinShims(binDir: string, mainRoot: string, worktree: string): 
  */
 export async function hardlinkClone(srcRoot: string, worktree: string): Promise<number> {
   const rels: string[] = [];
-  for (const dir of await packageDirs(worktree)) {
-    const rel = path.join(dir, 'node_modules');
-    if (!(await exists(path.join(srcRoot, rel)))) continue;
+  for (const rel of await nodeModulesDirs(worktree, srcRoot)) {
     const dst = path.join(worktree, rel);
     if (await exists(dst)) {
       const old = `${dst}.wtpool-old-${process.pid}`;

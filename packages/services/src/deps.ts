@@ -27,6 +27,7 @@ import { ExitCode, WtpoolError, failure, errno, redact, run, type RunResult } fr
 import type { Config } from '@wtpool/config';
 import { ensurePrivateDir, withLock, writePrivateFile } from '@wtpool/lock';
 import { hardlinkClone } from './deps-clone.js';
+import { primeAfterInstall } from './disk-records.js';
 import type { SlotProvider } from './provider.js';
 
 export { hardlinkClone };
@@ -42,6 +43,8 @@ const MARKER = path.join('node_modules', '.wtpool-deps.json');
 export interface DepsResult {
   strategy: 'hardlink' | 'pnpm' | 'npm' | 'yarn' | 'command' | 'skipped';
   reason: string;
+  /** The checkout a hard-link clone copied (its disk records stand for the clone's). */
+  source?: string;
 }
 
 export interface DepsOptions {
@@ -272,6 +275,8 @@ async function readMarker(worktree: string): Promise<{ hash: string | null } | u
 async function writeMarker(worktree: string, lock: Lock | null, strategy: string): Promise<void> {
   const file = path.join(worktree, MARKER);
   await fs.mkdir(path.dirname(file), { recursive: true });
+  // A clone's marker is a hard link to its source's: a new file, not a write into theirs.
+  await fs.rm(file, { force: true });
   await fs.writeFile(
     file,
     JSON.stringify({ hash: lock?.hash ?? null, lockfile: lock?.file ?? null, strategy }) + '\n',
@@ -300,6 +305,7 @@ export async function installDeps(
   }
   const result = await choose(mainRoot, worktree, deps, lock, opts);
   await writeMarker(worktree, lock, result.strategy);
+  if (opts.stateDir) await primeAfterInstall(opts.stateDir, worktree, result.source);
   return result;
 }
 
@@ -365,7 +371,11 @@ async function choose(
     const same = lock !== null && main?.hash === lock.hash && main.file === lock.file;
     if (same && (await exists(path.join(mainRoot, 'node_modules')))) {
       await hardlinkClone(mainRoot, worktree);
-      return { strategy: 'hardlink', reason: `${lock.file} matches the main checkout` };
+      return {
+        strategy: 'hardlink',
+        reason: `${lock.file} matches the main checkout`,
+        source: mainRoot,
+      };
     }
     if (s === 'hardlink') {
       throw failure(
@@ -408,7 +418,7 @@ async function choose(
   await hardlinkClone(found.src, worktree);
   await writeMarker(worktree, lock, 'hardlink');
   await addSeed(stateDir, lock.hash, worktree);
-  return { strategy: 'hardlink', reason: `${lock.file} matches ${found.src}` };
+  return { strategy: 'hardlink', reason: `${lock.file} matches ${found.src}`, source: found.src };
 }
 
 /** The frozen install of the package manager the repository names (its pin, else its lockfile). */

@@ -31,6 +31,22 @@ export { readSlotConfig, slotConfigFile } from './slot-config.js';
 export type { SlotConfigRecord } from './slot-config.js';
 export { listIncludes, WORKTREEINCLUDE } from './include.js';
 export { setupLogFile } from './setup-commands.js';
+export {
+  insideNodeModules,
+  measureTree,
+  RACY_MS,
+  type DirRecord,
+  type DiskCache,
+  type MeasureOptions,
+  type TreeMeasure,
+} from './disk-measure.js';
+export {
+  diskRecordsDir,
+  loadDiskRecords,
+  loadTreeRecords,
+  primeDiskRecords,
+  saveDiskRecords,
+} from './disk-records.js';
 
 // The socket-level Redis client, reused by the monitor (no second client library).
 export { redisPipeline, redisCommand, RedisReplyError } from './resp.js';
