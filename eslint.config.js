@@ -64,8 +64,9 @@ export default tseslint.config(
   },
   {
     // The pool's bin is CommonJS (bin/package.json): it compiles its bundle with a V8 code
-    // cache, which ESM cannot use on Node 20 (D380).
-    files: ['packages/pool/bin/**/*.js'],
+    // cache, which ESM cannot use on Node 20 (D380). The published package's bins sit beside a
+    // copy of it (D396).
+    files: ['packages/pool/bin/**/*.js', 'packages/worktree-pool/bin/**/*.js'],
     languageOptions: {
       sourceType: 'commonjs',
       globals: {

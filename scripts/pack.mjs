@@ -3,10 +3,15 @@
  * Builds the one publishable package, packages/worktree-pool (docs/decisions.md D110), and packs
  * it. Run after `pnpm -s build` (the root `pack:tarball` script does both).
  *
- * - dist/: the five CLIs, the monitor daemon and the library entry, bundled from the tsc output
+ * - dist/: four CLIs, the monitor daemon and the library entry, bundled from the tsc output
  *   of the workspace packages into one ESM build with shared chunks. Every @wtpool/* module is
  *   inlined, so installing the tarball looks up no @wtpool/* name on a registry; lint-staged
  *   (which runs files of its own) stays a normal dependency.
+ * - The pool CLI is the workspace's own: its CommonJS bundle and vendor copies
+ *   (packages/pool/dist, scripts/bundle.mjs, D380) and its bin (pool.js with the V8 code cache,
+ *   extra-ca-env.js), copied. Each of the five commands is a copy of the workspace's launcher
+ *   packages/pool/bin/pool, which keeps NODE_EXTRA_CA_CERTS from Node's start and execs the
+ *   bin of its own name (D386, D396); bin/package.json makes the bins CommonJS.
  * - types/: the packages' declaration files, `@wtpool/<pkg>` imports rewritten to relative paths;
  *   dist/index.d.ts re-exports the library's surface from them.
  *
@@ -14,8 +19,8 @@
  * Usage: node scripts/pack.mjs
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
-import { writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync } from 'node:fs';
+import { readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -30,6 +35,17 @@ const BANNER =
   "import { createRequire as __wtpoolCreateRequire } from 'node:module';\n" +
   'const require = __wtpoolCreateRequire(import.meta.url);';
 const dist = (pkg, file) => path.join(ROOT, 'packages', pkg, 'dist', file);
+const BINS = Object.keys(manifest.bin);
+/** Copied from packages/pool/bin: the pool's bin and what it requires beside it. */
+const POOL_BIN = ['pool.js', 'code-cache.js', 'extra-ca-env.js'];
+/** Copied from packages/pool/dist: the bundle pool.js compiles, and what it requires beside it. */
+const POOL_DIST = ['cli-pool.bundle.cjs', 'vendor-mcp.bundle.cjs', 'vendor-pg.bundle.cjs'];
+for (const f of POOL_DIST) {
+  if (!existsSync(dist('pool', f))) {
+    process.stderr.write(`pack: ${dist('pool', f)} is missing: run \`pnpm -s build\` first\n`);
+    process.exit(1);
+  }
+}
 /**
  * The library: the pool and the error model whole; of the gates (installer, integration) the
  * names the first two do not already export (`export *` would make a repeated name ambiguous).
@@ -61,7 +77,6 @@ const { build } = await import('esbuild');
 await build({
   absWorkingDir: ROOT,
   entryPoints: {
-    'cli-pool': dist('pool', 'cli-pool.js'),
     'cli-monitor': dist('monitor', 'cli-monitor.js'),
     'cli-tracks': dist('tracks', 'cli-tracks.js'),
     'cli-gates': dist('gates', 'cli-gates.js'),
@@ -97,6 +112,15 @@ await build({
   logLevel: 'warning',
 });
 rmSync(tmp, { recursive: true, force: true });
+for (const f of POOL_DIST) copyFileSync(dist('pool', f), path.join(PKG, 'dist', f));
+
+// The bins: the workspace's launcher under each command's name, the pool's bin beside them.
+const poolBin = (f) => path.join(ROOT, 'packages', 'pool', 'bin', f);
+for (const f of POOL_BIN) copyFileSync(poolBin(f), path.join(PKG, 'bin', f));
+for (const b of BINS) {
+  copyFileSync(poolBin('pool'), path.join(PKG, 'bin', b));
+  chmodSync(path.join(PKG, 'bin', b), 0o755);
+}
 
 // Declarations: copy each package's .d.ts, pointing @wtpool/<pkg> at the copied tree.
 const pkgs = readdirSync(path.join(ROOT, 'packages')).filter(

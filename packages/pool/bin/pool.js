@@ -19,17 +19,8 @@ if (process.argv[2] === 'run') {
   globalThis[Symbol.for('wtpool.run.early-signals')] = early;
 }
 
-// The launcher (bin/pool, D386) moved NODE_EXTRA_CA_CERTS aside so that Node's start did not
-// parse those certificates: every child gets it back, and the TLS connections this process
-// opens trust them (services/src/extra-ca.ts reads the marker).
-const moved = process.env.WTPOOL_NODE_EXTRA_CA_CERTS;
-if (moved !== undefined) {
-  delete process.env.WTPOOL_NODE_EXTRA_CA_CERTS;
-  if (process.env.NODE_EXTRA_CA_CERTS === undefined) {
-    process.env.NODE_EXTRA_CA_CERTS = moved;
-    globalThis[Symbol.for('wtpool.extra-ca-certs')] = moved;
-  }
-}
+// NODE_EXTRA_CA_CERTS back for every child, if the launcher (bin/pool, D386) moved it aside.
+require('./extra-ca-env.js');
 
 const path = require('node:path');
 const { runCached } = require('./code-cache.js');

@@ -25,7 +25,7 @@ let repo: TempRepo;
 async function install(dir: string): Promise<{ bin: string; dist: string }> {
   await fs.mkdir(path.join(dir, 'bin'), { recursive: true });
   await fs.mkdir(path.join(dir, 'dist'), { recursive: true });
-  for (const f of ['pool.js', 'code-cache.js', 'package.json'])
+  for (const f of ['pool.js', 'code-cache.js', 'extra-ca-env.js', 'package.json'])
     await fs.copyFile(path.join(POOL, 'bin', f), path.join(dir, 'bin', f));
   for (const f of await fs.readdir(path.join(POOL, 'dist')))
     if (f.endsWith('.cjs'))

@@ -3,12 +3,15 @@
  * install the tarball into a fresh repository from the local store/cache, and there, all from
  * node_modules/.bin: every bin answers --version, `pool setup`, `pool init`, acquire, a gated
  * commit rejected and one that passes, release. No @wtpool/* name is looked up or installed.
+ * Each bin is the workspace's launcher (packages/pool/bin/pool, D386, D396): `pool run` with
+ * NODE_EXTRA_CA_CERTS set to a real PEM file shows its child the variable while the node
+ * process itself was started without it.
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PROJECT_ROOT, makeTempRepo, runCli, type TempRepo } from '@wtpool/testkit';
+import { PROJECT_ROOT, makeTempRepo, runCli, selfSignedCert, type TempRepo } from '@wtpool/testkit';
 
 const TSCONFIG = JSON.stringify({
   compilerOptions: { strict: true, module: 'NodeNext', outDir: 'dist', rootDir: 'src' },
@@ -130,4 +133,46 @@ describe.each([
     const rel = await run('pool', ['release', lease.slot, 'agent-1', '--json']);
     expect(rel.code, rel.stderr).toBe(0);
   }, 900_000);
+
+  it('starts node without NODE_EXTRA_CA_CERTS and gives it back to the command it runs', async () => {
+    // Every bin is the workspace's launcher, copied; the pool's bin and bundle beside it.
+    const installed = path.join(repo.dir, 'node_modules/worktree-pool');
+    const launcher = readFileSync(path.join(PROJECT_ROOT, 'packages/pool/bin/pool'), 'utf8');
+    for (const b of BINS)
+      expect(readFileSync(path.join(installed, 'bin', b), 'utf8')).toBe(launcher);
+    const { cert } = selfSignedCert(repo.sandbox);
+    expect(readFileSync(cert, 'utf8')).toContain('-----BEGIN CERTIFICATE-----');
+    const caEnv = { ...env, NODE_EXTRA_CA_CERTS: cert, WTPOOL_TRACE: '1' };
+    // The command's parent is the node process of `pool run` (argv, no shell): its environment
+    // as it was exec'd (/proc/PID/environ, which later changes to process.env do not touch).
+    const probe = [
+      'printf "child=%s|%s\\n" "$NODE_EXTRA_CA_CERTS" "${WTPOOL_NODE_EXTRA_CA_CERTS-unset}"',
+      'printf "parent=%s\\n" "$(tr "\\0" " " < /proc/$PPID/cmdline)"',
+      'tr "\\0" "\\n" < /proc/$PPID/environ | grep -q "^NODE_EXTRA_CA_CERTS=" && echo node-start=with || echo node-start=without',
+      'tr "\\0" "\\n" < /proc/$PPID/environ | grep "^WTPOOL_NODE_EXTRA_CA_CERTS="',
+    ].join('; ');
+    const r = await runCli(bin('pool'), ['run', 'agent-2', 'ca check', '--', 'sh', '-c', probe], {
+      cwd: repo.dir,
+      env: caEnv,
+    });
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    const lines = r.stdout.split('\n');
+    expect(lines).toContain(`child=${cert}|unset`);
+    expect(lines.find((l) => l.startsWith('parent='))).toMatch(
+      /^parent=\S*node \S*worktree-pool\/bin\/pool\.js run /,
+    );
+    expect(lines).toContain('node-start=without');
+    expect(lines).toContain(`WTPOOL_NODE_EXTRA_CA_CERTS=${cert}`);
+    expect(r.stderr).toContain(`trace: NODE_EXTRA_CA_CERTS (${cert}) kept from Node's start`);
+    // The code cache resolves beside the installed bundle: the second `status` uses the first's.
+    for (const n of [1, 2]) {
+      const st = await runCli(bin('pool'), ['status', '--json'], { cwd: repo.dir, env: caEnv });
+      expect(st.code, st.stderr).toBe(0);
+      if (n === 2)
+        expect(st.stderr).toMatch(/trace: bundle cli-pool\.bundle\.cjs: .*code cache hit/);
+    }
+    expect(readdirSync(path.join(installed, 'dist')).some((f) => f.endsWith('.v8cache'))).toBe(
+      true,
+    );
+  }, 300_000);
 });
