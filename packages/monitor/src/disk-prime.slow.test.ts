@@ -180,37 +180,51 @@ describe('primeDiskRecords', () => {
       await install(src, 5);
       const state = path.join(sandbox, 'state');
       const rels = ['node_modules', 'packages/a/node_modules'];
-      for (const s of ['wt-1', 'wt-2']) {
+      const slots = ['wt-1', 'wt-2', 'wt-3'];
+      for (const s of slots) {
         await fs.mkdir(path.join(root, s, 'packages', 'a'), { recursive: true });
         for (const rel of rels)
           execFileSync('cp', ['-al', path.join(src, rel), path.join(root, s, rel)]);
       }
-      // wt-2's copy of legacy gets a directory of its own before its records are primed.
-      await fs.mkdir(path.join(root, 'wt-2', 'node_modules', 'legacy', 'extra'));
-      await fs.writeFile(path.join(root, 'wt-2', 'node_modules', 'legacy', 'extra', 'e.js'), 'e');
-      const one = await primeDiskRecords({
-        stateDir: state,
-        worktree: path.join(root, 'wt-1'),
-        rels,
-        source: src,
-      });
-      const two = await primeDiskRecords({
-        stateDir: state,
-        worktree: path.join(root, 'wt-2'),
-        rels,
-        source: src,
-      });
-      // Units: the store and legacy (inner, nested in legacy, is a package of its own).
-      expect(one.dirsDerived).toBe(3);
-      expect(two.dirsDerived).toBe(2); // legacy was read
+      // wt-3's copy gets directories of its own before its records are primed: one in legacy,
+      // one deep in a package of the store.
+      const nm3 = path.join(root, 'wt-3', 'node_modules');
+      await fs.mkdir(path.join(nm3, 'legacy', 'extra'));
+      await fs.writeFile(path.join(nm3, 'legacy', 'extra', 'e.js'), 'e');
+      await fs.mkdir(path.join(nm3, '.pnpm/dep-2@1.0.0/node_modules/dep-2/lib/sub/extra'));
+      await fs.writeFile(
+        path.join(nm3, '.pnpm/dep-2@1.0.0/node_modules/dep-2/lib/sub/extra/x'),
+        'x',
+      );
+      // The source is a slot whose install was just primed (what the deps provider does for
+      // the slot that installs): its records are reused by every clone's priming.
+      await primeDiskRecords({ stateDir: state, worktree: src, rels });
+      const derived: number[] = [];
+      for (const s of slots)
+        derived.push(
+          (
+            await primeDiskRecords({
+              stateDir: state,
+              worktree: path.join(root, s),
+              rels,
+              source: src,
+            })
+          ).dirsDerived,
+        );
+      // Units: the store, legacy and inner (nested in legacy, a package of its own). wt-2's
+      // store is derived from the directories wt-1's derivation found (none listed); wt-3's
+      // store and legacy are read: their directories are not the source's.
+      expect(derived).toEqual([3, 3, 1]);
       const cache = loadDiskRecords(state, root);
       const m = await measureTree(root, { cache });
       expect(m.dirsRead).toBe(1); // the root: no slot's
       expect(m.bytes).toBe(du(root));
-      // The two stores share one list of files in memory (and one file on disk).
+      // wt-1's and wt-2's stores share one list of files in memory (and one file on disk).
       const stores = [...cache.dirs].filter(([k]) => k.endsWith('node_modules/.pnpm'));
-      expect(stores).toHaveLength(2);
-      expect(stores[0]![1].links).toBe(stores[1]![1].links);
+      expect(stores.map(([k]) => k).sort()).toEqual(slots.map((s) => `${s}/node_modules/.pnpm`));
+      const list = (s: string) => cache.dirs.get(`${s}/node_modules/.pnpm`)!.links;
+      expect(list('wt-1')).toBe(list('wt-2'));
+      expect(list('wt-3')).not.toBe(list('wt-1'));
     } finally {
       await fs.rm(sandbox, { recursive: true, force: true });
     }

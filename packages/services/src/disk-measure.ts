@@ -116,6 +116,8 @@ export interface MeasureOptions {
   quiet?: boolean;
   /** Records of directories copied from elsewhere (see `Derive`), tried before reading one. */
   derive?: Derive;
+  /** Only the records are wanted (priming): skip counting the shared entries (bytes are NaN). */
+  count?: boolean;
   /** Clock for the records' `readAt` (tests). */
   now?: () => number;
 }
@@ -153,10 +155,10 @@ export function unitKind(rel: string, names: readonly string[]): UnitKind | null
 }
 
 /** The subdirectories a unit leaves out: the store's own node_modules, a package's nested ones. */
-const leftOut = (kind: UnitKind, inner: string, name: string) =>
+export const leftOut = (kind: UnitKind, inner: string, name: string) =>
   name === 'node_modules' && (kind === 'package' || inner === '');
 
-function blank(st: Stats, now: number, quiet: boolean): DirRecord {
+export function blank(st: Stats, now: number, quiet: boolean): DirRecord {
   const rec: DirRecord = {
     dev: st.dev,
     ino: st.ino,
@@ -226,49 +228,6 @@ function readUnit(abs: string, names: readonly string[], kind: UnitKind, rec: Di
     });
   }
   return read;
-}
-
-/**
- * A unit's record for a copy of a unit whose record is `src` (a `cp -al` clone: the same
- * files, new directories): its own directories are read (their sizes, and that they are the
- * same ones), the files are taken from `src`. Null when the directories differ from the source's.
- */
-export function deriveUnit(abs: string, st: Stats, src: DirRecord, now: number): DirRecord | null {
-  const kind = src.unit;
-  if (!kind) return null;
-  const rec = blank(st, now, true);
-  rec.unit = kind;
-  rec.links = src.links;
-  const stack = [''];
-  while (stack.length) {
-    const inner = stack.pop()!;
-    let entries;
-    try {
-      entries = readdirSync(inner ? abs + path.sep + inner : abs, { withFileTypes: true });
-    } catch {
-      return null;
-    }
-    for (const d of entries) {
-      if (!d.isDirectory()) continue;
-      const sub = inner ? inner + '/' + d.name : d.name;
-      if (leftOut(kind, inner, d.name)) {
-        rec.subdirs.push(sub);
-        continue;
-      }
-      let e: Stats;
-      try {
-        e = lstatSync(abs + path.sep + sub);
-      } catch {
-        return null;
-      }
-      rec.bytes += e.size;
-      rec.count++;
-      stack.push(sub);
-    }
-  }
-  if (rec.count !== src.count || rec.subdirs.length !== src.subdirs.length) return null;
-  const theirs = new Set(src.subdirs);
-  return rec.subdirs.every((s) => theirs.has(s)) ? rec : null;
 }
 
 export const sameStamp = (r: DirRecord, st: Stats) =>
@@ -407,7 +366,22 @@ export async function measureTree(root: string, opts: MeasureOptions = {}): Prom
     if (!fresh) for (const n of rec.subdirs) stack.push([rel ? rel + '/' + n : n, top || n, null]);
   }
   if (old) for (const rel of old.keys()) if (rel && !dirs.has(rel)) changedTops.add(topOf(rel));
-  const s = countLinks(visited, add);
+  const s = opts.count === false ? null : countLinks(visited, add);
+  if (!s) {
+    return {
+      bytes: NaN,
+      inodes: NaN,
+      perEntry: new Map(),
+      perEntryOwn: own,
+      shared: NaN,
+      cache: { root, dirs },
+      dirsRead,
+      dirsReused,
+      dirsDerived,
+      changedTops,
+      cacheChanged: changedTops.size > 0,
+    };
+  }
   bytes += s.bytes;
   inodes += s.inodes;
   const perEntry = new Map<string, number>();

@@ -22,8 +22,8 @@ import path from 'node:path';
 import { traced } from '@wtpool/core';
 import { writePrivateFile } from '@wtpool/lock';
 import { nodeModulesDirs } from './deps-clone.js';
+import { deriveUnit } from './disk-derive.js';
 import {
-  deriveUnit,
   measureTree,
   sameStamp,
   type DirRecord,
@@ -290,7 +290,11 @@ export async function primeDiskRecords(opts: {
   if (opts.source) {
     const source = opts.source;
     const had = loadTreeRecords(stateDir, source);
-    const src = await measureTree(source, { cache: { root: source, dirs: had }, only: rels });
+    const src = await measureTree(source, {
+      cache: { root: source, dirs: had },
+      only: rels,
+      count: false,
+    });
     if (src.cacheChanged) {
       const keep = new Map([...had].filter(([rel]) => !rels.some((r) => within(rel, r))));
       for (const [rel, r] of src.cache.dirs) keep.set(rel, r);
@@ -312,7 +316,11 @@ export async function primeDiskRecords(opts: {
   }
   // The whole worktree: its sources' listings are recorded too (their entries are lstat-ed at
   // every measure, their listing spared while their stamps hold).
-  const m = await measureTree(worktree, { quiet: true, ...(derive ? { derive } : {}) });
+  const m = await measureTree(worktree, {
+    quiet: true,
+    count: false,
+    ...(derive ? { derive } : {}),
+  });
   await saveTreeRecords(stateDir, worktree, m.cache.dirs);
   // Quiet records have no racy window: a later change must not share the timestamp tick of
   // the last change they saw. Whoever writes next (the slot's setup, its agent) starts after
