@@ -6,7 +6,7 @@
  * slot alone it is that slot's own bytes plus the shared files once.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, promises as fs, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, promises as fs, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tempDir } from '@wtpool/testkit';
@@ -186,7 +186,7 @@ describe('incremental disk measure vs du -sb (≥ 100,000 entries, hard links)',
 });
 
 describe('records taken before a clone', () => {
-  it('stay exact when a later cp -al makes their single-link files shared', async () => {
+  it('stay exact when a later cp -al makes their single-link files shared; a retired slot’s go', async () => {
     const sandbox = tempDir('wtpool-disk-clone-');
     try {
       const root = path.join(sandbox, 'repo.worktrees');
@@ -210,6 +210,24 @@ describe('records taken before a clone', () => {
       // Each slot's own bytes are its directories; the root's own inode is nobody's.
       const own = (await fs.lstat(root)).size;
       expect(m.perEntryOwn.get('wt-1')! + m.perEntryOwn.get('wt-2')! + files + own).toBe(m.bytes);
+
+      // Saved, then wt-2 retired: the next save (wt-1 changed) removes its records file and the
+      // first format's file.
+      const state = path.join(sandbox, 'state');
+      await saveDiskRecords(state, first);
+      await saveDiskRecords(state, m);
+      const dir = path.join(state, 'monitor', 'disk');
+      const trees = async () => (await fs.readdir(dir)).filter((n) => n.endsWith('.json'));
+      expect(await trees()).toHaveLength(2);
+      writeFileSync(path.join(state, 'monitor', 'disk-cache.json'), '{"v":1}');
+      await fs.rm(path.join(root, 'wt-2'), { recursive: true });
+      writeFileSync(path.join(lib, 'new.js'), 'new');
+      const after = await measureTree(root, { cache: loadDiskRecords(state, root), now: later });
+      expect(after.bytes).toBe(du(root));
+      await saveDiskRecords(state, after);
+      expect(await trees()).toHaveLength(1);
+      expect(loadDiskRecords(state, root).dirs.has('wt-1/node_modules/dep/lib')).toBe(true);
+      expect(existsSync(path.join(state, 'monitor', 'disk-cache.json'))).toBe(false);
     } finally {
       await fs.rm(sandbox, { recursive: true, force: true });
     }

@@ -17,7 +17,14 @@
  * file is no records: the next measure reads those directories.
  */
 import { createHash } from 'node:crypto';
-import { lstatSync, promises as fs, readdirSync, readFileSync, statSync } from 'node:fs';
+import {
+  existsSync,
+  lstatSync,
+  promises as fs,
+  readdirSync,
+  readFileSync,
+  statSync,
+} from 'node:fs';
 import path from 'node:path';
 import { traced } from '@wtpool/core';
 import { writePrivateFile } from '@wtpool/lock';
@@ -230,7 +237,7 @@ export function loadDiskRecords(stateDir: string, root: string): DiskCache {
   return { root, dirs };
 }
 
-/** Saves the records of the top-level entries a measure changed; drops unreferenced lists. */
+/** Saves the records of the top-level entries a measure changed; drops what is orphaned. */
 export async function saveDiskRecords(stateDir: string, m: TreeMeasure): Promise<void> {
   if (!m.cacheChanged) return;
   const byTop = new Map<string, Map<string, DirRecord>>();
@@ -242,16 +249,27 @@ export async function saveDiskRecords(stateDir: string, m: TreeMeasure): Promise
   for (const [top, recs] of byTop) {
     if (top) await saveTreeRecords(stateDir, path.join(m.cache.root, top), recs);
   }
-  await dropOrphanLists(stateDir);
+  await dropOrphans(stateDir);
 }
 
-/** Removes list files no tree file names (older than ORPHAN_MS: a writer may be mid-way). */
-async function dropOrphanLists(stateDir: string): Promise<void> {
+/**
+ * Removes the records of trees that are gone (a retired slot), the state dir's file of the
+ * records' first format, and list files no tree file names (older than ORPHAN_MS: a writer may
+ * be between the two).
+ */
+async function dropOrphans(stateDir: string): Promise<void> {
   const dir = diskRecordsDir(stateDir);
+  await fs.rm(path.join(stateDir, 'monitor', 'disk-cache.json'), { force: true });
   const used = new Set<string>();
   for (const n of await fs.readdir(dir).catch(() => [] as string[])) {
     if (!n.endsWith('.json')) continue;
-    const text = await fs.readFile(path.join(dir, n), 'utf8').catch(() => '');
+    const file = path.join(dir, n);
+    const text = await fs.readFile(file, 'utf8').catch(() => '');
+    const tree = /^\{"v":\d+,"dir":("(?:[^"\\]|\\.)*")/.exec(text)?.[1];
+    if (tree && !existsSync(JSON.parse(tree) as string)) {
+      await fs.rm(file, { force: true });
+      continue;
+    }
     for (const m of text.matchAll(/"([0-9a-f]{32})"\]/g)) used.add(m[1]!);
   }
   const now = Date.now();
