@@ -117,21 +117,85 @@ describe('default tracks: properties on generated graphs', () => {
             }
           }
         }
-        // inside a track, a blocker never comes after what it blocks (outside cycles)
-        const inCycle = new Set(g.cycles.flat());
-        for (const t of plan.tracks) {
-          const pos = new Map([...t.items, ...t.later].map((it, k) => [it.id, k]));
+        // inside a track (and among the stranded), a blocker never comes after what it blocks,
+        // unless both are in one cycle: what waits on a cycle follows all of it
+        const cycleOf = new Map(g.cycles.flatMap((c, k) => c.map((id) => [id, k] as const)));
+        for (const list of [...plan.tracks.map((t) => [...t.items, ...t.later]), plan.stranded]) {
+          const pos = new Map(list.map((it, k) => [it.id, k]));
           for (const [id, k] of pos) {
-            if (inCycle.has(id)) continue;
             for (const b of g.blockers[g.index.get(id)!]!) {
-              const pb = pos.get(g.issues[b]!.id);
-              if (pb !== undefined && !inCycle.has(g.issues[b]!.id)) expect(pb).toBeLessThan(k);
+              const bid = g.issues[b]!.id;
+              const pb = pos.get(bid);
+              if (pb === undefined) continue;
+              if (cycleOf.has(id) && cycleOf.get(id) === cycleOf.get(bid)) continue;
+              expect(pb).toBeLessThan(k);
             }
           }
         }
       }),
       { numRuns: 300 },
     );
+  });
+
+  it('what waits on a cycle follows it blockers first (the property counterexample, seed 1611199778)', () => {
+    // t-0 waits on t-10 and t-8, t-8 on t-0 (a cycle), t-6 on t-0, t-9 on t-6. The cycle's
+    // issues were dumped by priority together with what waits on them: t-9 (P2) before t-6 (P3).
+    const p = (i: number) => (i <= 5 ? 0 : i === 6 ? 3 : 2);
+    const deps: Record<number, [string, string][]> = {
+      0: [
+        ['blocks', 't-10'],
+        ['blocks', 't-8'],
+      ],
+      6: [['blocks', 't-0']],
+      8: [['blocks', 't-0']],
+      9: [['blocks', 't-6']],
+    };
+    const g = buildGraph(
+      Array.from({ length: 12 }, (_, i) => issue(`t-${i}`, deps[i] ?? [], { priority: p(i) })),
+    );
+    expect(g.cycles).toEqual([['t-0', 't-8']]);
+    const [t, ...rest] = trackPlan(g, new Map(), { maxTracks: 1, hotFile: 2 }).tracks;
+    expect(rest).toHaveLength(0);
+    expect(t!.items.map((i) => i.id)).toEqual([
+      ...['t-1', 't-2', 't-3', 't-4', 't-5'],
+      ...['t-10', 't-11', 't-7'],
+    ]);
+    expect(t!.later.map((l) => [l.id, l.waits_on])).toEqual([
+      ['t-0', ['t-10', 't-8']],
+      ['t-8', ['t-0']],
+      ['t-6', ['t-0']],
+      ['t-9', ['t-6']],
+    ]);
+    // Packing has no part in it: the unit alone in its track is ordered the same.
+    const alone = trackPlan(g, new Map(), { maxTracks: 10 }).tracks.find(
+      (x) => x.items[0]!.id === 't-10',
+    )!;
+    expect(alone.later.map((l) => l.id)).toEqual(['t-0', 't-8', 't-6', 't-9']);
+  });
+
+  it('a cycle is ordered when nothing else is free, after the cycles and issues it waits on', () => {
+    // a ⇄ b; c ⇄ d, and c waits on b; e waits on d. No issue of theirs is free: all stranded.
+    const g = buildGraph([
+      issue('a', [['blocks', 'b']], { priority: 3 }),
+      issue('b', [['blocks', 'a']], { priority: 4 }),
+      issue(
+        'c',
+        [
+          ['blocks', 'd'],
+          ['blocks', 'b'],
+        ],
+        { priority: 0 },
+      ),
+      issue('d', [['blocks', 'c']], { priority: 1 }),
+      issue('e', [['blocks', 'd']], { priority: 0 }),
+    ]);
+    expect(g.cycles).toEqual([
+      ['a', 'b'],
+      ['c', 'd'],
+    ]);
+    const plan = trackPlan(g, new Map());
+    expect(plan.tracks).toEqual([]);
+    expect(plan.stranded.map((s) => s.id)).toEqual(['a', 'b', 'c', 'd', 'e']);
   });
 });
 

@@ -15,8 +15,10 @@ import { trackName } from './bv.js';
 import { KNOWN_STATUSES, statusMeaning } from './status.js';
 import { mostCommon, unitShape } from './unit-shape.js';
 import { binReason, packUnits, unitOrder, type Unit } from './pack.js';
+import { orderIssues } from './order.js';
 export type { UnitShape } from './unit-shape.js';
 export { packUnits, type Unit } from './pack.js';
+export { orderIssues } from './order.js';
 
 /** What every listed item shows: who it is, how urgent, its status and assignee. */
 export interface ItemBase {
@@ -129,89 +131,6 @@ export const DEFAULT_MAX_TRACKS = 10;
 export const DEFAULT_HOT_FILE = 6;
 
 const cmp = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
-
-/** Min-heap of issue indexes by (priority, id): Kahn's order with priority tie-breaks. */
-class IssueHeap {
-  private a: number[] = [];
-  constructor(
-    private readonly g: Graph,
-    private readonly late: Set<number> = new Set(),
-  ) {}
-  private less(x: number, y: number): boolean {
-    const lx = this.late.has(x);
-    if (lx !== this.late.has(y)) return !lx;
-    const ix = this.g.issues[x]!;
-    const iy = this.g.issues[y]!;
-    return ix.priority !== iy.priority ? ix.priority < iy.priority : ix.id < iy.id;
-  }
-  get length(): number {
-    return this.a.length;
-  }
-  push(v: number): void {
-    const a = this.a;
-    a.push(v);
-    for (let i = a.length - 1; i > 0;) {
-      const p = (i - 1) >> 1;
-      if (!this.less(a[i]!, a[p]!)) break;
-      [a[i], a[p]] = [a[p]!, a[i]!];
-      i = p;
-    }
-  }
-  pop(): number {
-    const a = this.a;
-    const top = a[0]!;
-    const last = a.pop()!;
-    if (a.length) {
-      a[0] = last;
-      for (let i = 0; ;) {
-        const l = 2 * i + 1;
-        const r = l + 1;
-        let m = i;
-        if (l < a.length && this.less(a[l]!, a[m]!)) m = l;
-        if (r < a.length && this.less(a[r]!, a[m]!)) m = r;
-        if (m === i) break;
-        [a[i], a[m]] = [a[m]!, a[i]!];
-        i = m;
-      }
-    }
-    return top;
-  }
-}
-
-/**
- * Orders open issues: blockers before what they block (Kahn), then an epic after its open
- * children when that is free to choose (a blocker inside the epic's tree can force otherwise),
- * then priority and id. Members of a cycle come last, by priority.
- */
-export function orderIssues(g: Graph, members: number[]): number[] {
-  const inSet = new Set(members);
-  const indeg = new Map<number, number>();
-  // edges u → v meaning "u before v"
-  const next = (u: number): number[] => g.dependents[u]!.filter((v) => inSet.has(v));
-  const epics = new Set(members.filter((m) => g.children[m]!.some((c) => inSet.has(c))));
-  for (const u of members) indeg.set(u, indeg.get(u) ?? 0);
-  for (const u of members) for (const v of next(u)) indeg.set(v, (indeg.get(v) ?? 0) + 1);
-  const heap = new IssueHeap(g, epics);
-  for (const u of members) if (indeg.get(u) === 0) heap.push(u);
-  const out: number[] = [];
-  while (heap.length) {
-    const u = heap.pop();
-    out.push(u);
-    for (const v of next(u)) {
-      const d = indeg.get(v)! - 1;
-      indeg.set(v, d);
-      if (d === 0) heap.push(v);
-    }
-  }
-  if (out.length < members.length) {
-    const done = new Set(out);
-    const rest = members.filter((m) => !done.has(m));
-    const h = new IssueHeap(g);
-    for (const m of rest) h.push(m);
-    while (h.length) out.push(h.pop());
-  }
-  return out;
-}
 
 const WORK_TYPES = new Set(['task', 'bug', 'feature', 'chore', 'epic', 'story', 'spike', 'docs']);
 
