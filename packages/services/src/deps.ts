@@ -275,12 +275,14 @@ async function readMarker(worktree: string): Promise<{ hash: string | null } | u
 async function writeMarker(worktree: string, lock: Lock | null, strategy: string): Promise<void> {
   const file = path.join(worktree, MARKER);
   await fs.mkdir(path.dirname(file), { recursive: true });
-  // A clone's marker is a hard link to its source's: a new file, not a write into theirs.
-  await fs.rm(file, { force: true });
+  // A clone's marker is a hard link to its source's: a new file renamed over it, not a write
+  // into theirs; and never missing, since another slot's provisioning may be reading it (seedSource).
+  const tmp = `${file}.${process.pid}.tmp`;
   await fs.writeFile(
-    file,
+    tmp,
     JSON.stringify({ hash: lock?.hash ?? null, lockfile: lock?.file ?? null, strategy }) + '\n',
   );
+  await fs.rename(tmp, file);
 }
 
 /** Brings the worktree's dependencies up to date with its lockfile; a no-op when they are. */

@@ -313,11 +313,7 @@ export async function primeDiskRecords(opts: {
       only: rels,
       count: false,
     });
-    if (src.cacheChanged) {
-      const keep = new Map([...had].filter(([rel]) => !rels.some((r) => within(rel, r))));
-      for (const [rel, r] of src.cache.dirs) keep.set(rel, r);
-      await saveTreeRecords(stateDir, source, keep);
-    }
+    if (src.cacheChanged) await saveTreeRecords(stateDir, source, replaced(had, rels, src));
     const theirs = src.cache.dirs;
     derive = (rel, abs, st) => {
       const s = theirs.get(rel);
@@ -332,14 +328,15 @@ export async function primeDiskRecords(opts: {
       return sameStamp(s, now) ? deriveUnit(abs, st, s, Date.now()) : null;
     };
   }
-  // The whole worktree: its sources' listings are recorded too (their entries are lstat-ed at
-  // every measure, their listing spared while their stamps hold).
+  // Only the new trees: the sources' listings are the first status's to record (listing them
+  // here would cost every clone more than it spares that status).
   const m = await measureTree(worktree, {
+    only: rels,
     quiet: true,
     count: false,
     ...(derive ? { derive } : {}),
   });
-  await saveTreeRecords(stateDir, worktree, m.cache.dirs);
+  await saveTreeRecords(stateDir, worktree, replaced(loadTreeRecords(stateDir, worktree), rels, m));
   // Quiet records have no racy window: a later change must not share the timestamp tick of
   // the last change they saw. Whoever writes next (the slot's setup, its agent) starts after
   // this returns, so it returns no earlier than a tick after that change.
@@ -353,7 +350,17 @@ export async function primeDiskRecords(opts: {
 /** Longer than a kernel timestamp tick (a jiffy: 1–10 ms) on filesystems with sub-second times. */
 const TICK_MS = 25;
 
-const within = (rel: string, dir: string) => rel === dir || rel.startsWith(dir + '/');
+/** `had` with the records of the trees `rels` replaced by those of measure `m`. */
+function replaced(
+  had: ReadonlyMap<string, DirRecord>,
+  rels: readonly string[],
+  m: TreeMeasure,
+): Map<string, DirRecord> {
+  const within = (rel: string, dir: string) => rel === dir || rel.startsWith(dir + '/');
+  const out = new Map([...had].filter(([rel]) => !rels.some((r) => within(rel, r))));
+  for (const [rel, r] of m.cache.dirs) out.set(rel, r);
+  return out;
+}
 
 /**
  * The records of a slot whose dependencies were just installed (or cloned from `source`), so
