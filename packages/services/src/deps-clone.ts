@@ -20,12 +20,11 @@ const exists = (p: string): Promise<boolean> =>
  * `checkout` (default: the worktree itself).
  */
 export async function nodeModulesDirs(worktree: string, checkout = worktree): Promise<string[]> {
-  const out: string[] = [];
-  for (const dir of await packageDirs(worktree)) {
-    const rel = path.join(dir, 'node_modules');
-    if (await exists(path.join(checkout, rel))) out.push(rel);
-  }
-  return out;
+  // All at once: a monorepo has dozens, and a provisioning beside them may keep the event loop
+  // busy (another slot's disk records), each sequential check waiting for a turn.
+  const rels = (await packageDirs(worktree)).map((dir) => path.join(dir, 'node_modules'));
+  const there = await Promise.all(rels.map((rel) => exists(path.join(checkout, rel))));
+  return rels.filter((_, i) => there[i]);
 }
 
 /** Directories (relative) holding a package.json tracked in the worktree. */
@@ -83,16 +82,16 @@ async function fixBinShims(binDir: string, mainRoot: string, worktree: string): 
  * installed from the same lockfile) into the worktree.
  */
 export async function hardlinkClone(srcRoot: string, worktree: string): Promise<number> {
-  const rels: string[] = [];
-  for (const rel of await nodeModulesDirs(worktree, srcRoot)) {
-    const dst = path.join(worktree, rel);
-    if (await exists(dst)) {
+  const rels = await nodeModulesDirs(worktree, srcRoot);
+  await Promise.all(
+    rels.map(async (rel) => {
+      const dst = path.join(worktree, rel);
+      if (!(await exists(dst))) return;
       const old = `${dst}.wtpool-old-${process.pid}`;
       await fs.rename(dst, old);
       await fs.rm(old, { recursive: true, force: true });
-    }
-    rels.push(rel);
-  }
+    }),
+  );
   if (!rels.length) return 0;
   // One `cp` for the whole workspace (GNU --parents recreates each relative path under the
   // worktree): a monorepo has dozens of node_modules, and a process per directory cost vite
@@ -110,8 +109,8 @@ export async function hardlinkClone(srcRoot: string, worktree: string): Promise<
       }
     }
   }
-  for (const rel of rels) {
-    await fixBinShims(path.join(worktree, rel, '.bin'), srcRoot, worktree);
-  }
+  await Promise.all(
+    rels.map((rel) => fixBinShims(path.join(worktree, rel, '.bin'), srcRoot, worktree)),
+  );
   return rels.length;
 }

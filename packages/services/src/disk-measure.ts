@@ -122,6 +122,9 @@ export interface MeasureOptions {
   now?: () => number;
 }
 
+/** Directories read between two turns of the event loop. */
+const YIELD_EVERY = 512;
+
 /** A directory summarised with its whole subtree (see the header). */
 export type UnitKind = 'store' | 'package';
 
@@ -207,10 +210,18 @@ function addEntries(
 }
 
 /** A unit's record: its whole subtree but what `leftOut` names, entries listed as links. */
-function readUnit(abs: string, names: readonly string[], kind: UnitKind, rec: DirRecord): number {
+async function readUnit(
+  abs: string,
+  names: readonly string[],
+  kind: UnitKind,
+  rec: DirRecord,
+): Promise<number> {
   let read = 1;
   const stack: Array<[inner: string, names: readonly string[] | null]> = [['', names]];
   while (stack.length) {
+    // A store is thousands of directories: let the process's other work (the next slots'
+    // clones in a `pool init`) go on meanwhile.
+    if (read % 64 === 0) await new Promise((r) => setImmediate(r));
     const [inner, known] = stack.pop()!;
     const dir = inner ? abs + path.sep + inner : abs;
     const entries = known ?? list(dir);
@@ -302,7 +313,7 @@ export async function measureTree(root: string, opts: MeasureOptions = {}): Prom
   }
   let sinceYield = 0;
   while (stack.length) {
-    if (++sinceYield === 512) {
+    if (++sinceYield === YIELD_EVERY) {
       sinceYield = 0;
       await new Promise((r) => setImmediate(r));
     }
@@ -340,7 +351,7 @@ export async function measureTree(root: string, opts: MeasureOptions = {}): Prom
         const kind = trusted ? unitKind(rel, names) : null;
         if (kind) {
           rec.unit = kind;
-          dirsRead += readUnit(abs, names, kind, rec) - 1;
+          dirsRead += (await readUnit(abs, names, kind, rec)) - 1;
         } else {
           // Its subdirectories' stats are those just taken: not taken again when they are visited.
           const r = rec;

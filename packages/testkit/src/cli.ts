@@ -23,9 +23,12 @@ export function runCli(bin: string, args: string[], opts: RunOptions = {}): Prom
   const cmd = isJs ? process.execPath : bin;
   const argv = isJs ? [bin, ...args] : args;
   return new Promise((resolve, reject) => {
-    // Not inherited from the test run: pnpm's INIT_CWD and lifecycle names point at the real checkout.
+    // Not inherited from the test run: pnpm's INIT_CWD and lifecycle names point at the real
+    // checkout; NODE_EXTRA_CA_CERTS costs every Node start ~37 ms where it names a system bundle
+    // (D386) and the tests reach no TLS server that needs it (a test that does passes it in env).
     const base = { ...process.env };
-    for (const k of Object.keys(base)) if (k === 'INIT_CWD' || k.startsWith('npm_')) delete base[k];
+    for (const k of Object.keys(base))
+      if (k === 'INIT_CWD' || k === 'NODE_EXTRA_CA_CERTS' || k.startsWith('npm_')) delete base[k];
     const child = spawn(cmd, argv, {
       cwd: opts.cwd,
       env: { ...base, CI: '1', FORCE_COLOR: '0', ...opts.env },
