@@ -1,6 +1,6 @@
 /**
  * The hard-link clone of a checkout's dependencies into a slot (deps.ts's fastest strategy):
- * every node_modules of the workspace (root and packages) copied with `cp -al`, so files become
+ * every node_modules of the workspace (root and packages) copied with `cp -lRP`, so files become
  * hard links (no extra data on disk) and symlinks stay symlinks (pnpm's relative links into
  * node_modules/.pnpm resolve inside the slot); the `.bin` shims, which name the source's
  * absolute path, are rewritten for the slot.
@@ -47,7 +47,7 @@ async function packageDirs(worktree: string): Promise<string[]> {
   ];
 }
 
-/** Recursive hard-link copy keeping symlinks as symlinks (fallback when `cp -al` fails). */
+/** Recursive hard-link copy keeping symlinks as symlinks (fallback when `cp -lRP` and `cp -al` fail). */
 async function linkTree(src: string, dst: string): Promise<void> {
   await fs.mkdir(dst, { recursive: true });
   for (const e of await fs.readdir(src, { withFileTypes: true })) {
@@ -96,7 +96,13 @@ export async function hardlinkClone(srcRoot: string, worktree: string): Promise<
   // One `cp` for the whole workspace (GNU --parents recreates each relative path under the
   // worktree): a monorepo has dozens of node_modules, and a process per directory cost vite
   // 17 s instead of 3 s on a loaded machine. Per directory when that cp is not GNU's.
-  const all = await run('cp', ['-al', '--parents', '--', ...rels, worktree], { cwd: srcRoot });
+  // -lRP, not -al: links, symlinks as symlinks, directories with their mode less the umask (a
+  // private 0700 cache stays private), but none of the owners, times, ACLs and xattrs -a sets
+  // or reads on every entry (nine vite clones at once: 1.5 s instead of 2.1 s, the trees
+  // identical: the same inodes, link targets and directories).
+  const all = await run('cp', ['-lRP', '--parents', '--', ...rels, worktree], {
+    cwd: srcRoot,
+  });
   if (all.code !== 0) {
     for (const rel of rels) {
       const src = path.join(srcRoot, rel);

@@ -35,6 +35,9 @@ async function installedProject(): Promise<{ fx: Fixture; wt: string }> {
     `#!/bin/sh\nexport NODE_PATH="${fx.repo.dir}/node_modules/.pnpm/node_modules"\nexec node "$basedir/../dep/index.js"\n`,
     { mode: 0o755 },
   );
+  // A tool's private cache: its mode must survive the clone (0700 is not the umask's default).
+  await fs.mkdir(path.join(nm, '.cache/tool'), { recursive: true, mode: 0o700 });
+  await fs.chmod(path.join(nm, '.cache/tool'), 0o700);
   const anm = path.join(fx.repo.dir, 'packages/a/node_modules');
   await fs.mkdir(anm, { recursive: true });
   await fs.symlink('../../../node_modules/.pnpm/dep@1.0.0/node_modules/dep', path.join(anm, 'dep'));
@@ -68,6 +71,7 @@ describe('dependencies', () => {
       fx.repo.dir,
     );
     expect((await fs.stat(path.join(wt, 'node_modules/.bin/dep'))).mode & 0o111).toBeTruthy();
+    expect((await fs.stat(path.join(wt, 'node_modules/.cache/tool'))).mode & 0o777).toBe(0o700);
     // Nothing to commit in the slot.
     expect(await fx.repo.git(['status', '--porcelain'], wt)).toBe('');
     // Unchanged lockfile: nothing runs again.

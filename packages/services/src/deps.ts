@@ -10,7 +10,7 @@
  *   pnpm|npm  the package manager's frozen install
  *   command   deps.command, run in the worktree
  *   none      nothing
- * The clone copies every node_modules of the workspace (root and packages) with `cp -al`:
+ * The clone copies every node_modules of the workspace (root and packages) with `cp -lRP`:
  * files become hard links (no extra data on disk), symlinks stay symlinks (pnpm's layout is
  * relative links into node_modules/.pnpm, so they resolve inside the slot). The `.bin` shims,
  * which name the source's absolute path, are rewritten for the slot.
