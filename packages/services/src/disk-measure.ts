@@ -218,10 +218,14 @@ async function readUnit(
 ): Promise<number> {
   let read = 1;
   const stack: Array<[inner: string, names: readonly string[] | null]> = [['', names]];
+  let turn = Date.now();
   while (stack.length) {
     // A store is thousands of directories: let the process's other work (the next slots'
-    // clones in a `pool init`) go on meanwhile.
-    if (read % 64 === 0) await new Promise((r) => setImmediate(r));
+    // clones in a `pool init`, each a chain of short steps) go on every few milliseconds.
+    if (Date.now() - turn >= 3) {
+      await new Promise((r) => setImmediate(r));
+      turn = Date.now();
+    }
     const [inner, known] = stack.pop()!;
     const dir = inner ? abs + path.sep + inner : abs;
     const entries = known ?? list(dir);
