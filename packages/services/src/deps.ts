@@ -25,8 +25,9 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { ExitCode, WtpoolError, failure, errno, redact, run, type RunResult } from '@wtpool/core';
 import type { Config } from '@wtpool/config';
-import { ensurePrivateDir, withLock, writePrivateFile } from '@wtpool/lock';
+import { ensurePrivateDir, writePrivateFile } from '@wtpool/lock';
 import { hardlinkClone } from './deps-clone.js';
+import { addSeed, readMarker, seedOrInstall, writeMarker, type Lock } from './deps-seed.js';
 import { primeAfterInstall } from './disk-records.js';
 import type { SlotProvider } from './provider.js';
 
@@ -38,7 +39,6 @@ export const LOCKFILES = [
   'npm-shrinkwrap.json',
   'yarn.lock',
 ];
-const MARKER = path.join('node_modules', '.wtpool-deps.json');
 
 export interface DepsResult {
   strategy: 'hardlink' | 'pnpm' | 'npm' | 'yarn' | 'command' | 'skipped';
@@ -55,8 +55,6 @@ export interface DepsOptions {
   /** Progress of long steps, for a terminal. */
   progress?: ((message: string) => void) | undefined;
 }
-
-type Lock = { file: string; hash: string };
 
 async function exists(p: string): Promise<boolean> {
   return fs.lstat(p).then(
@@ -265,26 +263,6 @@ async function managerCommand(
 
 type DepsConfig = Config['deps'];
 
-async function readMarker(worktree: string): Promise<{ hash: string | null } | undefined> {
-  return fs
-    .readFile(path.join(worktree, MARKER), 'utf8')
-    .then((t) => JSON.parse(t) as { hash: string | null })
-    .catch(() => undefined);
-}
-
-async function writeMarker(worktree: string, lock: Lock | null, strategy: string): Promise<void> {
-  const file = path.join(worktree, MARKER);
-  await fs.mkdir(path.dirname(file), { recursive: true });
-  // A clone's marker is a hard link to its source's: a new file renamed over it, not a write
-  // into theirs; and never missing, since another slot's provisioning may be reading it (seedSource).
-  const tmp = `${file}.${process.pid}.tmp`;
-  await fs.writeFile(
-    tmp,
-    JSON.stringify({ hash: lock?.hash ?? null, lockfile: lock?.file ?? null, strategy }) + '\n',
-  );
-  await fs.rename(tmp, file);
-}
-
 /** Brings the worktree's dependencies up to date with its lockfile; a no-op when they are. */
 export async function installDeps(
   mainRoot: string,
@@ -310,40 +288,6 @@ export async function installDeps(
   if (opts.stateDir) await primeAfterInstall(opts.stateDir, worktree, result.source);
   return result;
 }
-
-/** Seeds: slots whose node_modules were installed (or cloned) from a given lockfile hash. */
-const seedDir = (stateDir: string, hash: string) =>
-  path.join(stateDir, 'deps', 'seeds', hash.slice(0, 32));
-const seedName = (worktree: string) =>
-  createHash('sha256').update(path.resolve(worktree)).digest('hex').slice(0, 16);
-
-async function addSeed(stateDir: string, hash: string, worktree: string): Promise<void> {
-  const dir = seedDir(stateDir, hash);
-  ensurePrivateDir(path.dirname(path.dirname(dir)));
-  ensurePrivateDir(path.dirname(dir));
-  ensurePrivateDir(dir);
-  await writePrivateFile(path.join(dir, seedName(worktree)), path.resolve(worktree) + '\n');
-}
-
-/** A slot other than `worktree` whose node_modules match `hash` now, if any. */
-async function seedSource(
-  stateDir: string,
-  hash: string,
-  worktree: string,
-): Promise<string | null> {
-  const dir = seedDir(stateDir, hash);
-  const names = await fs.readdir(dir).catch(() => [] as string[]);
-  for (const n of names.sort()) {
-    const src = (await fs.readFile(path.join(dir, n), 'utf8').catch(() => '')).trim();
-    if (!src || path.resolve(src) === path.resolve(worktree)) continue;
-    if ((await readMarker(src))?.hash === hash) return src;
-    await fs.rm(path.join(dir, n), { force: true }); // retired, or reinstalled from another lockfile
-  }
-  return null;
-}
-
-/** Installs that failed in this process, by lockfile hash (see choose). */
-const failedSeeds = new Map<string, { at: number; error: unknown }>();
 
 async function choose(
   mainRoot: string,
@@ -391,29 +335,8 @@ async function choose(
   // auto, no usable main checkout: the first slot to get here installs, every other slot with
   // the same lockfile waits for it and clones its node_modules (one install for the pool).
   const stateDir = opts.stateDir;
-  const queued = Date.now();
-  ensurePrivateDir(path.join(stateDir, 'deps'));
-  const found = await withLock(
-    path.join(stateDir, 'deps', `seed-${lock.hash.slice(0, 16)}`),
-    async (): Promise<{ src: string } | { r: DepsResult }> => {
-      const src = await seedSource(stateDir, lock.hash, worktree);
-      if (src) return { src };
-      // The install this slot waited for failed: the same lockfile fails the same way, so the
-      // slots queued behind it do not each repeat it (a later provisioning tries again).
-      const failed = failedSeeds.get(lock.hash);
-      if (failed && failed.at >= queued) throw failed.error;
-      let r: DepsResult;
-      try {
-        r = await managerInstall(worktree, s, lock, opts);
-      } catch (e) {
-        failedSeeds.set(lock.hash, { at: Date.now(), error: e });
-        throw e;
-      }
-      await writeMarker(worktree, lock, r.strategy);
-      await addSeed(stateDir, lock.hash, worktree);
-      return { r };
-    },
-    { timeout: 60 * 60_000, stale: 60_000, purpose: `dependency install in ${worktree}` },
+  const found = await seedOrInstall(stateDir, worktree, lock, () =>
+    managerInstall(worktree, s, lock, opts),
   );
   if ('r' in found) return found.r;
   opts.progress?.(`${opts.slot ?? path.basename(worktree)}: cloning node_modules of ${found.src}…`);
