@@ -145,3 +145,26 @@ describe('the store and the flags (issue 21, items 9 and 12)', () => {
     }
   });
 });
+
+describe('pool.base (a repository whose branch is not main)', () => {
+  it('init exits 3 naming pool.base and the branch to set, and creates no slot', async () => {
+    const repo = await makeTempRepo();
+    try {
+      await repo.git(['branch', '-m', 'main', 'v1.x']);
+      const init = () =>
+        runCli(BIN, ['init', '--size', '1', '--repo', repo.dir], { cwd: repo.dir });
+      const r = await init();
+      expect(r.code, r.stderr).toBe(3);
+      expect(r.stderr).toContain('pool.base is main, but this repository has no branch main');
+      expect(r.stderr).toContain('set pool.base to v1.x in pool.config.yaml');
+      const worktrees = path.join(repo.dir, '..', `${path.basename(repo.dir)}.worktrees`);
+      expect(existsSync(worktrees)).toBe(false);
+      writeFileSync(path.join(repo.dir, 'pool.config.yaml'), 'pool:\n  base: v1.x\n');
+      const ok = await init();
+      expect(ok.code, ok.stderr).toBe(0);
+      expect(readdirSync(worktrees)).toEqual(['wt-1']);
+    } finally {
+      await repo.cleanup();
+    }
+  });
+});

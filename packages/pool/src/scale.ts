@@ -2,7 +2,14 @@
  * Pool size: init (at least N slots, self-healing), scale out/in, refresh, retirement of idle
  * slots, and the housekeeping pass (`cleanup`) mutating commands run.
  */
-import { ExitCode, WtpoolError, poolFullError, usageError } from '@wtpool/core';
+import {
+  ExitCode,
+  WtpoolError,
+  configError,
+  gitRun,
+  poolFullError,
+  usageError,
+} from '@wtpool/core';
 import { event, names, pathOf, pathOfId, tx, type PoolContext } from './context.js';
 import { withGitLock } from './git.js';
 import { procRef } from './proc.js';
@@ -33,6 +40,24 @@ export async function cleanup(ctx: PoolContext): Promise<{
  * Makes the pool hold at least `size` slots, all ready: creates missing ones, recreates
  * registered slots whose worktree was deleted or pruned. Idempotent.
  */
+/**
+ * A pool.base that names no branch would break every slot with git's "invalid reference"
+ * (a repository whose default branch is not main, a config written by hand): say so first.
+ */
+async function baseExists(ctx: PoolContext): Promise<void> {
+  const base = ctx.config.pool.base;
+  const cwd = ctx.repo.mainRoot;
+  const r = await gitRun(['rev-parse', '-q', '--verify', `refs/heads/${base}^{commit}`], { cwd });
+  if (r.code === 0) return;
+  const head = await gitRun(['symbolic-ref', '-q', '--short', 'HEAD'], { cwd });
+  const current = head.code === 0 ? head.stdout.trim() : '';
+  throw configError(`pool.base is ${base}, but this repository has no branch ${base}`, {
+    hint: current
+      ? `set pool.base to ${current} in pool.config.yaml (the branch the main checkout is on), or create ${base}`
+      : `set pool.base in pool.config.yaml to the branch leases start from`,
+  });
+}
+
 export async function initialize(ctx: PoolContext, size: number): Promise<void> {
   if (!Number.isInteger(size) || size < 0) throw usageError(`invalid size ${size}`);
   if (size > ctx.config.scale.max) {
@@ -40,6 +65,7 @@ export async function initialize(ctx: PoolContext, size: number): Promise<void> 
       hint: 'raise scale.max in pool.config.yaml, or ask for fewer slots',
     });
   }
+  await baseExists(ctx);
   await ensureExcludes(ctx.repo.commonDir);
   const me = procRef();
   // Which registered worktrees exist is decided before the transaction (fn stays pure).

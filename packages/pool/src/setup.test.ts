@@ -6,7 +6,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parseYamlFile, validateConfig } from '@wtpool/config';
-import { tempDir } from '@wtpool/testkit';
+import { makeTempRepo, tempDir } from '@wtpool/testkit';
 import { configText, detect } from './setup.js';
 
 const dirs: string[] = [];
@@ -42,5 +42,24 @@ describe('pool setup: slot setup keys', () => {
     expect(cfg.pool.setup).toEqual([]);
     expect(cfg.pool.include).toEqual([]);
     expect(cfg.ports.names).toEqual([]);
+  });
+
+  it('writes pool.base when the main checkout is on a branch other than main (the pool cannot start otherwise)', async () => {
+    const repo = await makeTempRepo({ files: { 'package.json': '{ "name": "x" }\n' } });
+    try {
+      await repo.git(['branch', '-m', 'main', 'v1.x']);
+      const d = await detect(repo.dir);
+      expect(d.branch).toBe('v1.x');
+      const file = path.join(repo.dir, 'pool.config.yaml');
+      await fs.writeFile(file, configText(d));
+      expect(validateConfig(parseYamlFile(file), file).pool.base).toBe('v1.x');
+      // On main (the default) the key stays commented.
+      await repo.git(['branch', '-m', 'v1.x', 'main']);
+      const onMain = configText(await detect(repo.dir));
+      expect(onMain).toContain('# pool:');
+      expect(onMain).not.toMatch(/^\s*base:/m);
+    } finally {
+      await repo.cleanup();
+    }
   });
 });

@@ -9,7 +9,7 @@
 import { existsSync, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { redact, run } from '@wtpool/core';
+import { gitRun, redact, run } from '@wtpool/core';
 import { resolveRepo, targetDir } from '@wtpool/config';
 import { writeFileAtomic } from '@wtpool/lock';
 
@@ -35,6 +35,8 @@ export interface Detected {
   /** The .env files present (pool.include candidates), and whether `.worktreeinclude` exists. */
   envFiles?: string[];
   worktreeInclude?: boolean;
+  /** The branch the main checkout is on (pool.base when it is not the default, main). */
+  branch?: string | null;
 }
 
 export interface SetupResult {
@@ -129,7 +131,13 @@ export async function detect(root: string): Promise<Detected> {
     buildScript: pkg.scripts?.build ?? null,
     postgresUrl: await envUrls(root, PG_KEYS),
     redisUrl: await envUrls(root, REDIS_KEYS),
+    branch: await currentBranch(root),
   };
+}
+
+async function currentBranch(root: string): Promise<string | null> {
+  const r = await gitRun(['symbolic-ref', '-q', '--short', 'HEAD'], { cwd: root });
+  return r.code === 0 && r.stdout.trim() ? r.stdout.trim() : null;
 }
 
 /** The admin URL of a PostgreSQL server: the same server, its `postgres` database. */
@@ -200,7 +208,12 @@ function slotSetupText(d: Detected, run: string): string[] {
   return [
     '',
     '# Uncomment a section header with its keys (a header with nothing under it is refused).',
-    '# pool:',
+    ...(d.branch && d.branch !== 'main'
+      ? [
+          'pool:',
+          `  base: ${JSON.stringify(d.branch)} # the branch the main checkout is on: leases start from it`,
+        ]
+      : ['# pool:']),
     '  # Ignored files of the main checkout every slot gets a copy of (mode kept; gitignore globs).',
     `  # A .worktreeinclude file at the root is read too${d.worktreeInclude ? ' (this repository has one)' : ''}.`,
     `  # include: [${env.length ? env.join(', ') : '.env'}]${env.length ? ' # found in the main checkout' : ''}`,
