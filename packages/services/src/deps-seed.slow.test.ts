@@ -76,9 +76,16 @@ describe('auto without a main install: one install, the others clone it', () => 
           (await fs.stat(path.join(seed, f))).ino,
         );
       }
-      // Each slot's records were primed: its store is one record.
-      for (const wt of wts)
-        expect(loadTreeRecords(state, wt).get('node_modules/.pnpm')?.unit, wt).toBe('store');
+      // Each slot's records were primed: its store is one record, and all of them were read
+      // while nothing wrote (the install's own too: its clones' priming waits for it).
+      for (const wt of wts) {
+        const recs = loadTreeRecords(state, wt);
+        expect(recs.get('node_modules/.pnpm')?.unit, wt).toBe('store');
+        expect(
+          [...recs.values()].every((r) => r.quiet),
+          wt,
+        ).toBe(true);
+      }
     }
   });
 });

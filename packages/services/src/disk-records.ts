@@ -304,9 +304,41 @@ export async function primeDiskRecords(opts: {
   source?: string;
 }): Promise<PrimeResult> {
   const { stateDir, worktree, rels } = opts;
+  const mine = priming(worktree);
+  try {
+    return await prime(stateDir, worktree, rels, opts.source);
+  } finally {
+    mine();
+  }
+}
+
+/**
+ * Primings under way in this process, by worktree: a clone's waits for its source's (the slot
+ * that installed is still being read while the others clone, and records read from it then,
+ * racy and not quiet, would replace its own).
+ */
+const primings = new Map<string, Promise<void>>();
+
+function priming(worktree: string): () => void {
+  let done!: () => void;
+  const key = path.resolve(worktree);
+  const p = new Promise<void>((r) => (done = r));
+  primings.set(key, p);
+  return () => {
+    if (primings.get(key) === p) primings.delete(key);
+    done();
+  };
+}
+
+async function prime(
+  stateDir: string,
+  worktree: string,
+  rels: string[],
+  source?: string,
+): Promise<PrimeResult> {
   let derive: Derive | undefined;
-  if (opts.source) {
-    const source = opts.source;
+  if (source) {
+    await primings.get(path.resolve(source));
     const had = loadTreeRecords(stateDir, source);
     const src = await measureTree(source, {
       cache: { root: source, dirs: had },
@@ -372,8 +404,14 @@ export async function primeAfterInstall(
   worktree: string,
   source?: string,
 ): Promise<void> {
-  await traced('disk', 'prime disk records', async () => {
-    const rels = await nodeModulesDirs(worktree);
-    await primeDiskRecords({ stateDir, worktree, rels, ...(source ? { source } : {}) });
-  }).catch(() => {});
+  const mine = priming(worktree); // before any await: the clones of this slot wait for it
+  try {
+    await traced('disk', 'prime disk records', async () =>
+      prime(stateDir, worktree, await nodeModulesDirs(worktree), source),
+    );
+  } catch {
+    // a failure only costs the first status time
+  } finally {
+    mine();
+  }
 }
