@@ -1,11 +1,11 @@
 /**
- * The `pool` launcher (bin/pool, D386): it keeps NODE_EXTRA_CA_CERTS from Node's start (Node 20
+ * The `pool` launcher (bin/pool, D386; the monitor's bin links to it): it keeps NODE_EXTRA_CA_CERTS from Node's start (Node 20
  * parses the whole file before any script runs) without changing what the command trusts or
  * what its children see. Real processes: the launcher run through a symlink (as npm links
  * bins), a TLS-only redis-server whose self-signed certificate is trusted only through
  * NODE_EXTRA_CA_CERTS, and a `pool run` child that prints its environment.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { promises as fs, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -15,6 +15,7 @@ import {
   makeTempRepo,
   startTlsRedisProcess,
   tempDir,
+  until,
   type RedisProcess,
   type TempRepo,
 } from '@wtpool/testkit';
@@ -138,6 +139,37 @@ describe('the pool launcher', () => {
       const r = spawnSync(bin, ['--version'], { cwd, encoding: 'utf8' });
       expect(r.status, `${bin}: ${r.stderr}`).toBe(0);
       expect(r.stdout.trim()).toBe(`pool ${version.version}`);
+    }
+  });
+
+  it('is the monitor’s bin too (a link to it): Node starts without the variable, its own bin runs', async () => {
+    const bin = path.join(sandbox, 'node_modules/.bin/monitor');
+    const target = path.join(PROJECT_ROOT, 'packages/monitor/bin/monitor');
+    expect(await fs.readlink(target)).toBe('../../pool/bin/pool');
+    await fs.symlink(path.relative(path.dirname(bin), target), bin);
+    const env = withoutCa({ ...GIT_ENV, NODE_EXTRA_CA_CERTS: cert });
+    const st = spawnSync(bin, ['status', '--json', '--repo', fileRepo.dir], {
+      cwd: fileRepo.dir,
+      encoding: 'utf8',
+      env,
+    });
+    expect([0, 20, 21], st.stderr).toContain(st.status);
+    expect(JSON.parse(st.stdout)).toHaveProperty('disk.bytes');
+    // A long-lived one: the environment Node started with is in /proc.
+    const serve = spawn(bin, ['serve', '--port', '0', '--json', '--repo', fileRepo.dir], {
+      cwd: fileRepo.dir,
+      env,
+    });
+    try {
+      let out = '';
+      serve.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      await until('monitor serve to print its url', () => out.includes('"url"'));
+      const started = readFileSync(`/proc/${serve.pid}/environ`, 'utf8').split('\0');
+      expect(started).toContain(`WTPOOL_NODE_EXTRA_CA_CERTS=${cert}`);
+      expect(started.filter((e) => e.startsWith('NODE_EXTRA_CA_CERTS='))).toEqual([]);
+      expect(readFileSync(`/proc/${serve.pid}/cmdline`, 'utf8')).toContain('monitor.js');
+    } finally {
+      serve.kill('SIGTERM');
     }
   });
 });
