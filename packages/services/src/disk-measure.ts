@@ -381,22 +381,10 @@ export async function measureTree(root: string, opts: MeasureOptions = {}): Prom
     if (!fresh) for (const n of rec.subdirs) stack.push([rel ? rel + '/' + n : n, top || n, null]);
   }
   if (old) for (const rel of old.keys()) if (rel && !dirs.has(rel)) changedTops.add(topOf(rel));
-  const s = opts.count === false ? null : countLinks(visited, add);
-  if (!s) {
-    return {
-      bytes: NaN,
-      inodes: NaN,
-      perEntry: new Map(),
-      perEntryOwn: own,
-      shared: NaN,
-      cache: { root, dirs },
-      dirsRead,
-      dirsReused,
-      dirsDerived,
-      changedTops,
-      cacheChanged: changedTops.size > 0,
-    };
-  }
+  const s =
+    opts.count === false
+      ? { bytes: NaN, inodes: NaN, shared: NaN, share: new Map<string, number>() }
+      : countLinks(visited, add);
   bytes += s.bytes;
   inodes += s.inodes;
   const perEntry = new Map<string, number>();

@@ -3,13 +3,13 @@
  * dependencies arrive:
  *
  * - one file per measured tree (a slot's worktree, the main checkout), named after its path,
- *   under `<stateDir>/monitor/disk/`: the trusted directories' records, relative to the tree;
+ *   under `<stateDir>/monitor/disk/`: its directories' records (and listings), relative to it;
  * - the records' link lists (every file of a dependency tree) in content-addressed files beside
  *   them (`lists/<hash>.json`), so the thirty clones of one tree share one list on disk, in
  *   memory once loaded, and in the measure's count (walked once for all of them);
- * - `primeDiskRecords`, run by the deps provider: after an install, the new trees are measured
+ * - `primeAfterInstall`, run by the deps provider: after an install, the new trees are measured
  *   (nothing else writes in a slot being provisioned, so the records are reusable at once);
- *   after a `cp -al` clone, each unit's record is derived from the source's (the same files:
+ *   after a hard-link clone, each unit's record is derived from the source's (the same files:
  *   only the new directories are listed), so a clone costs a walk of its directories, not of
  *   its files.
  *

@@ -116,24 +116,30 @@ function waitsOn(g: Graph, i: number): number[] {
   return [...g.blockers[i]!, ...g.parents[i]!].filter((t) => g.open[t]);
 }
 
-/** Strongly connected components with a cycle (Tarjan, iterative), among open issues. */
-export function findCycles(g: Graph): string[][] {
-  const n = g.issues.length;
-  const idx = new Int32Array(n).fill(-1);
-  const low = new Int32Array(n);
-  const onStack = new Uint8Array(n);
+/**
+ * Strongly connected components of `nodes` over `next` (Tarjan, iterative: no recursion that
+ * overflows on a long chain). Returns each node's component number and the components.
+ */
+export function components(
+  nodes: number[],
+  next: (u: number) => number[],
+): { of: Map<number, number>; comps: number[][] } {
+  const idx = new Map<number, number>();
+  const low = new Map<number, number>();
+  const onStack = new Set<number>();
   const stack: number[] = [];
-  const cycles: string[][] = [];
+  const of = new Map<number, number>();
+  const comps: number[][] = [];
   let counter = 0;
-  for (let root = 0; root < n; root++) {
-    if (!g.open[root] || idx[root] !== -1) continue;
-    // call stack of [node, its successors, next successor position]
+  for (const root of nodes) {
+    if (idx.has(root)) continue;
     const calls: [number, number[], number][] = [];
     const enter = (v: number) => {
-      idx[v] = low[v] = counter++;
+      idx.set(v, counter);
+      low.set(v, counter++);
       stack.push(v);
-      onStack[v] = 1;
-      calls.push([v, waitsOn(g, v), 0]);
+      onStack.add(v);
+      calls.push([v, next(v), 0]);
     };
     enter(root);
     while (calls.length) {
@@ -141,28 +147,38 @@ export function findCycles(g: Graph): string[][] {
       const [v, succ] = frame;
       if (frame[2] < succ.length) {
         const w = succ[frame[2]++]!;
-        if (idx[w] === -1) enter(w);
-        else if (onStack[w]) low[v] = Math.min(low[v]!, idx[w]!);
+        if (!idx.has(w)) enter(w);
+        else if (onStack.has(w)) low.set(v, Math.min(low.get(v)!, idx.get(w)!));
         continue;
       }
       calls.pop();
       if (calls.length) {
         const u = calls[calls.length - 1]![0];
-        low[u] = Math.min(low[u]!, low[v]!);
+        low.set(u, Math.min(low.get(u)!, low.get(v)!));
       }
-      if (low[v] === idx[v]) {
+      if (low.get(v) === idx.get(v)) {
         const comp: number[] = [];
         let w: number;
         do {
           w = stack.pop()!;
-          onStack[w] = 0;
+          onStack.delete(w);
+          of.set(w, comps.length);
           comp.push(w);
         } while (w !== v);
-        if (comp.length > 1) cycles.push(comp.map((c) => g.issues[c]!.id).sort());
+        comps.push(comp);
       }
     }
   }
-  return cycles.sort((a, b) => (a[0]! < b[0]! ? -1 : 1));
+  return { of, comps };
+}
+
+/** Strongly connected components with a cycle, among open issues: their ids, sorted. */
+export function findCycles(g: Graph): string[][] {
+  const open = g.issues.map((_, i) => i).filter((i) => g.open[i]);
+  return components(open, (v) => waitsOn(g, v))
+    .comps.filter((c) => c.length > 1)
+    .map((c) => c.map((i) => g.issues[i]!.id).sort())
+    .sort((a, b) => (a[0]! < b[0]! ? -1 : 1));
 }
 
 /**

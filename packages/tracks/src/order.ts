@@ -3,7 +3,7 @@
  * epics after their children when that is free to choose, then priority and id; a dependency
  * cycle when nothing else can go (docs/tracks.md, "Order inside a track").
  */
-import type { Graph } from './graph.js';
+import { components, type Graph } from './graph.js';
 
 /** Min-heap of issue indexes by (priority, id), the `late` ones after all others. */
 class IssueHeap {
@@ -51,62 +51,6 @@ class IssueHeap {
     }
     return top;
   }
-}
-
-/**
- * Strongly connected components of `nodes` over `next` (Tarjan, iterative: no recursion that
- * overflows on a long chain). Returns each node's component number and the components.
- */
-function components(
-  nodes: number[],
-  next: (u: number) => number[],
-): { of: Map<number, number>; comps: number[][] } {
-  const idx = new Map<number, number>();
-  const low = new Map<number, number>();
-  const onStack = new Set<number>();
-  const stack: number[] = [];
-  const of = new Map<number, number>();
-  const comps: number[][] = [];
-  let counter = 0;
-  for (const root of nodes) {
-    if (idx.has(root)) continue;
-    const calls: [number, number[], number][] = [];
-    const enter = (v: number) => {
-      idx.set(v, counter);
-      low.set(v, counter++);
-      stack.push(v);
-      onStack.add(v);
-      calls.push([v, next(v), 0]);
-    };
-    enter(root);
-    while (calls.length) {
-      const frame = calls[calls.length - 1]!;
-      const [v, succ] = frame;
-      if (frame[2] < succ.length) {
-        const w = succ[frame[2]++]!;
-        if (!idx.has(w)) enter(w);
-        else if (onStack.has(w)) low.set(v, Math.min(low.get(v)!, idx.get(w)!));
-        continue;
-      }
-      calls.pop();
-      if (calls.length) {
-        const u = calls[calls.length - 1]![0];
-        low.set(u, Math.min(low.get(u)!, low.get(v)!));
-      }
-      if (low.get(v) === idx.get(v)) {
-        const comp: number[] = [];
-        let w: number;
-        do {
-          w = stack.pop()!;
-          onStack.delete(w);
-          of.set(w, comps.length);
-          comp.push(w);
-        } while (w !== v);
-        comps.push(comp);
-      }
-    }
-  }
-  return { of, comps };
 }
 
 /**
